@@ -1,0 +1,241 @@
+"""CIFAR-10 as whole uint8 tensors: found, decoded once, cached, augmented as batch operations.
+
+Two layouts are read:
+- a torchvision root holding ``cifar-10-batches-py`` (users who are online get ``download=True``);
+- an ImageFolder root holding ``train/<class>/*`` and ``test/<class>/*`` (e.g. a JPEG copy).
+
+The root comes from ``--data DIR``, else the environment variable ``RESLENS_DATA``, else ``./data``.
+Decoded images are cached as one file per split (beside the data when writable, else in
+``~/.cache/reslens``), keyed by a fingerprint of the file list, so later loads take well under a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# Per-channel mean and std of the CIFAR-10 training images in [0, 1]; the one place they live.
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2470, 0.2435, 0.2616)
+NORMALIZATION = {"mean": list(MEAN), "std": list(STD), "input": "RGB in [0, 1], then (x - mean) / std"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+CACHE_VERSION = 1
+
+
+class DataNotFound(FileNotFoundError):
+    """No CIFAR-10 was found; the message says where to put it."""
+
+
+def where_to_put_data(root: Path | None = None) -> str:
+    root_s = f" (looked in {root})" if root is not None else ""
+    return ("CIFAR-10 was not found" + root_s + ": put an ImageFolder copy with train/ and test/ there, or "
+            "torchvision's cifar-10-batches-py, or set RESLENS_DATA=/path/to/cifar10 (or pass --data DIR).")
+
+
+def resolve_root(data: str | os.PathLike | None = None) -> Path:
+    """--data DIR, else $RESLENS_DATA, else ./data."""
+    if data:
+        return Path(data).expanduser()
+    env = os.environ.get("RESLENS_DATA")
+    return Path(env).expanduser() if env else Path("data")
+
+
+def detect_layout(root: Path) -> str | None:
+    """'imagefolder', 'torchvision' or None."""
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return "imagefolder"
+    if (root / "cifar-10-batches-py" / "test_batch").is_file() or (root / "test_batch").is_file():
+        return "torchvision"
+    return None
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # uint8, N x 3 x 32 x 32
+    labels: torch.Tensor  # int64, N
+    classes: tuple[str, ...]
+    source: str  # "imagefolder:/path" or "torchvision:/path"
+    fingerprint: str  # sha256 of the sorted file list (relative path and size of every file)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _list_imagefolder(split_dir: Path) -> tuple[list[tuple[str, int]], tuple[str, ...]]:
+    classes = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir()))
+    if not classes:
+        raise DataNotFound(f"{split_dir} has no class folders. " + where_to_put_data(split_dir.parent))
+    files: list[tuple[str, int]] = []
+    for ci, c in enumerate(classes):
+        for f in sorted((split_dir / c).iterdir()):
+            if f.suffix.lower() in IMAGE_EXTS:
+                files.append((f"{c}/{f.name}", ci))
+    return files, classes
+
+
+def _fingerprint(split_dir: Path, rel_paths: list[str]) -> str:
+    h = hashlib.sha256()
+    for r in rel_paths:
+        h.update(f"{r}\t{(split_dir / r).stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (32, 32):
+            im = im.resize((32, 32), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _cache_path(root: Path, split: str, fingerprint: str) -> Path:
+    name = f".reslens-{split}-{fingerprint[:16]}-v{CACHE_VERSION}.pt"
+    candidates = [root, Path(os.environ.get("RESLENS_CACHE", Path.home() / ".cache" / "reslens"))]
+    for d in candidates:
+        if (d / name).is_file():
+            return d / name
+    for d in candidates:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / f".reslens-probe-{os.getpid()}"
+            probe.touch()
+            probe.unlink()
+            return d / name
+        except OSError:
+            continue
+    return candidates[-1] / name
+
+
+def _load_imagefolder(root: Path, split: str, progress: bool) -> Split:
+    split_dir = root / split
+    files, classes = _list_imagefolder(split_dir)
+    if not files:
+        raise DataNotFound(f"{split_dir} holds no images. " + where_to_put_data(root))
+    rel = [r for r, _ in files]
+    fp = _fingerprint(split_dir, rel)
+    cache = _cache_path(root, split, fp)
+    if cache.is_file():
+        try:
+            d = torch.load(cache, weights_only=True)
+            if d.get("fingerprint") == fp:
+                return Split(d["images"], d["labels"], tuple(d["classes"]), f"imagefolder:{root}", fp)
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            pass
+    paths = [split_dir / r for r in rel]
+    it = None
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
+        it = ex.map(_decode, paths, chunksize=256)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(paths), desc=f"decoding {split} images (once)", unit="img")
+        arr = np.stack(list(it))
+    images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([c for _, c in files], dtype=torch.int64)
+    try:
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"images": images, "labels": labels, "classes": list(classes), "fingerprint": fp}, tmp)
+        tmp.replace(cache)
+    except OSError:
+        pass  # read-only everywhere: decode again next time
+    return Split(images, labels, classes, f"imagefolder:{root}", fp)
+
+
+def _load_torchvision(root: Path, split: str) -> Split:
+    base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+    names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    h, xs, ys = hashlib.sha256(), [], []
+    for n in names:
+        p = base / n
+        h.update(f"{n}\t{p.stat().st_size}\n".encode())
+        # These are the official CIFAR-10 pickles found on local disk (torchvision reads them the same
+        # way); they are never an upload.
+        with open(p, "rb") as f:
+            d = pickle.load(f, encoding="latin1")
+        xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.extend(d["labels"])
+    return Split(torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64), CLASSES,
+                 f"torchvision:{root}", h.hexdigest())
+
+
+def load_split(split: str, data: str | os.PathLike | None = None, download: bool = False,
+               progress: bool = False) -> Split:
+    """Load 'train' or 'test' as uint8 tensors. Raises :class:`DataNotFound` with a clear sentence."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    root = resolve_root(data)
+    layout = detect_layout(root) if root.exists() else None
+    if layout is None and download:
+        try:
+            import torchvision
+
+            torchvision.datasets.CIFAR10(str(root), train=(split == "train"), download=True)
+            layout = detect_layout(root)
+        except Exception as e:  # offline, or a read-only folder
+            raise DataNotFound(f"downloading CIFAR-10 to {root} failed ({e.__class__.__name__}). "
+                               + where_to_put_data(root)) from None
+    if layout is None:
+        raise DataNotFound(where_to_put_data(root))
+    if layout == "imagefolder":
+        return _load_imagefolder(root, split, progress)
+    return _load_torchvision(root, split)
+
+
+def data_status(data: str | os.PathLike | None = None) -> tuple[bool, str]:
+    """(found, one sentence): for the UI and the CLI."""
+    root = resolve_root(data)
+    layout = detect_layout(root) if root.exists() else None
+    if layout is None:
+        return False, where_to_put_data(root)
+    return True, f"CIFAR-10 found at {root.resolve()} ({'ImageFolder' if layout == 'imagefolder' else 'torchvision'} layout)."
+
+
+# ---------------------------------------------------------------------------- tensors
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (or float in [0, 255]) N x 3 x H x W -> normalised float32 on the same device."""
+    x = images.float().div_(255.0)
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def denormalize(x: torch.Tensor) -> torch.Tensor:
+    """Normalised input -> RGB in [0, 1]."""
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """He et al. 2015 augmentation as whole-batch ops: pad 4 zero pixels, random 32x32 crop,
+    random horizontal flip. Works on any device; ``generator`` must live on the same device."""
+    n, c, h, w = images.shape
+    dev = images.device
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=dev, generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=dev, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]  # n,1,h,1
+    cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]  # n,1,1,w
+    bidx = torch.arange(n, device=dev)[:, None, None, None]
+    cidx = torch.arange(c, device=dev)[None, :, None, None]
+    out = padded[bidx, cidx, rows, cols]
+    flip = torch.rand(n, device=dev, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def sample_indices(n_total: int, samples: int | None, seed: int) -> torch.Tensor:
+    """A seeded, class-agnostic random subset of indices (all of them when samples is None or too big)."""
+    if samples is None or samples >= n_total:
+        return torch.arange(n_total)
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_total, generator=g)[:samples].sort().values
