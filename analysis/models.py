@@ -60,6 +60,10 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
+        # One ReLU module per use (never shared, never in-place): Captum's DeepLift overrides
+        # nn.ReLU modules, and a reused or functional ReLU would silently break it.
+        self.relu1 = nn.ReLU()
+        self.relu2 = nn.ReLU()
         self.projection: nn.Module | None = None
         if residual and option == "B" and self.downsample:
             self.projection = nn.Sequential(
@@ -74,7 +78,7 @@ class BasicBlock(nn.Module):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The residual function F(x): after the second BN, before the addition and ReLU."""
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.relu1(self.bn1(self.conv1(x)))
         return self.bn2(self.conv2(out))
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +99,7 @@ class BasicBlock(nn.Module):
             out = out + self.shortcut(x)
         elif lam != 0.0:
             out = out + lam * self.shortcut(x)
-        return F.relu(out)
+        return self.relu2(out)
 
 
 @dataclass(frozen=True)
@@ -199,12 +203,17 @@ class CifarResNet(nn.Module):
 
     def run_blocks(self, h: torch.Tensor, start: int = 0, stop: int | None = None,
                    skip: Iterable[int | str] | None = None, scale: Scale = None,
-                   collect: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Run blocks ``start .. stop-1`` on ``h``; with ``collect`` also return each block's input."""
+                   collect: bool = False, order: Sequence[int] | None = None
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the blocks at positions ``start .. stop-1`` on ``h``; with ``collect`` also return the
+        input of each. ``order`` (a permutation of block indices) says which block runs at each
+        position, for the reordering experiment; skips and scales follow the block, not the position."""
         skips, scales = self._skip_set(skip), self._scales(scale)
         stop = self.num_blocks if stop is None else stop
+        order = range(self.num_blocks) if order is None else order
         inputs: list[torch.Tensor] = []
-        for i in range(start, stop):
+        for pos in range(start, stop):
+            i = order[pos]
             if collect:
                 inputs.append(h)
             h = self._blocks[i](h, scale=scales[i], skip=i in skips)
@@ -218,9 +227,9 @@ class CifarResNet(nn.Module):
         return self.head(h)
 
     def forward_from(self, start: int, h: torch.Tensor, skip: Iterable[int | str] | None = None,
-                     scale: Scale = None) -> torch.Tensor:
+                     scale: Scale = None, order: Sequence[int] | None = None) -> torch.Tensor:
         """Logits when block ``start`` receives ``h`` (e.g. a cached input from :meth:`block_inputs`)."""
-        h, _ = self.run_blocks(h, start=start, skip=skip, scale=scale)
+        h, _ = self.run_blocks(h, start=start, skip=skip, scale=scale, order=order)
         return self.head(h)
 
     def block_inputs(self, x: torch.Tensor, skip: Iterable[int | str] | None = None,

@@ -1,0 +1,112 @@
+"""Helpers shared by the analyses: inputs, precision, chunking with an out-of-memory fallback."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from . import data as D
+
+# Two-sided 95 % Student t quantiles for df = 1..30; beyond that the normal 1.96 is within 2 %.
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042]
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        return float("nan")
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def mean_ci95(values) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its 95 % Student-t interval."""
+    v = torch.as_tensor(list(values), dtype=torch.float64)
+    m = v.mean().item()
+    if len(v) < 2:
+        return m, m, m
+    half = t975(len(v) - 1) * v.std(unbiased=True).item() / math.sqrt(len(v))
+    return m, m - half, m + half
+
+
+@dataclass
+class Batch:
+    """A sample of images: normalised inputs and labels on one device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    indices: torch.Tensor  # positions in the split (or -1 for random inputs)
+    source: str  # "test split", "random normal input", ...
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def test_sample(samples: int, seed: int, device: torch.device, data=None) -> Batch:
+    """A seeded random subset of the CIFAR-10 test split, normalised, on ``device``."""
+    split = D.load_split("test", data)
+    idx = D.sample_indices(len(split), samples, seed)
+    x = D.normalize(split.images[idx]).to(device)
+    return Batch(x, split.labels[idx].to(device), idx, f"CIFAR-10 test split ({split.source.split(':', 1)[0]})")
+
+
+def random_sample(samples: int, seed: int, device: torch.device) -> Batch:
+    """Standard-normal inputs with uniform random labels (for work that needs no data set)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(samples, 3, 32, 32, generator=g)
+    y = torch.randint(0, 10, (samples,), generator=g)
+    return Batch(x.to(device), y.to(device), torch.full((samples,), -1), "random N(0,1) input, random labels")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bfloat16 autocast on conv/linear where ``enabled``; a no-op context otherwise."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def is_oom(e: BaseException) -> bool:
+    return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
+
+
+def chunked(fn: Callable[[slice], object], n: int, chunk: int, min_chunk: int = 1) -> list:
+    """Call ``fn`` on consecutive slices of ``range(n)``; on CUDA out-of-memory halve the chunk and retry."""
+    out, start = [], 0
+    while start < n:
+        sl = slice(start, min(n, start + chunk))
+        try:
+            out.append(fn(sl))
+        except RuntimeError as e:
+            if not is_oom(e) or chunk <= min_chunk:
+                raise
+            torch.cuda.empty_cache()
+            chunk = max(min_chunk, chunk // 2)
+            continue
+        start = sl.stop
+    return out
+
+
+def state_fingerprint(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every parameter and buffer, to prove later that nothing was changed."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> bool:
+    cur = model.state_dict()
+    return cur.keys() == saved.keys() and all(torch.equal(cur[k], saved[k]) for k in saved)
+
+
+class NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_description(self, s: str) -> None:
+        pass

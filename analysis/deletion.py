@@ -1,0 +1,232 @@
+"""Lesion experiments of Veit, Wilber and Belongie 2016 and the path view of a residual net.
+
+* Deleting a block runs only its skip path: the identity, or in a downsampling block option A's
+  subsample-and-pad (so a deleted downsampling block still changes the shape; its weights are unused).
+  Plain nets get exactly the same treatment for contrast.
+* Sweeps reuse computed prefixes: the input of every block is computed once per chunk of images, and a
+  deletion (or reordering) whose first change is at block i runs only blocks i.. on block i's cached
+  input (``CifarResNet.forward_from``). The intact prefix is never recomputed.
+* Errors are top-1 error in percent over the sample, eval-mode BN, bfloat16 autocast with
+  channels_last (error rates do not move measurably; the benchmark compares them with float32).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Callable, Iterable, Sequence
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .common import Batch, autocast, chunked, mean_ci95, model_device
+from .models import CifarResNet
+
+Progress = Callable[[float, str], None] | None
+
+
+class PrefixCache:
+    """Block inputs of a sample, computed once (in chunks) and reused by every variant of a sweep."""
+
+    def __init__(self, model: CifarResNet, batch: Batch, chunk: int = 250, bf16: bool = True) -> None:
+        self.model, self.batch, self.bf16 = model, batch, bf16
+        self.dev = model_device(model)
+        self.chunk = chunk
+        self.y = batch.y.to(self.dev)
+        self._chunks: list[tuple[slice, list[torch.Tensor]]] = []
+        with torch.no_grad(), autocast(self.dev, bf16):
+            def fill(sl: slice):
+                x = batch.x[sl].to(self.dev).contiguous(memory_format=torch.channels_last)
+                inputs, _ = model.block_inputs(x)
+                self._chunks.append((sl, inputs))
+            chunked(fill, len(batch), chunk)
+
+    @torch.no_grad()
+    def error_pct(self, start: int, skip: Iterable[int] = (), order: Sequence[int] | None = None) -> float:
+        """Top-1 error (%) when the net runs from position ``start`` on the cached inputs."""
+        wrong = 0
+        with autocast(self.dev, self.bf16):
+            for sl, inputs in self._chunks:
+                if start >= len(inputs):
+                    raise IndexError(start)
+                pred = self.model.forward_from(start, inputs[start], skip=skip, order=order).argmax(1)
+                wrong += (pred != self.y[sl]).sum().item()
+        return 100.0 * wrong / len(self.batch)
+
+    def intact_error_pct(self) -> float:
+        return self.error_pct(0)
+
+
+def full_error_pct(model: CifarResNet, batch: Batch, skip: Iterable[int] = (), order: Sequence[int] | None = None,
+                   chunk: int = 250, bf16: bool = True) -> float:
+    """Top-1 error (%) by a full forward pass (no prefix reuse): the naive reference."""
+    dev = model_device(model)
+    wrong = 0
+    with torch.no_grad(), autocast(dev, bf16):
+        for s in range(0, len(batch), chunk):
+            x = batch.x[s:s + chunk].to(dev).contiguous(memory_format=torch.channels_last)
+            h, _ = model.run_blocks(model.stem_forward(x), skip=skip, order=order)
+            wrong += (model.head(h).argmax(1) != batch.y[s:s + chunk].to(dev)).sum().item()
+    return 100.0 * wrong / len(batch)
+
+
+def delete_single(model: CifarResNet, batch: Batch, model_name: str, cache: PrefixCache | None = None,
+                  progress: Progress = None) -> pd.DataFrame:
+    """Error with each block deleted alone (one row per block)."""
+    cache = cache or PrefixCache(model, batch)
+    intact = cache.intact_error_pct()
+    rows = []
+    for i, info in enumerate(model.block_info):
+        err = cache.error_pct(i, skip={i})
+        rows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
+                     "stage": info.stage, "downsample": info.downsample, "error_pct": err,
+                     "intact_error_pct": intact, "delta_error_pct": err - intact, "images": len(batch),
+                     "note": "deleted downsampling block still runs option A's subsample-and-pad shortcut"
+                     if info.downsample else ""})
+        if progress:
+            progress((i + 1) / model.num_blocks, f"deleting single blocks of {model_name}")
+    return pd.DataFrame(rows)
+
+
+def deletable_blocks(model: CifarResNet, include_downsampling: bool = False) -> list[int]:
+    return [b.index for b in model.block_info if include_downsampling or not b.downsample]
+
+
+def delete_random(model: CifarResNet, batch: Batch, model_name: str, ks: Sequence[int], trials: int, seed: int,
+                  include_downsampling: bool = False, cache: PrefixCache | None = None,
+                  progress: Progress = None) -> pd.DataFrame:
+    """Error with k random blocks deleted, ``trials`` draws per k (k = 0 is the intact model, one row)."""
+    cache = cache or PrefixCache(model, batch)
+    pool = deletable_blocks(model, include_downsampling)
+    rng = random.Random(seed)
+    rows, total, done = [], sum(1 if k == 0 else trials for k in ks), 0
+    for k in ks:
+        if k > len(pool):
+            raise ValueError(f"k={k} exceeds the {len(pool)} deletable blocks of {model_name}")
+        for t in range(1 if k == 0 else trials):
+            chosen = sorted(rng.sample(pool, k))
+            err = cache.error_pct(chosen[0] if chosen else 0, skip=set(chosen))
+            rows.append({"model": model_name, "residual": model.residual, "k": k, "trial": t,
+                         "blocks": " ".join(model.block_info[i].name for i in chosen), "error_pct": err,
+                         "images": len(batch)})
+            done += 1
+            if progress:
+                progress(done / total, f"deleting random blocks of {model_name}")
+    return pd.DataFrame(rows)
+
+
+def summarize_random(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean error per (model, k) with its 95 % Student-t interval over trials."""
+    out = []
+    for (model, k), g in df.groupby(["model", "k"], sort=True):
+        m, lo, hi = mean_ci95(g["error_pct"])
+        out.append({"model": model, "residual": bool(g["residual"].iloc[0]), "k": int(k), "trials": len(g),
+                    "mean_error_pct": m, "ci95_low": lo, "ci95_high": hi})
+    return pd.DataFrame(out)
+
+
+def kendall_tau(perm: Sequence[int]) -> float:
+    """Kendall's tau between ``perm`` and the identity order 0..n-1 (1 = unchanged, -1 = reversed)."""
+    n = len(perm)
+    if n < 2:
+        return 1.0
+    conc = disc = 0
+    for a in range(n):
+        for b in range(a + 1, n):
+            if perm[a] < perm[b]:
+                conc += 1
+            else:
+                disc += 1
+    return (conc - disc) / (n * (n - 1) / 2)
+
+
+def reorder(model: CifarResNet, batch: Batch, model_name: str, trials: int, seed: int, max_swaps: int | None = None,
+            cache: PrefixCache | None = None, progress: Progress = None) -> pd.DataFrame:
+    """Swap random pairs of same-shape blocks (non-downsampling blocks of one stage); error vs Kendall tau."""
+    cache = cache or PrefixCache(model, batch)
+    rng = random.Random(seed)
+    groups: dict[int, list[int]] = {}
+    for b in model.block_info:
+        if not b.downsample:
+            groups.setdefault(b.stage, []).append(b.index)
+    groups = {s: g for s, g in groups.items() if len(g) >= 2}
+    if not groups:
+        raise ValueError(f"{model_name} has no two same-shape blocks to swap")
+    max_swaps = max_swaps or max(1, model.num_blocks // 2)
+    rows = []
+    for t in range(trials):
+        order = list(range(model.num_blocks))
+        n_swaps = rng.randint(1, max_swaps)
+        for _ in range(n_swaps):
+            g = groups[rng.choice(sorted(groups))]
+            a, b = rng.sample(g, 2)
+            pa, pb = order.index(a), order.index(b)
+            order[pa], order[pb] = order[pb], order[pa]
+        first = next((p for p, i in enumerate(order) if p != i), 0)
+        err = cache.error_pct(first, order=order)
+        rows.append({"model": model_name, "residual": model.residual, "trial": t, "swaps": n_swaps,
+                     "kendall_tau": kendall_tau(order), "error_pct": err, "order": " ".join(map(str, order)),
+                     "images": len(batch)})
+        if progress:
+            progress((t + 1) / trials, f"reordering blocks of {model_name}")
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- paths
+def path_distribution(n: int) -> pd.DataFrame:
+    """The exact distribution of path lengths in a net of n blocks: Binomial(n, 1/2)."""
+    rows = [{"length": k, "n_paths": math.comb(n, k), "fraction": math.comb(n, k) / 2 ** n} for k in range(n + 1)]
+    return pd.DataFrame(rows)
+
+
+def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int]) -> torch.Tensor:
+    """Forward values of the intact net; gradients flow through the branch F of the blocks in
+    ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2)."""
+    for i, blk in enumerate(model._blocks):
+        f, s = blk.branch(h), blk.shortcut(h)
+        lam = 1.0 if model.residual else 0.0
+        h = blk.relu2(f + lam * s.detach()) if i in through_branch else blk.relu2(f.detach() + lam * s)
+    return h
+
+
+def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_per_length: int = 10,
+                   batch_size: int = 16, seed: int = 0, lengths: Sequence[int] | None = None,
+                   progress: Progress = None) -> pd.DataFrame:
+    """Gradient magnitude at block 0's input carried by paths of each length k (float32, eval-mode BN).
+
+    For each length k: ``samples_per_length`` times, draw k blocks and a batch of ``batch_size`` images;
+    backpropagate the summed cross-entropy through the residual branches of those k blocks only and the
+    skip path elsewhere; record the mean over images of ||d loss_n / d x_0[n]||_2. ``grad_norm`` is the
+    mean over the draws (one path's typical gradient), ``total_grad`` = C(n, k) * grad_norm.
+    """
+    if not model.residual:
+        raise ValueError("paths are defined for residual nets (a plain net has a single path)")
+    dev = model_device(model)
+    n = model.num_blocks
+    lengths = list(range(n + 1)) if lengths is None else list(lengths)
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    dist = path_distribution(n).set_index("length")
+    rows = []
+    for j, k in enumerate(lengths):
+        norms = []
+        for _ in range(samples_per_length):
+            idx = torch.randint(0, len(batch), (min(batch_size, len(batch)),), generator=gen)
+            x, y = batch.x[idx].to(dev), batch.y[idx].to(dev)
+            with torch.no_grad():
+                h0 = model.stem_forward(x)
+            h0.requires_grad_(True)
+            out = model.head(_path_forward(model, h0, set(rng.sample(range(n), k))))
+            (g,) = torch.autograd.grad(F.cross_entropy(out, y, reduction="sum"), h0)
+            norms.append(g.flatten(1).norm(dim=1).mean().item())
+        gn = sum(norms) / len(norms)
+        rows.append({"model": model_name, "length": k, "n_paths": int(dist.loc[k, "n_paths"]),
+                     "fraction": float(dist.loc[k, "fraction"]), "grad_norm": gn,
+                     "total_grad": gn * math.comb(n, k), "samples": samples_per_length, "batch": batch_size})
+        if progress:
+            progress((j + 1) / len(lengths), f"gradient by path length in {model_name}")
+    df = pd.DataFrame(rows)
+    s = df["total_grad"].sum()
+    df["total_grad_share"] = df["total_grad"] / s if s > 0 else 0.0
+    return df

@@ -1,0 +1,103 @@
+"""Layer responses (He et al. 2015, Fig. 7) and the size of each residual branch.
+
+Definitions (the paper does not say how it aggregates, so ResLens fixes one):
+
+* A *response* is the output of a 3x3 layer after its BN and before the addition and ReLU: the stem's
+  BN output, and in every block ``bn1(conv1(x))`` and ``bn2(conv2(.))`` (the latter is F(x)).
+* ``std``: for each channel c, the standard deviation of that channel's values over all sampled images
+  and all spatial positions (population std, N*H*W values); then the mean over channels.
+  ``std_all`` is the std over every value of the layer at once. Eval mode: BN uses its running statistics.
+* ``ratio``: per image, ||F(x)||_2 / ||x||_2 over all C*H*W values of the block's branch output and of
+  the block's input; the mean over images is ``ratio`` (``ratio_median`` the median). ``ratio_shortcut``
+  divides by the norm of the shortcut (option A subsamples, so it differs from ||x|| in downsampling blocks).
+
+Float32 throughout: stds of small residual responses are what is being compared.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+import torch
+
+from .common import Batch, chunked, model_device
+from .models import CifarResNet
+
+Progress = Callable[[float, str], None] | None
+
+
+class _ChannelStats:
+    def __init__(self) -> None:
+        self.s = self.ss = None
+        self.n = 0
+        self.tot = self.tot2 = 0.0
+
+    def add(self, t: torch.Tensor) -> None:
+        t = t.double()
+        s, ss = t.sum((0, 2, 3)), (t * t).sum((0, 2, 3))
+        self.s = s if self.s is None else self.s + s
+        self.ss = ss if self.ss is None else self.ss + ss
+        self.n += t.shape[0] * t.shape[2] * t.shape[3]
+
+    def std(self) -> tuple[float, float]:
+        mean = self.s / self.n
+        var = (self.ss / self.n - mean * mean).clamp_min(0)
+        all_mean = self.s.sum() / (self.n * len(self.s))
+        all_var = (self.ss.sum() / (self.n * len(self.s)) - all_mean ** 2).clamp_min(0)
+        return var.sqrt().mean().item(), all_var.sqrt().item()
+
+
+@torch.no_grad()
+def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 500,
+              progress: Progress = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(responses, residual_ratio) DataFrames for one model on one sample. Never changes the model."""
+    dev = model_device(model)
+    layers: dict[str, _ChannelStats] = {}
+    ratios: dict[int, list[torch.Tensor]] = {i: [] for i in range(model.num_blocks)}
+    ratios_sc: dict[int, list[torch.Tensor]] = {i: [] for i in range(model.num_blocks)}
+
+    def stat(name: str) -> _ChannelStats:
+        return layers.setdefault(name, _ChannelStats())
+
+    def run(sl: slice):
+        x = batch.x[sl].to(dev)
+        h = model.stem.bn(model.stem.conv(x))
+        stat("stem.bn").add(h)
+        h = model.stem.relu(h)
+        for i, blk in enumerate(model._blocks):
+            name = model.block_info[i].name
+            a1 = blk.bn1(blk.conv1(h))
+            stat(f"{name}.bn1").add(a1)
+            f = blk.bn2(blk.conv2(blk.relu1(a1)))
+            stat(f"{name}.bn2").add(f)
+            sc = blk.shortcut(h)
+            fn = f.flatten(1).norm(dim=1)
+            ratios[i].append((fn / h.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
+            ratios_sc[i].append((fn / sc.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
+            h = blk(h)  # the block as the model runs it (plain or residual)
+        if progress:
+            progress(sl.stop / len(batch), f"responses of {model_name}")
+
+    chunked(run, len(batch), chunk)
+    rows = []
+    for li, (name, st) in enumerate(layers.items(), start=1):
+        std, std_all = st.std()
+        block = name.rsplit(".", 1)[0] if name.startswith("stage") else ""
+        stage = int(name[5]) if name.startswith("stage") else 0
+        rows.append({"model": model_name, "residual": model.residual, "layer": name, "layer_index": li,
+                     "block": block, "stage": stage, "std": std, "std_all": std_all,
+                     "is_branch_output": name.endswith(".bn2"), "images": len(batch)})
+    resp = pd.DataFrame(rows)
+    resp["sorted_rank"] = resp["std"].rank(ascending=False, method="first").astype(int)
+    resp["aggregation"] = "mean over channels of per-channel std over images and positions (eval-mode BN)"
+    rrows = []
+    for i, info in enumerate(model.block_info):
+        r = torch.cat(ratios[i])
+        rrows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
+                      "stage": info.stage, "downsample": info.downsample, "ratio": r.mean().item(),
+                      "ratio_median": r.median().item(), "ratio_shortcut": torch.cat(ratios_sc[i]).mean().item(),
+                      "images": len(batch)})
+    ratio = pd.DataFrame(rrows)
+    ratio["definition"] = "mean over images of ||F(x)||_2 / ||x||_2 (F = branch output after bn2)"
+    return resp, ratio
