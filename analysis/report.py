@@ -117,7 +117,9 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
             g2 = grid(cfg.landscape_2d_steps)
             add("landscape", landscape(m, lb, n, g2, g2, cfg.seed))
         elif a == "training":
-            add("training", training_curves(names))
+            from .zoo import available
+
+            add("training", training_curves([x for x in names if x in available()]))
         timings[f"{a}:{n}"] = round(time.time() - t0, 2)
         tick((si + 1) / len(steps), f"{a} done for {n}")
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}

@@ -1,0 +1,115 @@
+"""Lesion study (Veit et al. 2016): delete one block, delete k random blocks, reorder, paths."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import ui
+
+s = ui.page("Block deletion", "✂️")
+st.title("Block deletion: a ResNet as an ensemble of paths")
+st.markdown("Veit, Wilber and Belongie (2016) deleted blocks from trained nets at test time: a residual net "
+            "degrades smoothly, as an ensemble of many paths would, while a plain net collapses. A deleted block "
+            "here runs only its skip path (the identity; in a downsampling block, option A's subsample-and-pad).")
+names = ui.need_models(s)
+if names and ui.need_data():
+    root = str(ui.D.resolve_root())
+    st.subheader("Delete one block")
+    bar = ui.Progress("Deleting blocks one at a time…")
+    single = [ui.friendly(ui.cached_single, n, s.samples, s.seed, s.device, root, _progress=bar) for n in names]
+    bar.done()
+    single = [d for d in single if d is not None]
+    if single:
+        d1 = pd.concat(single, ignore_index=True)
+        plot = d1[["model", "block", "block_index", "downsample", "error_pct", "intact_error_pct", "images"]]
+        base = alt.Chart(plot).encode(
+            x=alt.X("block_index:Q", title="deleted block"), y=alt.Y("error_pct:Q", title="test error (%)"),
+            color=ui.color(plot["model"]),
+            tooltip=["model", "block", "downsample", alt.Tooltip("error_pct:Q", format=".1f"),
+                     alt.Tooltip("intact_error_pct:Q", format=".1f")])
+        chart = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
+            shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=340)
+        ui.show_chart(chart, plot, "deletion_single.csv",
+                      f"Top-1 error on {s.samples} test images (seed {s.seed}) with one block deleted; intact error in "
+                      "the tooltip. Downsampling blocks (squares) still run option A's shortcut when deleted. Eval-mode "
+                      "BN, bfloat16 autocast; each deletion reuses the cached input of the deleted block.", "single")
+
+    st.subheader("Delete k random blocks")
+    c1, c2 = st.columns(2)
+    k_max = c1.slider("k: largest number of deleted blocks", 0, 20, 6, key="k")
+    trials = c2.number_input("Trials per k", 1, 50, 3, key="trials")
+    rows = []
+    for n in names:
+        model = ui.friendly(ui.get_model, n, s.device)
+        if model is None:
+            continue
+        pool = sum(not b.downsample for b in model.block_info)
+        for k in range(0, min(k_max, pool) + 1):
+            df = ui.friendly(ui.cached_random_k, n, k, int(trials), s.samples, s.seed, s.device, root)
+            if df is not None:
+                rows.append(df)
+    if rows:
+        dr = pd.concat(rows, ignore_index=True)
+        summ = ui.summarize_random(dr)
+        band = alt.Chart(summ).mark_area(opacity=0.2).encode(
+            x=alt.X("k:Q", title="number of deleted blocks k"), y=alt.Y("ci95_low:Q", title="test error (%)"),
+            y2="ci95_high:Q", color=ui.color(summ["model"]))
+        line = alt.Chart(summ).mark_line(point=True).encode(
+            x="k:Q", y="mean_error_pct:Q", color=ui.color(summ["model"]),
+            tooltip=["model", "k", "trials", alt.Tooltip("mean_error_pct:Q", format=".1f"),
+                     alt.Tooltip("ci95_low:Q", format=".1f"), alt.Tooltip("ci95_high:Q", format=".1f")])
+        ui.show_chart((band + line).properties(height=340), summ, "deletion_random_summary.csv",
+                      f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact), "
+                      "with the 95 % Student-t interval of the mean; each k has its own seeded draws. "
+                      f"{s.samples} test images.", "random")
+        with st.expander("Every trial"):
+            st.dataframe(dr, hide_index=True, width="stretch")
+            st.download_button("Download CSV", dr.to_csv(index=False).encode(), "deletion_random.csv", key="dl_random_all")
+
+    st.subheader("Reorder blocks")
+    r_trials = st.number_input("Random reorderings", 2, 50, 8, key="reorder_trials")
+    bar = ui.Progress("Reordering…")
+    reo = [ui.friendly(ui.cached_reorder, n, int(r_trials), s.samples, s.seed, s.device, root, _progress=bar) for n in names]
+    bar.done()
+    reo = [d for d in reo if d is not None]
+    if reo:
+        dro = pd.concat(reo, ignore_index=True)
+        chart = alt.Chart(dro).mark_point(filled=True, size=70).encode(
+            x=alt.X("kendall_tau:Q", title="Kendall τ to the trained order", scale=alt.Scale(domain=[0, 1.0])),
+            y=alt.Y("error_pct:Q", title="test error (%)"), color=ui.color(dro["model"]),
+            tooltip=["model", "swaps", alt.Tooltip("kendall_tau:Q", format=".3f"), alt.Tooltip("error_pct:Q", format=".1f"), "order"],
+        ).properties(height=320)
+        ui.show_chart(chart, dro, "reorder.csv",
+                      "Each point: random swaps of same-shape blocks (non-downsampling blocks of one stage); τ = 1 is the "
+                      "trained order. The run starts at the first moved block on its cached input.", "reorder")
+
+    st.subheader("Paths")
+    res_names = [n for n in names if ui.is_residual(n)]
+    if not res_names:
+        st.info("Choose a residual model to see its paths.")
+    else:
+        per_len = st.number_input("Samples per path length", 1, 50, 4, key="per_length")
+        bar = ui.Progress("Back-propagating along paths of each length…")
+        paths = [ui.friendly(ui.cached_paths, n, int(per_len), s.samples, s.seed, s.device, root, _progress=bar) for n in res_names]
+        bar.done()
+        paths = [p for p in paths if p is not None]
+        if paths:
+            dp = pd.concat(paths, ignore_index=True)
+            c1, c2 = st.columns(2)
+            with c1:
+                ch = alt.Chart(dp).mark_line(point=True).encode(
+                    x=alt.X("length:Q", title="path length (blocks whose branch the path enters)"),
+                    y=alt.Y("fraction:Q", title="fraction of paths"), color=ui.color(dp["model"]),
+                    tooltip=["model", "length", "n_paths", alt.Tooltip("fraction:Q", format=".4f")]).properties(height=300)
+                ui.show_chart(ch, dp[["model", "length", "n_paths", "fraction"]], "path_lengths.csv",
+                              "Exact: a net of n blocks has C(n, k) paths of length k, a Binomial(n, ½) distribution.", "pathlen")
+            with c2:
+                ch = alt.Chart(dp).mark_line(point=True).encode(
+                    x=alt.X("length:Q", title="path length"), y=alt.Y("total_grad:Q", title="total gradient magnitude"),
+                    color=ui.color(dp["model"]),
+                    tooltip=["model", "length", alt.Tooltip("grad_norm:Q", format=".3e"), alt.Tooltip("total_grad:Q", format=".3e")]).properties(height=300)
+                ui.show_chart(ch, dp[["model", "length", "grad_norm", "total_grad", "total_grad_share", "samples", "batch"]],
+                              "paths.csv",
+                              "Veit et al.'s method: backpropagate through the branches of k random blocks only (skip path "
+                              "elsewhere) and measure ‖∂loss/∂(input of block 0)‖ per image (batches of 16, float32); "
+                              "total = C(n, k) × that mean. The peak lies at short paths.", "pathgrad")

@@ -1,0 +1,45 @@
+"""Loss landscape slices along filter-normalised random directions (Li et al. 2018)."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import ui
+
+s = ui.page("Loss landscape", "⛰️")
+st.title("Loss landscape")
+st.markdown("Li et al. (2018) found that shortcuts keep the loss surface of deep nets smooth. Slices of the "
+            "loss around the trained weights along random filter-normalised directions:")
+names = ui.need_models(s)
+if names and ui.need_data():
+    c1, c2, c3 = st.columns(3)
+    dims = c1.radio("Slice", [1, 2], format_func=lambda d: f"{d}-D", horizontal=True, key="dims")
+    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 15, 21 if dims == 1 else 9, key="steps")
+    radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
+    n_img = min(s.samples, 500)
+    root = str(ui.D.resolve_root())
+    bar = ui.Progress("Evaluating the loss on the grid…")
+    frames = [ui.friendly(ui.cached_landscape, n, dims, steps, radius, n_img, s.seed, s.device, root, _progress=bar) for n in names]
+    bar.done()
+    frames = [f for f in frames if f is not None]
+    if frames:
+        df = pd.concat(frames, ignore_index=True)
+        caption = (f"Mean cross-entropy on {n_img} test images at θ + α·d₁ + β·d₂; d drawn with seed {s.seed}, each "
+                   "filter rescaled to the norm of the trained filter, BN and bias entries zero. Eval-mode BN, bfloat16 "
+                   "autocast; the model itself is never changed (torch.func.functional_call).")
+        if dims == 1:
+            chart = alt.Chart(df).mark_line(point=True).encode(
+                x=alt.X("alpha:Q", title="α"), y=alt.Y("loss:Q", title="loss (log scale)", scale=alt.Scale(type="log")),
+                color=ui.color(df["model"]), tooltip=["model", "alpha", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(height=360)
+            ui.show_chart(chart, df, "landscape_1d.csv", caption, "land1")
+        else:
+            cols = st.columns(len(frames))
+            for col, f in zip(cols, frames):
+                with col:
+                    n = f["model"].iloc[0]
+                    ch = alt.Chart(f).mark_rect().encode(
+                        x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f")),
+                        y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
+                        color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"), title="loss"),
+                        tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(title=n, height=300)
+                    ui.show_chart(ch, f, f"landscape_2d_{n.replace(':', '_')}.csv", caption, f"land2_{n}")

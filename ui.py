@@ -1,0 +1,324 @@
+"""The dashboard's one helper module: sidebar, cached models and results, charts with CSV downloads.
+
+Pages stay thin: widgets, one call into ``analysis/`` through the cached wrappers here, Altair charts.
+Models are held with ``st.cache_resource`` (one copy for every browser session, never mutated: every
+analysis works on forward-pass options, private copies or ``functional_call``); results with
+``st.cache_data``, keyed by every input that changes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis import data as D
+from analysis.attributions import METHODS, attribute_image, conductance_per_block
+from analysis.common import Batch, random_sample, test_sample
+from analysis.curves import training_curves
+from analysis.deletion import (PrefixCache, delete_random, delete_single, path_distribution, path_gradients, reorder,
+                               summarize_random)
+from analysis.gradients import gradient_flow
+from analysis.landscape import grid, landscape
+from analysis.responses import responses
+from analysis.zoo import ZOO, CheckpointError, available, default_device, fresh_model, load_card, load_pretrained, load_uploaded
+
+PLAIN_COLORS = {"plain20": "#fdae6b", "plain56": "#e6550d", "plain110": "#8c2d04"}
+RESIDUAL_COLORS = {"resnet20": "#9ecae1", "resnet56": "#3182bd", "resnet110": "#08306b"}
+UPLOAD_COLORS = ["#31a354", "#756bb1", "#636363", "#d6616b"]
+SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
+JPEG_NOTE = ("Errors are measured on the JPEG (quality 75) copy of CIFAR-10 the zoo was trained on; "
+             "they are not comparable to published CIFAR-10 numbers.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...]
+    samples: int
+    seed: int
+    device: str
+
+
+# ---------------------------------------------------------------------------- models
+def uploads() -> dict[str, dict]:
+    return st.session_state.setdefault("uploads", {})
+
+
+def all_model_names() -> list[str]:
+    return available() + list(uploads())
+
+
+def is_residual(name: str) -> bool:
+    if name in uploads():
+        return bool(uploads()[name]["residual"])
+    return name.startswith("resnet")
+
+
+def model_color(name: str) -> str:
+    if name in PLAIN_COLORS:
+        return PLAIN_COLORS[name]
+    if name in RESIDUAL_COLORS:
+        return RESIDUAL_COLORS[name]
+    ups = list(uploads())
+    return UPLOAD_COLORS[ups.index(name) % len(UPLOAD_COLORS)] if name in ups else "#969696"
+
+
+def color(names) -> alt.Color:
+    names = list(dict.fromkeys(names))
+    return alt.Color("model:N", scale=alt.Scale(domain=names, range=[model_color(n) for n in names]),
+                     legend=alt.Legend(title="model (orange: plain, blue: residual)", orient="bottom"))
+
+
+@st.cache_resource(show_spinner="Loading a model…", max_entries=12)
+def _zoo_model(name: str, device: str):
+    return load_pretrained(name, device=device)
+
+
+@st.cache_resource(show_spinner="Loading the uploaded checkpoint…", max_entries=8)
+def _upload_model(sha: str, _data: bytes, residual: bool, device: str):
+    model, _ = load_uploaded(_data, residual=residual)
+    return model.to(device)
+
+
+def get_model(name: str, device: str):
+    if name in uploads():
+        u = uploads()[name]
+        return _upload_model(u["sha"], u["bytes"], u["residual"], device)
+    return _zoo_model(name, device)
+
+
+def register_upload(file_name: str, data: bytes, residual: bool | None) -> tuple[str, dict]:
+    """Check an uploaded .safetensors and add it to this session's models. Raises CheckpointError."""
+    model, info = load_uploaded(data, residual=residual)
+    sha = hashlib.sha256(data).hexdigest()
+    stem = file_name.rsplit(".", 1)[0][:24] or "checkpoint"
+    name = f"upload:{stem}-{sha[:8]}"
+    uploads()[name] = {"sha": sha, "bytes": data, "residual": info["residual"], "info": info}
+    return name, info
+
+
+def arch_name(name: str) -> str:
+    """The zoo-style architecture name of a model (for fresh initialisation)."""
+    if name in uploads():
+        i = uploads()[name]["info"]
+        return f"{'resnet' if i['residual'] else 'plain'}{i['depth']}{'b' if i['option'] == 'B' else ''}"
+    return name
+
+
+# ---------------------------------------------------------------------------- page frame
+def page(title: str, icon: str = "🔬") -> Settings:
+    st.set_page_config(page_title=f"ResLens · {title}", page_icon=icon, layout="wide")
+    return sidebar()
+
+
+def sidebar() -> Settings:
+    names = all_model_names()
+    default = [n for n in ("plain20", "plain56", "resnet20", "resnet56") if n in names] or names[:2]
+    sb = st.sidebar
+    sb.markdown("### ResLens")
+    models = sb.multiselect("Models", names, default=default, key="models",
+                            help="Shipped nets and any checkpoint you uploaded on the Home page.")
+    samples = sb.select_slider("Test images per measurement", SAMPLE_CHOICES, value=500, key="samples",
+                               help="A seeded random subset of the 10,000 test images.")
+    seed = int(sb.number_input("Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed"))
+    devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
+    device = sb.selectbox("Device", devices, key="device",
+                          help="CUDA when a GPU is present; bf16 autocast is used where the page says so.")
+    found, sentence = D.data_status()
+    (sb.success if found else sb.warning)(sentence)
+    return Settings(tuple(models), int(samples), seed, device)
+
+
+def data_found() -> bool:
+    return D.data_status()[0]
+
+
+def need_data() -> bool:
+    """True when CIFAR-10 is there; otherwise says in one sentence where to put it."""
+    found, sentence = D.data_status()
+    if not found:
+        st.info(sentence + " This part of the page needs the test images; everything else still works.")
+    return found
+
+
+def need_models(s: Settings, residual_only: bool = False) -> list[str]:
+    names = [n for n in s.models if is_residual(n)] if residual_only else list(s.models)
+    if not names:
+        st.info("Choose at least one " + ("residual " if residual_only else "") + "model in the sidebar.")
+    return names
+
+
+class Progress:
+    """A ``st.progress`` bar fed by the analyses' (fraction, message) callbacks."""
+
+    def __init__(self, label: str) -> None:
+        self.bar = st.progress(0.0, text=label)
+
+    def __call__(self, frac: float, msg: str) -> None:
+        self.bar.progress(min(1.0, max(0.0, float(frac))), text=msg)
+
+    def done(self) -> None:
+        self.bar.empty()
+
+
+def show_chart(chart: alt.Chart, df: pd.DataFrame, file_name: str, caption: str, key: str) -> None:
+    """The chart, a caption that says what is measured, and the CSV of exactly what it plots."""
+    st.altair_chart(chart, width="stretch")
+    st.caption(caption)
+    st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name=file_name, mime="text/csv",
+                       key=f"dl_{key}")
+
+
+def friendly(fn, *args, **kwargs):
+    """Run ``fn``; show a one-sentence error instead of a traceback. Returns None on failure."""
+    try:
+        return fn(*args, **kwargs)
+    except (D.DataNotFound, CheckpointError, ValueError, KeyError) as e:
+        st.error(str(e))
+    except torch.cuda.OutOfMemoryError:
+        st.error("The GPU ran out of memory even at the smallest batch; choose fewer test images or the CPU.")
+    return None
+
+
+# ---------------------------------------------------------------------------- data
+@st.cache_resource(show_spinner="Reading the test images…", max_entries=6)
+def _batch(samples: int, seed: int, device: str, root: str) -> Batch:
+    return test_sample(samples, seed, torch.device(device), root)
+
+
+def batch(s: Settings, samples: int | None = None) -> Batch:
+    return _batch(samples or s.samples, s.seed, s.device, str(D.resolve_root()))
+
+
+@st.cache_resource(show_spinner=False, max_entries=6)
+def _prefix(name: str, samples: int, seed: int, device: str, root: str) -> PrefixCache:
+    return PrefixCache(get_model(name, device), _batch(samples, seed, device, root))
+
+
+def prefix(name: str, s: Settings) -> PrefixCache:
+    return _prefix(name, s.samples, s.seed, s.device, str(D.resolve_root()))
+
+
+# ---------------------------------------------------------------------------- cached results
+@st.cache_data(show_spinner=False, max_entries=64)
+def zoo_table() -> pd.DataFrame:
+    rows = []
+    for n in available():
+        c = load_card(n)
+        rows.append({"model": n, "depth": c["depth"], "residual": c["residual"], "params": c["params"],
+                     "train_error_pct": round(c["train_error_pct"], 2), "test_error_pct": round(c["test_error_pct"], 2),
+                     "epochs": c["schedule"]["epochs"], "iterations": c["schedule"]["iterations"],
+                     "trained_on": c["device"]})
+    return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def curves(names: tuple[str, ...]) -> pd.DataFrame:
+    return training_curves([n for n in names if n in available()])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_responses(name: str, samples: int, seed: int, device: str, root: str, _progress=None):
+    return responses(get_model(name, device), _batch(samples, seed, device, root), name, progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def cached_gradients(name: str, state: str, lam: float | None, samples: int, seed: int, device: str, root: str,
+                     random_input: bool, _progress=None) -> pd.DataFrame:
+    dev = torch.device(device)
+    b = random_sample(samples, seed, dev) if random_input else _batch(samples, seed, device, root)
+    model = get_model(name, device) if state == "trained" else fresh_model(arch_name(name), seed, dev)
+    df = gradient_flow(model, b, name, state, lam=lam, progress=_progress)
+    df["input"] = b.source
+    return df
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_single(name: str, samples: int, seed: int, device: str, root: str, _progress=None) -> pd.DataFrame:
+    return delete_single(get_model(name, device), _batch(samples, seed, device, root), name,
+                         cache=_prefix(name, samples, seed, device, root), progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def cached_random_k(name: str, k: int, trials: int, samples: int, seed: int, device: str, root: str) -> pd.DataFrame:
+    # Each k is drawn from its own seeded stream, so that adding a k never changes the others.
+    return delete_random(get_model(name, device), _batch(samples, seed, device, root), name, [k], trials,
+                         seed * 1000 + k, cache=_prefix(name, samples, seed, device, root))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_reorder(name: str, trials: int, samples: int, seed: int, device: str, root: str, _progress=None):
+    return reorder(get_model(name, device), _batch(samples, seed, device, root), name, trials, seed,
+                   cache=_prefix(name, samples, seed, device, root), progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_paths(name: str, per_length: int, samples: int, seed: int, device: str, root: str, _progress=None):
+    return path_gradients(get_model(name, device), _batch(samples, seed, device, root), name, per_length, 16, seed,
+                          progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_attributions(name: str, image_key: str, _x: torch.Tensor, label: int | None, methods: tuple[str, ...],
+                        seed: int, device: str, _progress=None):
+    r = attribute_image(get_model(name, device), _x, name, image_key, label, methods, seed=seed, progress=_progress)
+    return r.maps, r.gradcam, r.frame()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_conductance(name: str, image_key: str, _x: torch.Tensor, device: str, _progress=None) -> pd.DataFrame:
+    return conductance_per_block(get_model(name, device), _x, name, progress=_progress)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_landscape(name: str, dims: int, steps: int, radius: float, samples: int, seed: int, device: str, root: str,
+                     _progress=None) -> pd.DataFrame:
+    g = grid(steps, radius)
+    return landscape(get_model(name, device), _batch(samples, seed, device, root), name, g, g if dims == 2 else None,
+                     seed, progress=_progress)
+
+
+def zip_tables(tables: dict[str, pd.DataFrame], manifest: dict) -> bytes:
+    import json
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for k, df in tables.items():
+            z.writestr(f"{k}.csv", df.to_csv(index=False))
+        z.writestr("manifest.json", json.dumps(manifest, indent=1, default=str))
+    return buf.getvalue()
+
+
+def heat_png(img: np.ndarray, attr: np.ndarray, scale: int = 6) -> bytes:
+    """The image (H x W x 3 uint8) with a signed attribution map blended over it (red +, blue -), as PNG."""
+    from PIL import Image
+
+    a = attr / (np.abs(attr).max() + 1e-12)
+    rgb = np.zeros(a.shape + (3,))
+    rgb[..., 0] = np.clip(a, 0, 1)
+    rgb[..., 2] = np.clip(-a, 0, 1)
+    alpha = np.abs(a)[..., None] * 0.8
+    gray = img.mean(2, keepdims=True).repeat(3, 2) / 255.0
+    out = (1 - alpha) * gray + alpha * rgb
+    pil = Image.fromarray((out * 255).astype(np.uint8)).resize((32 * scale, 32 * scale), Image.NEAREST)
+    b = io.BytesIO()
+    pil.save(b, format="PNG")
+    return b.getvalue()
+
+
+def image_png(img: np.ndarray, scale: int = 6) -> bytes:
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.fromarray(img).resize((32 * scale, 32 * scale), Image.NEAREST).save(b, format="PNG")
+    return b.getvalue()
+
+
+__all__ = ["METHODS", "ZOO", "path_distribution", "summarize_random", "default_device"]
