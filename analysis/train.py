@@ -286,7 +286,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
                     f"test {r.history[-1]['test_error_pct']:.2f}%" for r in runs))
             done = runs[0].iteration >= total_iters
             elapsed = time.time() - t_start
-            if not done and (stop["flag"] or (time_limit and elapsed + 1.5 * epoch_s > time_limit)):
+            if not done and (stop["flag"] or (time_limit is not None and elapsed + 1.5 * epoch_s > time_limit)):
                 for r in runs:
                     _save_resume(r, out, gen.get_state(), {})
                 paused = True

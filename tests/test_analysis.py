@@ -1,0 +1,205 @@
+"""The analysis engine on tiny nets, against answers computed independently."""
+
+import copy
+import math
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analysis.attributions import METHODS, attribute_image, conductance_per_block
+from analysis.common import Batch, chunked, mean_ci95, random_sample, same_state, state_fingerprint
+from analysis.deletion import (PrefixCache, delete_random, delete_single, full_error_pct, kendall_tau,
+                               path_distribution, path_gradients, reorder, summarize_random)
+from analysis.gradients import gradient_flow, lambda_sweep
+from analysis.landscape import filter_normalized_direction, landscape
+from analysis.responses import responses
+from conftest import tiny
+
+
+def batch(n=24, seed=0):
+    return random_sample(n, seed, torch.device("cpu"))
+
+
+def test_zero_bn_block_has_ratio_zero_and_deleting_it_changes_nothing():
+    m = tiny(True, 14)
+    with torch.no_grad():
+        m.block(2).bn2.weight.zero_()
+        m.block(2).bn2.bias.zero_()
+    b = batch()
+    _, ratio = responses(m, b, "t")
+    assert ratio.loc[2, "ratio"] == 0.0 and (ratio["ratio"].drop(index=2) > 0).all()
+    single = delete_single(m, b, "t", cache=PrefixCache(m, b, bf16=False))
+    assert single.loc[2, "error_pct"] == single.loc[2, "intact_error_pct"]
+
+
+def test_response_std_matches_a_direct_computation():
+    m = tiny(True, 8)
+    b = batch(16)
+    resp, _ = responses(m, b, "t", chunk=5)  # chunking must not change the statistic
+    with torch.no_grad():
+        h = m.stem.relu(m.stem.bn(m.stem.conv(b.x)))
+        a1 = m.block(0).bn1(m.block(0).conv1(h))
+    direct = a1.double().permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False).mean().item()
+    got = resp.set_index("layer").loc["stage1.block0.bn1", "std"]
+    assert abs(got - direct) < 1e-6 * max(1, direct)
+
+
+def test_gradient_norms_match_direct_autograd():
+    m = tiny(True, 8)
+    b = batch(12)
+    df = gradient_flow(m, b, "t", "trained", batch_size=12)
+    # direct: train-mode copy, hooks keep block inputs, one backward, .grad read off the parameters
+    c = copy.deepcopy(m).train()
+    kept = []
+    hooks = [blk.register_forward_pre_hook(lambda mod, args: (args[0].retain_grad(), kept.append(args[0]))[-1] and None)
+             for blk in c._blocks]
+    try:
+        loss = F.cross_entropy(c(b.x), b.y, reduction="sum")
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    for i, blk in enumerate(c._blocks):
+        want_in = kept[i].grad.flatten(1).norm(dim=1).mean().item()
+        want_w = math.sqrt(blk.conv1.weight.grad.norm().item() ** 2 + blk.conv2.weight.grad.norm().item() ** 2) / 12
+        assert df.loc[i, "grad_input_l2"] == pytest.approx(want_in, rel=1e-4)
+        assert df.loc[i, "grad_weight_l2"] == pytest.approx(want_w, rel=1e-4)
+
+
+def test_lambda_sweep_rows_and_plain_equivalence():
+    m = tiny(True, 14)
+    b = batch(8)
+    df = lambda_sweep(m, b, "t", (0.0, 1.0, 1.5), batch_size=8)
+    assert sorted(df["lambda"].unique()) == [0.0, 1.0, 1.5] and len(df) == 3 * m.num_blocks
+    plain = tiny(False, 14)
+    plain.load_state_dict(m.state_dict())
+    p = gradient_flow(plain, b, "p", "init", batch_size=8)
+    lam0 = df[df["lambda"] == 0.0].reset_index(drop=True)
+    assert torch.allclose(torch.tensor(lam0["grad_input_l2"].values), torch.tensor(p["grad_input_l2"].values))
+
+
+def test_binomial_paths():
+    d = path_distribution(54)
+    assert d["fraction"].sum() == pytest.approx(1.0, abs=1e-12)
+    assert d["n_paths"].sum() == 2 ** 54
+    assert d[(d.length >= 19) & (d.length <= 35)]["fraction"].sum() == pytest.approx(0.980, abs=0.0005)
+    assert d.loc[27, "n_paths"] == math.comb(54, 27)
+
+
+def test_path_gradient_of_length_zero_is_the_skip_only_net():
+    m = tiny(True, 14)
+    b = batch(8)
+    df = path_gradients(m, b, "t", samples_per_length=1, batch_size=8, lengths=[0])
+    # length 0: the gradient goes only along shortcuts; compute it directly as that linear map's gradient
+    x0 = m.stem_forward(b.x).detach().requires_grad_(True)
+    h = x0
+    for blk in m._blocks:
+        f, s = blk.branch(h), blk.shortcut(h)
+        h = blk.relu2(f.detach() + s)
+    (g,) = torch.autograd.grad(F.cross_entropy(m.head(h), b.y, reduction="sum"), x0)
+    # same images? path_gradients draws with replacement from its own generator: recompute with the same draw
+    idx = torch.randint(0, len(b), (8,), generator=torch.Generator().manual_seed(0))
+    x0 = m.stem_forward(b.x[idx]).detach().requires_grad_(True)
+    h = x0
+    for blk in m._blocks:
+        h = blk.relu2(blk.branch(h).detach() + blk.shortcut(h))
+    (g,) = torch.autograd.grad(F.cross_entropy(m.head(h), b.y[idx], reduction="sum"), x0)
+    assert df.loc[0, "grad_norm"] == pytest.approx(g.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
+    assert df.loc[0, "total_grad"] == df.loc[0, "grad_norm"]
+
+
+def test_kendall_tau_known_answers():
+    assert kendall_tau([0, 1, 2, 3]) == 1.0
+    assert kendall_tau([3, 2, 1, 0]) == -1.0
+    assert kendall_tau([1, 0, 2, 3]) == pytest.approx(1 - 2 / 6)
+
+
+def test_mean_ci95_known_answer():
+    m, lo, hi = mean_ci95([1.0, 2.0, 3.0])
+    assert m == 2.0 and hi - m == pytest.approx(4.303 / math.sqrt(3), rel=1e-4) and m - lo == pytest.approx(hi - m)
+
+
+def test_prefix_reuse_equals_full_recompute():
+    m = tiny(True, 20)
+    b = batch(40)
+    cache = PrefixCache(m, b, chunk=16, bf16=False)
+    single = delete_single(m, b, "t", cache=cache)
+    for i in range(m.num_blocks):
+        assert single.loc[i, "error_pct"] == full_error_pct(m, b, skip=[i], bf16=False)
+    rnd = delete_random(m, b, "t", [0, 2, 3], trials=3, seed=1, cache=cache)
+    assert (rnd["k"] == 0).sum() == 1
+    for _, r in rnd.iterrows():
+        skip = [m.block_names().index(n) for n in r["blocks"].split()] if r["blocks"] else []
+        assert r["error_pct"] == full_error_pct(m, b, skip=skip, bf16=False)
+    re = reorder(m, b, "t", trials=4, seed=2, cache=cache)
+    for _, r in re.iterrows():
+        order = [int(v) for v in r["order"].split()]
+        assert r["error_pct"] == full_error_pct(m, b, order=order, bf16=False)
+        assert r["kendall_tau"] == kendall_tau(order)
+    summ = summarize_random(rnd)
+    assert list(summ["k"]) == [0, 2, 3]
+
+
+def test_landscape_at_origin_is_the_model_loss():
+    m = tiny(True, 8)
+    b = batch(16)
+    df = landscape(m, b, "t", [0.0, 0.5], None, seed=0, bf16=False)
+    with torch.no_grad():
+        want = F.cross_entropy(m(b.x), b.y).item()
+    assert df.loc[0, "loss"] == pytest.approx(want, rel=1e-5)
+    assert df.loc[1, "loss"] != df.loc[0, "loss"]
+    d = filter_normalized_direction(m, 0)
+    w = dict(m.named_parameters())["stage1.block0.conv1.weight"]
+    assert torch.allclose(d["stage1.block0.conv1.weight"].flatten(1).norm(dim=1), w.flatten(1).norm(dim=1), rtol=1e-4)
+    assert d["stage1.block0.bn1.weight"].abs().sum() == 0
+
+
+def test_integrated_gradients_completeness():
+    m = tiny(True, 8).double().float()
+    x = torch.randn(1, 3, 32, 32)
+    r = attribute_image(m, x, "t", "img", None, ["IntegratedGradients"], ig_steps=300, with_infidelity=False,
+                        gradcam=False)
+    with torch.no_grad():
+        out, base = m(x), m(torch.zeros_like(x))
+    tgt = int(out.argmax())
+    gap = (out[0, tgt] - base[0, tgt]).item()
+    assert r.maps["IntegratedGradients"].sum() == pytest.approx(gap, abs=0.02 * abs(gap) + 1e-3)
+    assert r.convergence_delta < 0.02 * abs(gap) + 1e-3
+
+
+def test_every_analysis_leaves_the_model_bit_identical():
+    m = tiny(True, 14)
+    saved = state_fingerprint(m)
+    b = batch(16)
+    responses(m, b, "t")
+    gradient_flow(m, b, "t", "trained", batch_size=8)
+    lambda_sweep(m, b, "t", (0.5,), batch_size=8)
+    c = PrefixCache(m, b)
+    delete_single(m, b, "t", cache=c)
+    delete_random(m, b, "t", [1], 2, 0, cache=c)
+    reorder(m, b, "t", 2, 0, cache=c)
+    path_gradients(m, b, "t", 1, 4, lengths=[0, 3])
+    attribute_image(m, b.x[:1], "t", "i", int(b.y[0]), METHODS, ig_steps=8, gradcam=True)
+    conductance_per_block(m, b.x[:1], "t", n_steps=4)
+    landscape(m, b, "t", [-0.5, 0.5], [0.0, 0.5], seed=0)
+    assert same_state(m, saved)
+    assert not m.training
+    assert all(not mod._forward_hooks and not mod._forward_pre_hooks and not mod._backward_hooks for mod in m.modules())
+    assert all(p.grad is None for p in m.parameters())
+
+
+def test_oom_fallback_halves_the_chunk():
+    seen = []
+
+    def fn(sl):
+        if sl.stop - sl.start > 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        seen.append((sl.start, sl.stop))
+        return sl.stop - sl.start
+
+    assert sum(chunked(fn, 23, 16)) == 23
+    assert all(b - a <= 5 for a, b in seen) and seen[0] == (0, 4)
+    with pytest.raises(ValueError):
+        chunked(lambda sl: (_ for _ in ()).throw(ValueError("other")), 4, 2)

@@ -1,0 +1,124 @@
+"""The 6n+2 nets: parameter counts and the forward-pass options, against known answers."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analysis.models import CifarResNet, build_model, count_params, option_a, parse_name
+from analysis.common import same_state, state_fingerprint
+from conftest import tiny
+
+
+def expected_params(depth: int) -> int:
+    """Counted from the architecture: stem conv+BN, 3 stages of n blocks (2 convs + 2 BNs), fc."""
+    n = (depth - 2) // 6
+    total = 3 * 16 * 9 + 2 * 16
+    cin = 16
+    for w in (16, 32, 64):
+        for _ in range(n):
+            total += cin * w * 9 + w * w * 9 + 4 * w
+            cin = w
+    return total + 64 * 10 + 10
+
+
+@pytest.mark.parametrize("depth,paper_m", [(20, 0.27), (56, 0.85), (110, 1.7)])
+def test_parameter_counts(depth, paper_m):
+    res, plain = build_model(f"resnet{depth}"), build_model(f"plain{depth}")
+    assert count_params(res) == count_params(plain) == expected_params(depth)
+    assert round(count_params(res) / 1e6, 2 if depth < 110 else 1) == paper_m  # the paper's rounded figures
+    assert res.num_blocks == 3 * (depth - 2) // 6
+
+
+def test_option_b_adds_projections_only_in_residual_nets():
+    b = build_model("resnet20b")
+    assert count_params(b) == expected_params(20) + (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+
+
+def test_names_and_bad_depths():
+    assert parse_name("resnet56") == (56, True, "A")
+    assert parse_name("plain110") == (110, False, "A")
+    with pytest.raises(ValueError, match="6n\\+2"):
+        parse_name("resnet52")
+    with pytest.raises(ValueError):
+        parse_name("vgg16")
+
+
+def test_block_names_are_module_paths():
+    m = build_model("resnet20")
+    paths = dict(m.named_modules())
+    assert m.block_names()[0] == "stage1.block0" and m.block_names()[-1] == "stage3.block2"
+    assert all(n in paths for n in m.block_names())
+    assert [b.downsample for b in m.block_info] == [False] * 3 + [True, False, False] * 2
+
+
+def test_zero_bn_block_is_identity_and_skipping_it_changes_nothing():
+    m = tiny(residual=True, depth=14)
+    i = 1  # stage1.block1, same shape in and out
+    with torch.no_grad():
+        m.block(i).bn2.weight.zero_()
+        m.block(i).bn2.bias.zero_()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        inputs, _ = m.block_inputs(x)
+        h = inputs[i]
+        assert torch.equal(m.block(i)(h), h)  # h >= 0 after a ReLU, F(h) = 0 exactly
+        assert torch.equal(m(x), m(x, skip=[i]))
+        assert torch.equal(m(x), m(x, skip=["stage1.block1"]))
+
+
+def test_skipping_every_block_is_stem_plus_shortcuts():
+    m = tiny(residual=True, depth=14)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        h = F.relu(m.stem.bn(m.stem.conv(x)))
+        for b in m.block_info:
+            if b.downsample:  # option A by hand: every other pixel, channels zero-padded on both sides
+                h = h[:, :, ::2, ::2]
+                pad = b.planes - b.in_planes
+                h = torch.cat([h.new_zeros(h.shape[0], pad // 2, *h.shape[2:]), h,
+                               h.new_zeros(h.shape[0], pad - pad // 2, *h.shape[2:])], 1)
+        expected = m.fc(h.mean((2, 3)))
+        got = m(x, skip=range(m.num_blocks))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_lambda_zero_is_the_plain_net_and_lambda_one_the_residual():
+    res, plain = tiny(True, 14), tiny(False, 14)
+    plain.load_state_dict(res.state_dict())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(res(x, scale=0.0), plain(x))
+        assert torch.equal(plain(x, scale=1.0), res(x))
+        assert not torch.allclose(res(x), plain(x))
+        per_block = res(x, scale=[0.0] * res.num_blocks)
+        assert torch.equal(per_block, plain(x))
+
+
+def test_forward_from_cached_input_equals_full_forward():
+    m = tiny(True, 20)
+    x = torch.randn(5, 3, 32, 32)
+    with torch.no_grad():
+        full = m(x)
+        inputs, _ = m.block_inputs(x)
+        for i in range(m.num_blocks):
+            assert torch.equal(m.forward_from(i, inputs[i]), full)
+        # with a deletion after the start point too
+        assert torch.equal(m.forward_from(2, inputs[2], skip=[4]), m(x, skip=[4]))
+
+
+def test_forward_options_never_mutate_the_module():
+    m = tiny(True, 14)
+    saved = state_fingerprint(m)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        m(x, skip=[0, 3], scale=0.5)
+        m.forward_from(0, m.block_inputs(x)[0][0], order=[1, 0, 2, 3, 4, 5])
+    assert same_state(m, saved) and not m.training
+
+
+def test_option_a_pads_channels_with_zeros():
+    x = torch.arange(2 * 4 * 4 * 4, dtype=torch.float32).view(2, 4, 4, 4)
+    y = option_a(x, 8, 2)
+    assert y.shape == (2, 8, 2, 2)
+    assert torch.equal(y[:, 2:6], x[:, :, ::2, ::2])
+    assert y[:, :2].abs().sum() == 0 and y[:, 6:].abs().sum() == 0

@@ -1,0 +1,48 @@
+"""Training end to end on a tiny ImageFolder: card, weights, resume after a pause, CLI."""
+
+import json
+
+import torch
+
+from analysis.__main__ import main
+from analysis.train import make_schedule, train
+from analysis.zoo import load_pretrained, sha256_file
+from conftest import make_imagefolder
+
+
+def test_paper_schedule():
+    s = make_schedule("resnet110", None, 390)
+    assert (s.iterations, s.milestones, s.warmup_iterations) == (64000, (32000, 48000), 400)
+    assert s.lr_at(0) == 0.01 and s.lr_at(400) == 0.1 and abs(s.lr_at(32000) - 0.01) < 1e-12
+    assert abs(s.lr_at(63999) - 0.001) < 1e-12
+    short = make_schedule("resnet20", 10, 100)
+    assert (short.iterations, short.milestones, short.warmup_iterations) == (1000, (500, 750), 0)
+
+
+def test_train_writes_card_and_weights_and_resumes(tmp_path):
+    make_imagefolder(tmp_path / "c10", per_class=16, classes=tuple(f"c{i}" for i in range(10)))
+    out = tmp_path / "zoo"
+    # a time limit of 0 s pauses after the first epoch with a resume point
+    assert train(["resnet8"], epochs=3, device="cpu", data=tmp_path / "c10", out=out, batch=32, time_limit=0.0,
+                 log=lambda m: None) == {}
+    resume = out / ".resume" / "resnet8.pt"
+    assert resume.is_file() and torch.load(resume, weights_only=True)["epoch"] == 1
+    cards = train(["resnet8"], epochs=3, device="cpu", data=tmp_path / "c10", out=out, batch=32, log=lambda m: None)
+    card = cards["resnet8"]
+    assert [h["epoch"] for h in card["history"]] == [1, 2, 3]
+    assert card["schedule"]["iterations"] == 3 * (160 // 32)
+    assert card["sha256"] == sha256_file(out / "resnet8.safetensors")
+    assert json.loads((out / "resnet8.json").read_text())["test_error_pct"] == card["test_error_pct"]
+    assert not resume.exists()
+    m = load_pretrained("resnet8", device="cpu", root=out)
+    assert not m.training and m.depth == 8
+
+
+def test_cli_models_and_evaluate_errors(capsys, tmp_path):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet20" in out and "test err %" in out
+    assert main(["evaluate", "resnet9999"]) == 2
+    assert "error" in capsys.readouterr().err
+    assert main(["evaluate", "resnet20", "--data", str(tmp_path / "none"), "--samples", "10"]) == 2
+    assert "RESLENS_DATA" in capsys.readouterr().err
