@@ -1,0 +1,163 @@
+"""AppTest: every page runs without an exception, and its main control changes the plotted data."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+from conftest import needs_data
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ["plain20", "resnet20"]
+
+
+def app(page: str | None = None, samples: int = 100, models=MODELS) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.session_state["models"] = list(models)
+    at.session_state["samples"] = samples
+    at.run()
+    assert not at.exception, at.exception
+    if page:
+        at.switch_page(f"pages/{page}").run()
+        assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest):
+    out = []
+    for c in at.get("vega_lite_chart"):
+        ds = c.proto.datasets
+        out.append(convert_arrow_bytes_to_pandas_df(ds[0].data.data) if ds else None)
+    return out
+
+
+def test_home_shows_zoo_curves_and_follows_the_model_choice():
+    at = app()
+    assert "ResLens" in at.title[0].value
+    assert any("resnet20" in str(df.values) for df in [d.value for d in at.dataframe])
+    before = charts(at)[0]
+    assert set(before["model"]) == set(MODELS)
+    at.multiselect(key="models").set_value(["plain56", "resnet56"]).run()
+    assert not at.exception
+    after = charts(at)[0]
+    assert set(after["model"]) == {"plain56", "resnet56"}
+    # the degradation figure's numbers are the cards' own
+    last = after[(after["model"] == "plain56") & (after["curve"] == "test")]["error_pct"].iloc[-1]
+    from analysis.zoo import load_card
+    assert last == pytest.approx(load_card("plain56")["history"][-1]["test_error_pct"])
+
+
+@needs_data
+def test_responses_page_changes_with_sample_size():
+    at = app("1_Responses.py")
+    a = charts(at)
+    assert len(a) == 2 and set(a[0]["model"]) == set(MODELS) and (a[0]["images"] == 100).all()
+    at.sidebar.select_slider(key="samples").set_value(250).run()
+    assert not at.exception
+    b = charts(at)
+    assert (b[0]["images"] == 250).all() and not a[0]["std"].equals(b[0]["std"])
+
+
+@needs_data
+def test_gradient_page_lambda_slider():
+    at = app("2_Gradient_flow.py")
+    lam = charts(at)[1]
+    assert set(lam["lambda"]) == {0.0, 1.0}
+    at.select_slider(key="lam").set_value(1.5).run()
+    assert not at.exception
+    lam2 = charts(at)[1]
+    assert set(lam2["lambda"]) == {0.0, 1.0, 1.5}
+    big = lam2[(lam2["lambda"] == 1.5)].sort_values("block_index")["grad_input_l2"]
+    one = lam2[(lam2["lambda"] == 1.0)].sort_values("block_index")["grad_input_l2"]
+    assert big.iloc[0] > one.iloc[0]  # lambda > 1 amplifies the gradient reaching the first block
+
+
+@needs_data
+def test_block_deletion_slider_changes_the_curve():
+    at = app("3_Block_deletion.py")
+    single, random_k = charts(at)[0], charts(at)[1]
+    assert len(single) == 2 * 9
+    assert random_k["k"].max() == 6
+    at.slider(key="k").set_value(2).run()
+    assert not at.exception
+    assert charts(at)[1]["k"].max() == 2
+    at.slider(key="k").set_value(8).run()
+    summ = charts(at)[1]
+    assert summ["k"].max() == 7  # k is capped by the 7 non-downsampling blocks of a 20-layer net
+    res = summ[summ["model"] == "resnet20"].set_index("k")["mean_error_pct"]
+    plain = summ[summ["model"] == "plain20"].set_index("k")["mean_error_pct"]
+    assert res.loc[1] < plain.loc[1]
+
+
+@needs_data
+def test_attributions_page_image_choice():
+    at = app("4_Attributions.py")
+    a = charts(at)[0]
+    assert set(a["method"]) == {"Saliency", "IntegratedGradients", "DeepLift"} and set(a["image"]) == {"test/0"}
+    at.number_input(key="img_index").set_value(5).run()
+    assert not at.exception
+    b = charts(at)[0]
+    assert set(b["image"]) == {"test/5"} and not a["attr_abs_sum"].equals(b["attr_abs_sum"])
+    cond = charts(at)[1]
+    plain_share = cond[cond["model"] == "plain20"]["branch_share"]
+    assert (plain_share - 1).abs().max() < 0.05  # a plain block's branch is the only route
+
+
+@needs_data
+def test_landscape_page_grid_slider():
+    at = app("5_Loss_landscape.py")
+    a = charts(at)[0]
+    assert len(a) == 2 * 21
+    at.slider(key="steps").set_value(7).run()
+    assert not at.exception
+    b = charts(at)[0]
+    assert len(b) == 2 * 7
+    centre = b[b["alpha"].abs() < 1e-9]
+    assert (centre["loss"] < b.groupby("model")["loss"].transform("max").loc[centre.index]).all()
+
+
+@needs_data
+def test_reports_page_builds_a_zip():
+    import io
+    import zipfile
+
+    at = app("6_Reports.py")
+    at.multiselect(key="analyses").set_value(["responses", "training"]).run()
+    at.button(key="run_report").click().run()
+    assert not at.exception
+    assert "responses.csv" in at.success[0].value and "training.csv" in at.success[0].value
+    blob, counts = at.session_state["report"]
+    names = zipfile.ZipFile(io.BytesIO(blob)).namelist()
+    assert {"responses.csv", "residual_ratio.csv", "training.csv", "manifest.json"} <= set(names)
+
+
+def test_pages_without_data_say_where_to_put_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESLENS_DATA", str(tmp_path / "missing"))
+    at = app()
+    assert any("RESLENS_DATA" in w.value for w in at.sidebar.warning)
+    at.switch_page("pages/3_Block_deletion.py").run()
+    assert not at.exception and any("RESLENS_DATA" in i.value for i in at.info)
+    at.switch_page("pages/2_Gradient_flow.py").run()
+    assert not at.exception
+    g = charts(at)
+    assert g and set(g[0]["state"]) == {"init"} and g[0]["input"].str.contains("random").all()
+
+
+@needs_data
+def test_two_sessions_do_not_interfere_and_the_cached_model_is_unchanged():
+    import ui
+    from analysis.zoo import load_pretrained
+
+    a = app("3_Block_deletion.py")
+    b = app("3_Block_deletion.py")
+    a.slider(key="k").set_value(5).run()
+    b.slider(key="k").set_value(1).run()
+    assert charts(a)[1]["k"].max() == 5 and charts(b)[1]["k"].max() == 1
+    a.number_input(key="trials").set_value(4).run()
+    assert (charts(b)[1].query("k > 0")["trials"] == 3).all()
+    cached = ui._zoo_model("resnet20", "cpu")
+    fresh = load_pretrained("resnet20", device="cpu")
+    cs, fs = cached.state_dict(), fresh.state_dict()
+    assert all(torch.equal(cs[k], fs[k]) for k in fs) and not cached.training

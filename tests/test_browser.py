@@ -1,0 +1,140 @@
+"""A real browser (Playwright driving Debian's Chromium) against `streamlit run app.py` on loopback."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, HAVE_DATA
+
+ROOT = Path(__file__).resolve().parent.parent
+ART = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+PAGES = ["", "Responses", "Gradient_flow", "Block_deletion", "Attributions", "Loss_landscape", "Reports"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, RESLENS_DATA=str(DATA), OMP_NUM_THREADS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not become healthy")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def _open(ctx, url):
+    page = ctx.new_page()
+    page.set_default_timeout(240_000)
+    page.goto(url)
+    page.wait_for_selector(IDLE)
+    return page
+
+
+def _set_models(page, names):
+    """Use the sidebar's model picker as a person would: clear it, then pick each name."""
+    box = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first
+    clear = box.locator('[aria-label="Clear all"]')
+    if clear.count():
+        clear.first.click()
+    for n in names:
+        box.locator("input").fill(n)
+        page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(IDLE)
+
+
+def _slider_value(page) -> str:
+    return page.get_by_test_id("stSliderThumbValue").first.inner_text()
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
+def test_every_page_and_the_deletion_slider(server, browser):
+    from playwright.sync_api import expect
+
+    ART.mkdir(parents=True, exist_ok=True)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
+    page = _open(ctx, server)
+    for name in PAGES:
+        page.goto(f"{server}/{name}")
+        page.wait_for_selector(IDLE)
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+        page.wait_for_selector(IDLE)
+        assert page.get_by_test_id("stException").count() == 0, name
+        if name not in ("Reports",):
+            assert page.get_by_test_id("stVegaLiteChart").count() >= 1, name
+        page.screenshot(path=str(ART / f"{name or 'Home'}.png"))
+    page.goto(f"{server}/Block_deletion")
+    page.wait_for_selector(IDLE)
+    before = _slider_value(page)
+    thumb = page.get_by_role("slider").first
+    thumb.focus()
+    thumb.press("ArrowRight")
+    expect(page.get_by_test_id("stSliderThumbValue").first).to_have_text(str(int(before) + 1))
+    page.wait_for_selector(IDLE)
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(ART / "Block_deletion_after_slider.png"))
+    ctx.close()
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
+def test_two_browser_sessions_are_independent(server, browser):
+    from playwright.sync_api import expect
+
+    a, b = browser.new_context(viewport={"width": 1400, "height": 1600}), browser.new_context(viewport={"width": 1400, "height": 1600})
+    pa, pb = _open(a, f"{server}/Block_deletion"), _open(b, f"{server}/Block_deletion")
+    start = _slider_value(pb)
+    thumb = pa.get_by_role("slider").first
+    thumb.focus()
+    for _ in range(2):
+        thumb.press("ArrowRight")
+    expect(pa.get_by_test_id("stSliderThumbValue").first).to_have_text(str(int(start) + 2))
+    pa.wait_for_selector(IDLE)
+    pb.reload()
+    pb.wait_for_selector(IDLE)
+    assert _slider_value(pb) == start  # the other session still shows its own k
+    assert pa.get_by_test_id("stException").count() == 0 and pb.get_by_test_id("stException").count() == 0
+    a.close()
+    b.close()
