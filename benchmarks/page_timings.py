@@ -1,0 +1,80 @@
+"""Time from opening each page to its first chart, and of a block-deletion slider change, in Chromium.
+
+    python benchmarks/page_timings.py        (needs Debian's chromium and CIFAR-10 via RESLENS_DATA)
+
+Each page is opened in a fresh browser session of a fresh server (cold caches, default sidebar), then
+opened again (warm caches). The slider change is measured from the key press to the end of the rerun.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+PAGES = ["", "Responses", "Gradient_flow", "Block_deletion", "Attributions", "Loss_landscape", "Reports"]
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                         "--server.port", str(port), "--server.address", "127.0.0.1",
+                         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=dict(os.environ),
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+url = f"http://127.0.0.1:{port}"
+try:
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    rows = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+        for name in PAGES:
+            times = []
+            for _ in range(2):  # cold, then warm
+                ctx = b.new_context(viewport={"width": 1400, "height": 1200})
+                page = ctx.new_page()
+                page.set_default_timeout(600_000)
+                t = time.perf_counter()
+                page.goto(f"{url}/{name}")
+                if name == "Reports":
+                    page.wait_for_selector(IDLE)
+                else:
+                    page.get_by_test_id("stVegaLiteChart").first.wait_for()
+                times.append(time.perf_counter() - t)
+                ctx.close()
+            rows.append((name or "Home", *times))
+        ctx = b.new_context(viewport={"width": 1400, "height": 1200})
+        page = ctx.new_page()
+        page.set_default_timeout(600_000)
+        page.goto(f"{url}/Block_deletion")
+        page.wait_for_selector(IDLE)
+        slider_times = []
+        thumb = page.get_by_role("slider").first
+        for _ in range(3):
+            value = page.get_by_test_id("stSliderThumbValue").first.inner_text()
+            thumb.focus()
+            t = time.perf_counter()
+            thumb.press("ArrowRight")
+            page.wait_for_function(
+                "v => document.querySelector('[data-testid=\"stSliderThumbValue\"]').innerText != v", arg=value)
+            page.wait_for_selector(IDLE)
+            slider_times.append(time.perf_counter() - t)
+        b.close()
+finally:
+    proc.terminate()
+print("page                first chart, cold (s)   warm (s)")
+for name, cold, warm in rows:
+    print(f"{name:<20}{cold:>10.1f}{warm:>20.1f}")
+print("block-deletion slider change (k -> k+1), s: " + ", ".join(f"{t:.2f}" for t in slider_times))
