@@ -168,6 +168,16 @@ class Progress:
         self.bar.empty()
 
 
+def with_bar(label: str, fn, *args, **kwargs):
+    """Run ``fn(*args, progress=bar, **kwargs)`` with a progress bar created here, inside the cached
+    function (Streamlit replays elements made inside a cached function, never ones made outside)."""
+    bar = Progress(label)
+    try:
+        return fn(*args, progress=bar, **kwargs)
+    finally:
+        bar.done()
+
+
 def show_chart(chart: alt.Chart, df: pd.DataFrame, file_name: str, caption: str, key: str) -> None:
     """The chart, a caption that says what is measured, and the CSV of exactly what it plots."""
     st.altair_chart(chart, width="stretch")
@@ -225,25 +235,26 @@ def curves(names: tuple[str, ...]) -> pd.DataFrame:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_responses(name: str, samples: int, seed: int, device: str, root: str, _progress=None):
-    return responses(get_model(name, device), _batch(samples, seed, device, root), name, progress=_progress)
+def cached_responses(name: str, samples: int, seed: int, device: str, root: str):
+    return with_bar(f"Measuring the responses of {name}…", responses, get_model(name, device),
+                    _batch(samples, seed, device, root), name)
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def cached_gradients(name: str, state: str, lam: float | None, samples: int, seed: int, device: str, root: str,
-                     random_input: bool, _progress=None) -> pd.DataFrame:
+                     random_input: bool) -> pd.DataFrame:
     dev = torch.device(device)
     b = random_sample(samples, seed, dev) if random_input else _batch(samples, seed, device, root)
     model = get_model(name, device) if state == "trained" else fresh_model(arch_name(name), seed, dev)
-    df = gradient_flow(model, b, name, state, lam=lam, progress=_progress)
+    df = with_bar(f"Back-propagating through {name} ({state})…", gradient_flow, model, b, name, state, lam=lam)
     df["input"] = b.source
     return df
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_single(name: str, samples: int, seed: int, device: str, root: str, _progress=None) -> pd.DataFrame:
-    return delete_single(get_model(name, device), _batch(samples, seed, device, root), name,
-                         cache=_prefix(name, samples, seed, device, root), progress=_progress)
+def cached_single(name: str, samples: int, seed: int, device: str, root: str) -> pd.DataFrame:
+    return with_bar(f"Deleting the blocks of {name} one at a time…", delete_single, get_model(name, device),
+                    _batch(samples, seed, device, root), name, cache=_prefix(name, samples, seed, device, root))
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -254,35 +265,35 @@ def cached_random_k(name: str, k: int, trials: int, samples: int, seed: int, dev
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_reorder(name: str, trials: int, samples: int, seed: int, device: str, root: str, _progress=None):
-    return reorder(get_model(name, device), _batch(samples, seed, device, root), name, trials, seed,
-                   cache=_prefix(name, samples, seed, device, root), progress=_progress)
+def cached_reorder(name: str, trials: int, samples: int, seed: int, device: str, root: str):
+    return with_bar(f"Reordering the blocks of {name}…", reorder, get_model(name, device),
+                    _batch(samples, seed, device, root), name, trials, seed, cache=_prefix(name, samples, seed, device, root))
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_paths(name: str, per_length: int, samples: int, seed: int, device: str, root: str, _progress=None):
-    return path_gradients(get_model(name, device), _batch(samples, seed, device, root), name, per_length, 16, seed,
-                          progress=_progress)
+def cached_paths(name: str, per_length: int, samples: int, seed: int, device: str, root: str):
+    return with_bar(f"Back-propagating along the paths of {name}…", path_gradients, get_model(name, device),
+                    _batch(samples, seed, device, root), name, per_length, 16, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_attributions(name: str, image_key: str, _x: torch.Tensor, label: int | None, methods: tuple[str, ...],
-                        seed: int, device: str, _progress=None):
-    r = attribute_image(get_model(name, device), _x, name, image_key, label, methods, seed=seed, progress=_progress)
+                        seed: int, device: str):
+    r = with_bar(f"Attributing with {name}…", attribute_image, get_model(name, device), _x, name, image_key, label,
+                 methods, seed=seed)
     return r.maps, r.gradcam, r.frame()
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_conductance(name: str, image_key: str, _x: torch.Tensor, device: str, _progress=None) -> pd.DataFrame:
-    return conductance_per_block(get_model(name, device), _x, name, progress=_progress)
+def cached_conductance(name: str, image_key: str, _x: torch.Tensor, device: str) -> pd.DataFrame:
+    return with_bar(f"Conductance through the blocks of {name}…", conductance_per_block, get_model(name, device), _x, name)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_landscape(name: str, dims: int, steps: int, radius: float, samples: int, seed: int, device: str, root: str,
-                     _progress=None) -> pd.DataFrame:
+def cached_landscape(name: str, dims: int, steps: int, radius: float, samples: int, seed: int, device: str, root: str) -> pd.DataFrame:
     g = grid(steps, radius)
-    return landscape(get_model(name, device), _batch(samples, seed, device, root), name, g, g if dims == 2 else None,
-                     seed, progress=_progress)
+    return with_bar(f"Evaluating the loss of {name} on the grid…", landscape, get_model(name, device),
+                    _batch(samples, seed, device, root), name, g, g if dims == 2 else None, seed)
 
 
 def zip_tables(tables: dict[str, pd.DataFrame], manifest: dict) -> bytes:

@@ -85,7 +85,7 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
         elif a == "gradients":
             gb = test_sample(min(cfg.grad_samples, cfg.samples), cfg.seed, dev, data)
             add("gradients", gradient_flow(m, gb, n, "trained", progress=sub))
-            init = fresh_model(n, cfg.seed, dev)
+            init = fresh_model(m.name, cfg.seed, dev)
             add("gradients", gradient_flow(init, gb, n, "init"))
             if m.residual:
                 add("gradients", lambda_sweep(init, gb, n, cfg.lambdas))

@@ -13,10 +13,8 @@ st.markdown("He et al. (2015, Fig. 7) report that residual nets' 3x3 layers resp
 names = ui.need_models(s)
 if names and ui.need_data():
     order = st.radio("Layer order", ["in layer order", "sorted by magnitude"], horizontal=True, key="order")
-    bar = ui.Progress("Measuring responses…")
     root = str(ui.D.resolve_root())
-    res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root, _progress=bar) for n in names]
-    bar.done()
+    res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root) for n in names]
     res = [r for r in res if r is not None]
     if res:
         resp = pd.concat([r[0] for r in res], ignore_index=True)

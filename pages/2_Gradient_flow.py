@@ -24,14 +24,12 @@ if names:
     states = ["trained", "init"] if have_data else ["init"]
     n_img = min(s.samples, 256)
     root = str(ui.D.resolve_root())
-    bar = ui.Progress("Back-propagating…")
     frames = []
     for n in names:
         for stt in states:
-            df = ui.friendly(ui.cached_gradients, n, stt, None, n_img, s.seed, s.device, root, not have_data, _progress=bar)
+            df = ui.friendly(ui.cached_gradients, n, stt, None, n_img, s.seed, s.device, root, not have_data)
             if df is not None:
                 frames.append(df)
-    bar.done()
     if frames:
         g = pd.concat(frames, ignore_index=True)
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
@@ -51,14 +49,12 @@ if names:
     st.subheader("Scaled shortcuts at initialisation: y = ReLU(F(x) + λ·x)")
     res_names = [n for n in names if ui.is_residual(n)] or names
     lam = st.select_slider("λ (shortcut scale)", options=list(LAMBDAS), value=1.0, key="lam")
-    bar = ui.Progress("Back-propagating at initialisation…")
     frames = []
     for n in res_names:
         for l in sorted({0.0, 1.0, lam}):
-            df = ui.friendly(ui.cached_gradients, n, "init", l, n_img, s.seed, s.device, root, not have_data, _progress=bar)
+            df = ui.friendly(ui.cached_gradients, n, "init", l, n_img, s.seed, s.device, root, not have_data)
             if df is not None:
                 frames.append(df)
-    bar.done()
     if frames:
         g = pd.concat(frames, ignore_index=True)
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")

@@ -15,9 +15,7 @@ names = ui.need_models(s)
 if names and ui.need_data():
     root = str(ui.D.resolve_root())
     st.subheader("Delete one block")
-    bar = ui.Progress("Deleting blocks one at a time…")
-    single = [ui.friendly(ui.cached_single, n, s.samples, s.seed, s.device, root, _progress=bar) for n in names]
-    bar.done()
+    single = [ui.friendly(ui.cached_single, n, s.samples, s.seed, s.device, root) for n in names]
     single = [d for d in single if d is not None]
     if single:
         d1 = pd.concat(single, ignore_index=True)
@@ -68,9 +66,7 @@ if names and ui.need_data():
 
     st.subheader("Reorder blocks")
     r_trials = st.number_input("Random reorderings", 2, 50, 8, key="reorder_trials")
-    bar = ui.Progress("Reordering…")
-    reo = [ui.friendly(ui.cached_reorder, n, int(r_trials), s.samples, s.seed, s.device, root, _progress=bar) for n in names]
-    bar.done()
+    reo = [ui.friendly(ui.cached_reorder, n, int(r_trials), s.samples, s.seed, s.device, root) for n in names]
     reo = [d for d in reo if d is not None]
     if reo:
         dro = pd.concat(reo, ignore_index=True)
@@ -89,9 +85,7 @@ if names and ui.need_data():
         st.info("Choose a residual model to see its paths.")
     else:
         per_len = st.number_input("Samples per path length", 1, 50, 4, key="per_length")
-        bar = ui.Progress("Back-propagating along paths of each length…")
-        paths = [ui.friendly(ui.cached_paths, n, int(per_len), s.samples, s.seed, s.device, root, _progress=bar) for n in res_names]
-        bar.done()
+        paths = [ui.friendly(ui.cached_paths, n, int(per_len), s.samples, s.seed, s.device, root) for n in res_names]
         paths = [p for p in paths if p is not None]
         if paths:
             dp = pd.concat(paths, ignore_index=True)

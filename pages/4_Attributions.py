@@ -42,11 +42,10 @@ if img is not None and names and methods:
     np_img = img.permute(1, 2, 0).numpy()
     classes = ui.D.CLASSES
     st.image(ui.image_png(np_img), caption=f"{key}" + (f" · label: {classes[label]}" if label is not None else ""))
-    bar = ui.Progress("Attributing…")
     cols = st.columns(len(names))
     frames, maps_rows = [], []
     for col, n in zip(cols, names):
-        r = ui.friendly(ui.cached_attributions, n, key, x, label, tuple(methods), s.seed, s.device, _progress=bar)
+        r = ui.friendly(ui.cached_attributions, n, key, x, label, tuple(methods), s.seed, s.device)
         if r is None:
             continue
         maps, cams, df = r
@@ -62,7 +61,6 @@ if img is not None and names and methods:
                                                "attribution": maps[m].reshape(-1)}))
             for stage, cam in cams.items():
                 st.image(ui.heat_png(np_img, cam), caption=f"Grad-CAM at the end of {stage}")
-    bar.done()
     if frames:
         df = pd.concat(frames, ignore_index=True)
         chart = alt.Chart(df).mark_bar().encode(
@@ -75,9 +73,7 @@ if img is not None and names and methods:
         st.download_button("Download the heat maps (CSV)", pd.concat(maps_rows).to_csv(index=False).encode(),
                            "attribution_maps.csv", key="dl_maps")
     st.subheader("Conductance per block")
-    bar = ui.Progress("Conductance through each block…")
-    cond = [ui.friendly(ui.cached_conductance, n, key, x, s.device, _progress=bar) for n in names]
-    bar.done()
+    cond = [ui.friendly(ui.cached_conductance, n, key, x, s.device) for n in names]
     cond = [c for c in cond if c is not None]
     if cond:
         dc = pd.concat(cond, ignore_index=True)

@@ -18,9 +18,7 @@ if names and ui.need_data():
     radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
     n_img = min(s.samples, 500)
     root = str(ui.D.resolve_root())
-    bar = ui.Progress("Evaluating the loss on the grid…")
-    frames = [ui.friendly(ui.cached_landscape, n, dims, steps, radius, n_img, s.seed, s.device, root, _progress=bar) for n in names]
-    bar.done()
+    frames = [ui.friendly(ui.cached_landscape, n, dims, steps, radius, n_img, s.seed, s.device, root) for n in names]
     frames = [f for f in frames if f is not None]
     if frames:
         df = pd.concat(frames, ignore_index=True)

@@ -101,8 +101,10 @@ def test_attributions_page_image_choice():
     b = charts(at)[0]
     assert set(b["image"]) == {"test/5"} and not a["attr_abs_sum"].equals(b["attr_abs_sum"])
     cond = charts(at)[1]
-    plain_share = cond[cond["model"] == "plain20"]["branch_share"]
-    assert (plain_share - 1).abs().max() < 0.05  # a plain block's branch is the only route
+    share = cond.groupby("model")["branch_share"].mean()
+    # a plain block's branch is the only route (share 1 up to the 20-step integral's error);
+    # in the residual net most of the signal goes around the branches
+    assert 0.7 < share["plain20"] < 1.3 and share["resnet20"] < share["plain20"] - 0.3, share
 
 
 @needs_data
