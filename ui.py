@@ -73,7 +73,7 @@ def model_color(name: str) -> str:
 def color(names) -> alt.Color:
     names = list(dict.fromkeys(names))
     return alt.Color("model:N", scale=alt.Scale(domain=names, range=[model_color(n) for n in names]),
-                     legend=alt.Legend(title="model (orange: plain, blue: residual)", orient="bottom"))
+                     legend=alt.Legend(title="model", orient="bottom"))
 
 
 @st.cache_resource(show_spinner="Loading a model…", max_entries=12)

@@ -61,14 +61,15 @@ try:
         page.goto(f"{url}/Block_deletion")
         page.wait_for_selector(IDLE)
         slider_times = []
-        thumb = page.get_by_role("slider").first
+        k = page.locator(".st-key-k")
+        thumb = k.get_by_role("slider")
         for _ in range(3):
-            value = page.get_by_test_id("stSliderThumbValue").first.inner_text()
+            value = k.get_by_test_id("stSliderThumbValue").inner_text()
             thumb.focus()
             t = time.perf_counter()
             thumb.press("ArrowRight")
             page.wait_for_function(
-                "v => document.querySelector('[data-testid=\"stSliderThumbValue\"]').innerText != v", arg=value)
+                "v => document.querySelector('.st-key-k [data-testid=\"stSliderThumbValue\"]').innerText != v", arg=value)
             page.wait_for_selector(IDLE)
             slider_times.append(time.perf_counter() - t)
         b.close()
