@@ -70,10 +70,11 @@ def model_color(name: str) -> str:
     return UPLOAD_COLORS[ups.index(name) % len(UPLOAD_COLORS)] if name in ups else "#969696"
 
 
-def color(names) -> alt.Color:
+def color(names, legend: bool = True) -> alt.Color:
+    """The same colour for a model on every page: oranges for plain nets, blues for residual nets."""
     names = list(dict.fromkeys(names))
     return alt.Color("model:N", scale=alt.Scale(domain=names, range=[model_color(n) for n in names]),
-                     legend=alt.Legend(title="model", orient="bottom"))
+                     legend=alt.Legend(title="model", orient="bottom") if legend else None)
 
 
 @st.cache_resource(show_spinner="Loading a model…", max_entries=12)

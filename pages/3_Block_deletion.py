@@ -51,7 +51,7 @@ if names and ui.need_data():
         summ = ui.summarize_random(dr)
         band = alt.Chart(summ).mark_area(opacity=0.2).encode(
             x=alt.X("k:Q", title="number of deleted blocks k", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ci95_low:Q", title="test error (%)"),
-            y2="ci95_high:Q", color=alt.Color("model:N", scale=ui.color(summ["model"]).scale, legend=None))
+            y2="ci95_high:Q", color=ui.color(summ["model"], legend=False))
         line = alt.Chart(summ).mark_line(point=True).encode(
             x="k:Q", y="mean_error_pct:Q", color=ui.color(summ["model"]),
             tooltip=["model", "k", "trials", alt.Tooltip("mean_error_pct:Q", format=".1f"),
