@@ -17,7 +17,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
         parse_name(n)
     cards = train(names, epochs=a.epochs, device=a.device, data=a.data, seed=a.seed, out=Path(a.out),
                   schedule_kind=a.schedule, lr=a.lr, batch=a.batch, time_limit=a.time_limit,
-                  graphs=not a.no_graphs)
+                  graphs=not a.no_graphs, stop_after_epoch=a.stop_after_epoch)
     return 0 if cards else 3  # 3: paused with a resume point
 
 
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pretrained"))
     t.add_argument("--time-limit", type=float, default=None, help="seconds; pause with a resume point before it")
     t.add_argument("--no-graphs", action="store_true", help="on CUDA, run eagerly instead of replaying CUDA graphs")
+    t.add_argument("--stop-after-epoch", type=int, default=None,
+                   help="end the run after this epoch and write the model (the card records the early stop)")
     t.set_defaults(func=_cmd_train)
 
     m = sub.add_parser("models", help="print the zoo as a table")

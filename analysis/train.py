@@ -161,11 +161,13 @@ def _progress(total: int, initial: int, desc: str):
 def train(names: list[str], epochs: float | None = None, device: str | None = None,
           data: str | None = None, seed: int = 0, out: Path = PRETRAINED, schedule_kind: str = "step",
           lr: float = 0.1, batch: int = 128, time_limit: float | None = None, graphs: bool = True,
-          log=None) -> dict[str, dict]:
+          stop_after_epoch: int | None = None, log=None) -> dict[str, dict]:
     """Train ``names`` (together, on one device) and write ``out/NAME.safetensors`` + ``NAME.json``.
 
     Returns the cards. With ``time_limit`` (seconds) training stops after the epoch that would run
     past it and saves a resume point; calling again with the same arguments continues from there.
+    ``stop_after_epoch`` ends the run for good after that epoch (resuming a paused run if there is one)
+    and writes the weights and a card that records the early stop.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     log = log or (lambda msg: print(msg, flush=True))
@@ -237,7 +239,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
     bar = _progress(total_iters, runs[0].iteration, f"train {label} on {dev.type}")
     paused = False
     try:
-        while runs[0].iteration < total_iters:
+        while runs[0].iteration < total_iters and (stop_after_epoch is None or runs[0].epoch < stop_after_epoch):
             t_epoch = time.time()
             perm = torch.randperm(n_train, device=dev, generator=gen)
             steps = min(steps_per_epoch, total_iters - runs[0].iteration)
@@ -284,7 +286,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
                 log(f"epoch {runs[0].epoch} it {runs[0].iteration}/{total_iters} {epoch_s:.1f}s " + " ".join(
                     f"{r.name} loss {r.history[-1]['train_loss']:.3f} train {r.history[-1]['train_error_pct']:.2f}% "
                     f"test {r.history[-1]['test_error_pct']:.2f}%" for r in runs))
-            done = runs[0].iteration >= total_iters
+            done = runs[0].iteration >= total_iters or (stop_after_epoch is not None and runs[0].epoch >= stop_after_epoch)
             elapsed = time.time() - t_start
             if not done and (stop["flag"] or (time_limit is not None and elapsed + 1.5 * epoch_s > time_limit)):
                 for r in runs:
@@ -312,6 +314,10 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
                          "precision": "bfloat16 autocast, channels_last; float32 weights, loss and update",
                          "cuda_graphs": use_graphs, "trained_with": names},
             "history": r.history,
+            "stopped_early": None if r.iteration >= total_iters else {
+                "after_epoch": r.epoch, "iterations_run": r.iteration, "of_iterations": total_iters,
+                "note": "the run was ended before its schedule finished (--stop-after-epoch); lr followed the "
+                        "full schedule up to that point"},
             "train_error_pct": final_train, "test_error_pct": final_test,
             "error_note": "train error: eval mode on the 50k un-augmented training images; test error: the 10k "
                           "test images. Measured on the JPEG copy of CIFAR-10, not comparable to published numbers.",
@@ -320,7 +326,8 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
             "seed": r.seed, "device": ", ".join(dict.fromkeys(h.get("device", dev_name) for h in r.history)),
             "torch": torch.__version__, "wall_time_s": round(r.wall_s, 1),
             "command": f"python -m analysis train {','.join(names)}" + (f" --epochs {epochs:g}" if epochs else "")
-                       + (f" --schedule {schedule_kind}" if schedule_kind != "step" else "") + f" --seed {seed}",
+                       + (f" --schedule {schedule_kind}" if schedule_kind != "step" else "") + f" --seed {seed}"
+                       + (f" --stop-after-epoch {stop_after_epoch}" if stop_after_epoch is not None and r.iteration < total_iters else ""),
         }
         model = r.model.to(memory_format=torch.contiguous_format)
         card["sha256"] = save_checkpoint(model, out / f"{r.name}.safetensors", {"name": r.name})

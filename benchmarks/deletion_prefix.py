@@ -6,6 +6,12 @@ Both variants compute the error with each of the 54 blocks deleted on the same i
 channels_last); the prefix variant also pays for computing and caching every block input once.
 """
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+
 import argparse
 import statistics
 import time

@@ -3,6 +3,12 @@
     python benchmarks/eval_precision.py [--model resnet56] [--samples 2000] [--repeats 3]
 """
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+
 import argparse
 import statistics
 import time

@@ -3,6 +3,12 @@
     python benchmarks/ig_batching.py [--images 4]
 """
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+
 import argparse
 import statistics
 import time

@@ -35,7 +35,7 @@ if names and ui.need_data():
         st.dataframe(med, width="stretch")
         st.subheader("How small is each residual branch?")
         chart2 = alt.Chart(ratio).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block"), y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"),
+            x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"),
             color=ui.color(ratio["model"]), shape=alt.Shape("downsample:N", title="downsampling block"),
             tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), alt.Tooltip("ratio_shortcut:Q", format=".3f"), "downsample"],
         ).properties(height=320)

@@ -34,7 +34,7 @@ if names:
         g = pd.concat(frames, ignore_index=True)
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
         chart = alt.Chart(plot).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block (input side → output side)"),
+            x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(type="log")),
             color=ui.color(plot["model"]), strokeDash=alt.StrokeDash("state:N", title="weights"),
             tooltip=["model", "state", "block", alt.Tooltip(f"{metric}:Q", format=".3e")],
@@ -60,7 +60,7 @@ if names:
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")
         plot = g[["model", "series", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
         chart = alt.Chart(plot).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block (input side → output side)"),
+            x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y("grad_input_l2:Q", title="‖∂loss/∂(block input)‖", scale=alt.Scale(type="log")),
             color=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")),
             strokeDash=alt.StrokeDash("model:N"),

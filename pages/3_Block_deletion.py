@@ -21,7 +21,7 @@ if names and ui.need_data():
         d1 = pd.concat(single, ignore_index=True)
         plot = d1[["model", "block", "block_index", "downsample", "error_pct", "intact_error_pct", "images"]]
         base = alt.Chart(plot).encode(
-            x=alt.X("block_index:Q", title="deleted block"), y=alt.Y("error_pct:Q", title="test error (%)"),
+            x=alt.X("block_index:Q", title="deleted block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("error_pct:Q", title="test error (%)"),
             color=ui.color(plot["model"]),
             tooltip=["model", "block", "downsample", alt.Tooltip("error_pct:Q", format=".1f"),
                      alt.Tooltip("intact_error_pct:Q", format=".1f")])

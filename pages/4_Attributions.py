@@ -78,7 +78,7 @@ if img is not None and names and methods:
     if cond:
         dc = pd.concat(cond, ignore_index=True)
         chart = alt.Chart(dc).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block"), y=alt.Y("branch_share:Q", title="share of the logit change via the branch"),
+            x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("branch_share:Q", title="share of the logit change via the branch"),
             color=ui.color(dc["model"]),
             tooltip=["model", "block", alt.Tooltip("conductance:Q", format=".3f"), alt.Tooltip("logit_change:Q", format=".3f"),
                      alt.Tooltip("conductance_output:Q", format=".3f")]).properties(height=300)

@@ -46,3 +46,15 @@ def test_cli_models_and_evaluate_errors(capsys, tmp_path):
     assert "error" in capsys.readouterr().err
     assert main(["evaluate", "resnet20", "--data", str(tmp_path / "none"), "--samples", "10"]) == 2
     assert "RESLENS_DATA" in capsys.readouterr().err
+
+
+def test_stop_after_epoch_finishes_a_paused_run_and_says_so(tmp_path):
+    make_imagefolder(tmp_path / "c10", per_class=8, classes=tuple(f"c{i}" for i in range(10)))
+    out = tmp_path / "zoo"
+    kw = dict(epochs=4, device="cpu", data=tmp_path / "c10", out=out, batch=32, log=lambda m: None)
+    assert train(["plain8"], time_limit=0.0, **kw) == {}
+    card = train(["plain8"], stop_after_epoch=2, **kw)["plain8"]
+    assert len(card["history"]) == 2 and card["stopped_early"]["after_epoch"] == 2
+    assert card["stopped_early"]["of_iterations"] == 4 * (80 // 32)
+    assert "--stop-after-epoch 2" in card["command"]
+    assert load_pretrained("plain8", device="cpu", root=out).depth == 8
