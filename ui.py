@@ -21,7 +21,7 @@ import torch
 
 from analysis import data as D
 from analysis.attributions import METHODS, attribute_image, conductance_per_block
-from analysis.common import Batch, random_sample, test_sample
+from analysis.common import Batch, random_sample, eval_sample
 from analysis.curves import training_curves
 from analysis.deletion import (PrefixCache, delete_random, delete_single, path_distribution, path_gradients, reorder,
                                summarize_random)
@@ -201,7 +201,7 @@ def friendly(fn, *args, **kwargs):
 # ---------------------------------------------------------------------------- data
 @st.cache_resource(show_spinner="Reading the test images…", max_entries=6)
 def _batch(samples: int, seed: int, device: str, root: str) -> Batch:
-    return test_sample(samples, seed, torch.device(device), root)
+    return eval_sample(samples, seed, torch.device(device), root)
 
 
 def batch(s: Settings, samples: int | None = None) -> Batch:

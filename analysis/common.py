@@ -46,7 +46,7 @@ class Batch:
         return len(self.y)
 
 
-def test_sample(samples: int, seed: int, device: torch.device, data=None) -> Batch:
+def eval_sample(samples: int, seed: int, device: torch.device, data=None) -> Batch:
     """A seeded random subset of the CIFAR-10 test split, normalised, on ``device``."""
     split = D.load_split("test", data)
     idx = D.sample_indices(len(split), samples, seed)

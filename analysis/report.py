@@ -13,7 +13,7 @@ import torch
 
 from . import data as D
 from .attributions import METHODS, attribute_image, conductance_per_block
-from .common import random_sample, test_sample
+from .common import random_sample, eval_sample
 from .curves import training_curves
 from .deletion import PrefixCache, delete_random, delete_single, deletable_blocks, path_gradients, reorder
 from .gradients import LAMBDAS, gradient_flow, lambda_sweep
@@ -65,7 +65,7 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
     dev = torch.device(device) if device else default_device()
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
     needs_data = [a for a in only if a not in ("training",)]
-    batch = test_sample(cfg.samples, cfg.seed, dev, data) if needs_data else None
+    batch = eval_sample(cfg.samples, cfg.seed, dev, data) if needs_data else None
     tables: dict[str, list[pd.DataFrame]] = {}
     timings: dict[str, float] = {}
     tick = progress or (lambda frac, msg: None)
@@ -83,7 +83,7 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
             add("responses", r)
             add("residual_ratio", q)
         elif a == "gradients":
-            gb = test_sample(min(cfg.grad_samples, cfg.samples), cfg.seed, dev, data)
+            gb = eval_sample(min(cfg.grad_samples, cfg.samples), cfg.seed, dev, data)
             add("gradients", gradient_flow(m, gb, n, "trained", progress=sub))
             init = fresh_model(m.name, cfg.seed, dev)
             add("gradients", gradient_flow(init, gb, n, "init"))
@@ -112,7 +112,7 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
             c.insert(1, "image", f"test/{i0}")
             add("conductance", c)
         elif a == "landscape":
-            lb = test_sample(min(cfg.landscape_samples, cfg.samples), cfg.seed, dev, data)
+            lb = eval_sample(min(cfg.landscape_samples, cfg.samples), cfg.seed, dev, data)
             add("landscape", landscape(m, lb, n, grid(cfg.landscape_1d_steps), None, cfg.seed, progress=sub))
             g2 = grid(cfg.landscape_2d_steps)
             add("landscape", landscape(m, lb, n, g2, g2, cfg.seed))

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from analysis.common import test_sample
+from analysis.common import eval_sample
 from analysis.deletion import PrefixCache, full_error_pct
 from analysis.zoo import load_pretrained
 
@@ -30,7 +30,7 @@ ap.add_argument("--device", default=None)
 a = ap.parse_args()
 dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 model = load_pretrained(a.model, device=dev)
-batch = test_sample(a.samples, 0, dev)
+batch = eval_sample(a.samples, 0, dev)
 n = model.num_blocks
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from analysis.common import test_sample
+from analysis.common import eval_sample
 from analysis.deletion import PrefixCache, delete_random, delete_single, path_gradients, summarize_random
 from analysis.responses import responses
 from analysis.zoo import load_card, load_pretrained
@@ -15,7 +15,7 @@ CPU = torch.device("cpu")
 
 @pytest.fixture(scope="module")
 def sample():
-    return test_sample(300, 0, CPU)
+    return eval_sample(300, 0, CPU)
 
 
 @pytest.mark.parametrize("depth", [20, 56])
