@@ -70,6 +70,10 @@ try:
             thumb.press("ArrowRight")
             page.wait_for_function(
                 "v => document.querySelector('.st-key-k [data-testid=\"stSliderThumbValue\"]').innerText != v", arg=value)
+            try:  # the rerun may start a moment after the thumb moves: wait for it, then for its end
+                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=3000)
+            except Exception:
+                pass
             page.wait_for_selector(IDLE)
             slider_times.append(time.perf_counter() - t)
         b.close()
