@@ -23,7 +23,7 @@ from captum.attr import (DeepLift, GradientShap, IntegratedGradients, LayerAttri
                          LayerGradCam, Occlusion, Saliency)
 from captum.metrics import infidelity
 
-from .common import model_device
+from .common import is_oom, model_device
 from .models import CifarResNet
 
 METHODS = ("Saliency", "IntegratedGradients", "DeepLift", "GradientShap", "Occlusion")
@@ -45,6 +45,19 @@ class AttributionResult:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
+
+
+def _halving_on_oom(fn, internal_batch_size: int | None):
+    """Call ``fn(internal_batch_size)``; on CUDA out-of-memory halve it and retry (None becomes 64)."""
+    ibs = internal_batch_size
+    while True:
+        try:
+            return fn(ibs)
+        except RuntimeError as e:
+            if not is_oom(e) or ibs == 1:
+                raise
+            torch.cuda.empty_cache()
+            ibs = 64 if ibs is None else max(1, ibs // 2)
 
 
 def _attribute(method: str, m: CifarResNet, x: torch.Tensor, target: int, seed: int, ig_steps: int,
@@ -85,7 +98,8 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
     res = AttributionResult(model_name)
     steps = len(methods) + (1 if gradcam else 0)
     for j, meth in enumerate(methods):
-        a, delta = _attribute(meth, m, x.clone().requires_grad_(True), tgt, seed, ig_steps, internal_batch_size)
+        a, delta = _halving_on_oom(lambda ibs: _attribute(meth, m, x.clone().requires_grad_(True), tgt, seed, ig_steps, ibs),
+                                   internal_batch_size)
         a = a.detach()
         if delta is not None:
             res.convergence_delta = delta
@@ -139,9 +153,11 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
     rows = []
     for i, info in enumerate(m.block_info):
         blk = m.get_submodule(info.name)
-        kw = dict(baselines=torch.zeros_like(x), target=tgt, n_steps=n_steps, internal_batch_size=internal_batch_size)
-        c_branch = LayerConductance(m, blk.bn2).attribute(x, **kw).detach()
-        c_out = LayerConductance(m, blk).attribute(x, **kw).detach()
+        kw = dict(baselines=torch.zeros_like(x), target=tgt, n_steps=n_steps)
+        c_branch = _halving_on_oom(lambda ibs: LayerConductance(m, blk.bn2).attribute(x, internal_batch_size=ibs, **kw),
+                                   internal_batch_size).detach()
+        c_out = _halving_on_oom(lambda ibs: LayerConductance(m, blk).attribute(x, internal_batch_size=ibs, **kw),
+                                internal_batch_size).detach()
         rows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
                      "stage": info.stage, "downsample": info.downsample, "target": tgt,
                      "conductance": float(c_branch.sum()), "conductance_abs": float(c_branch.abs().sum()),

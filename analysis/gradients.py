@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, model_device
+from .common import Batch, chunked, model_device
 from .models import CifarResNet
 
 LAMBDAS = (0.0, 0.5, 0.9, 1.0, 1.1, 1.5)
@@ -38,7 +38,7 @@ def _private_train_copy(model: CifarResNet) -> CifarResNet:
     return m
 
 
-def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, state: str, lam: float | None = None,
+def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: str, lam: float | None = None,
                   batch_size: int = 128, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
     """One row per block: input-gradient and weight-gradient norms (see the module docstring)."""
     dev = model_device(model)
@@ -47,10 +47,13 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, state: str,
     n_blocks = m.num_blocks
     in_sum = torch.zeros(n_blocks, dtype=torch.float64)
     w_acc = [[torch.zeros_like(c1), torch.zeros_like(c2)] for c1, c2 in convs]
-    n_total, nonfinite = len(batch), False
-    for start in range(0, n_total, batch_size):
-        x = batch.x[start:start + batch_size].to(dev)
-        y = batch.y[start:start + batch_size].to(dev)
+    n_total = len(batch)
+    state = {"nonfinite": False, "bs": batch_size}
+
+    def run(sl: slice) -> None:
+        x = batch.x[sl].to(dev)
+        y = batch.y[sl].to(dev)
+        state["bs"] = min(state["bs"], sl.stop - sl.start) if sl.stop < n_total else state["bs"]
         h = m.stem_forward(x)
         inputs = []
         for i, blk in enumerate(m._blocks):
@@ -63,22 +66,26 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, state: str,
         g_in, g_w = grads[:n_blocks], grads[n_blocks:]
         for i in range(n_blocks):
             norms = g_in[i].flatten(1).norm(dim=1).double()
-            nonfinite |= not torch.isfinite(norms).all().item()
+            state["nonfinite"] |= not torch.isfinite(norms).all().item()
             in_sum[i] += norms.sum().cpu()
             w_acc[i][0] += g_w[2 * i]
             w_acc[i][1] += g_w[2 * i + 1]
         if progress:
-            progress(min(1.0, (start + batch_size) / n_total), f"gradients of {model_name} ({state}, lambda={lam})")
+            progress(min(1.0, sl.stop / n_total), f"gradients of {model_name} ({weights}, lambda={lam})")
+
+    # On CUDA out-of-memory the batch is halved (and the bn column says which batch size was used).
+    chunked(run, n_total, batch_size)
+    nonfinite = state["nonfinite"]
     rows = []
     lam_v = (1.0 if m.residual else 0.0) if lam is None else float(lam)
     for i, info in enumerate(m.block_info):
         g1 = (w_acc[i][0] / n_total).norm().item()
         g2 = (w_acc[i][1] / n_total).norm().item()
-        rows.append({"model": model_name, "residual": model.residual, "state": state, "lambda": lam_v,
+        rows.append({"model": model_name, "residual": model.residual, "state": weights, "lambda": lam_v,
                      "block": info.name, "block_index": i, "stage": info.stage, "downsample": info.downsample,
                      "grad_input_l2": (in_sum[i] / n_total).item(), "grad_weight_l2": (g1 * g1 + g2 * g2) ** 0.5,
                      "grad_conv1_l2": g1, "grad_conv2_l2": g2, "images": n_total,
-                     "bn": f"batch statistics, batches of {batch_size}", "finite": not nonfinite})
+                     "bn": f"batch statistics, batches of {state['bs']}", "finite": not nonfinite})
     del m
     return pd.DataFrame(rows)
 

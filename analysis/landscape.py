@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .common import Batch, autocast, model_device
+from .common import Batch, autocast, chunked, model_device
 from .models import CifarResNet
 
 
@@ -40,15 +40,15 @@ def filter_normalized_direction(model: CifarResNet, seed: int) -> dict[str, torc
 
 @torch.no_grad()
 def _loss_err(model, params, buffers, batch: Batch, dev, bf16: bool, chunk: int = 500) -> tuple[float, float]:
-    loss, wrong = 0.0, 0
-    for s in range(0, len(batch), chunk):
-        x = batch.x[s:s + chunk].to(dev).contiguous(memory_format=torch.channels_last)
-        y = batch.y[s:s + chunk].to(dev)
+    def run(sl: slice) -> tuple[float, int]:
+        x = batch.x[sl].to(dev).contiguous(memory_format=torch.channels_last)
+        y = batch.y[sl].to(dev)
         with autocast(dev, bf16):
             out = functional_call(model, (params, buffers), (x,))
-        loss += F.cross_entropy(out.float(), y, reduction="sum").item()
-        wrong += (out.argmax(1) != y).sum().item()
-    return loss / len(batch), 100.0 * wrong / len(batch)
+        return F.cross_entropy(out.float(), y, reduction="sum").item(), (out.argmax(1) != y).sum().item()
+
+    parts = chunked(run, len(batch), chunk)  # halves the chunk on CUDA out-of-memory
+    return sum(p[0] for p in parts) / len(batch), 100.0 * sum(p[1] for p in parts) / len(batch)
 
 
 def landscape(model: CifarResNet, batch: Batch, model_name: str, alphas: Sequence[float],

@@ -203,3 +203,33 @@ def test_oom_fallback_halves_the_chunk():
     assert all(b - a <= 5 for a, b in seen) and seen[0] == (0, 4)
     with pytest.raises(ValueError):
         chunked(lambda sl: (_ for _ in ()).throw(ValueError("other")), 4, 2)
+
+
+def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
+    """A simulated CUDA out-of-memory in Captum or in a gradient batch is retried with smaller batches."""
+    from analysis import attributions as A
+
+    calls = []
+
+    def flaky(ibs):
+        calls.append(ibs)
+        if ibs is None or ibs > 16:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return "ok"
+
+    assert A._halving_on_oom(flaky, None) == "ok" and calls == [None, 64, 32, 16]
+    m = tiny(True, 8)
+    b = batch(16)
+    real = torch.autograd.grad
+    seen = []
+
+    def grad_with_oom(outputs, inputs, *a, **k):
+        n = inputs[0].shape[0]
+        seen.append(n)
+        if n > 4:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real(outputs, inputs, *a, **k)
+
+    monkeypatch.setattr(torch.autograd, "grad", grad_with_oom)
+    df = gradient_flow(m, b, "t", "trained", batch_size=16)
+    assert seen[:3] == [16, 8, 4] and df["bn"].iloc[0] == "batch statistics, batches of 4"
