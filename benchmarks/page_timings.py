@@ -6,40 +6,19 @@ Each page is opened in a fresh browser session of a fresh server (cold caches, d
 opened again (warm caches). The slider change is measured from the key press to the end of the rerun.
 """
 
-import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
-PAGES = ["", "Responses", "Gradient_flow", "Block_deletion", "Attributions", "Loss_landscape", "Reports"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from streamlit_server import CHROMIUM_ARGS, IDLE, PAGES, serve  # noqa: E402
 
-with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                         "--server.port", str(port), "--server.address", "127.0.0.1",
-                         "--browser.gatherUsageStats", "false"], cwd=ROOT, env=dict(os.environ),
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-url = f"http://127.0.0.1:{port}"
-try:
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
+with serve() as url:
     rows = []
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         for name in PAGES:
             times = []
             for _ in range(2):  # cold, then warm
@@ -77,8 +56,6 @@ try:
             page.wait_for_selector(IDLE)
             slider_times.append(time.perf_counter() - t)
         b.close()
-finally:
-    proc.terminate()
 print("page                first chart, cold (s)   warm (s)")
 for name, cold, warm in rows:
     print(f"{name:<20}{cold:>10.1f}{warm:>20.1f}")

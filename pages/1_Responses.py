@@ -34,11 +34,12 @@ if names and ui.need_data():
         med = plot.groupby("model")["std"].median().rename("median std").to_frame().T
         st.dataframe(med, width="stretch")
         st.subheader("How small is each residual branch?")
-        chart2 = alt.Chart(ratio).mark_line(point=True).encode(
+        base = alt.Chart(ratio).encode(
             x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"),
-            color=ui.color(ratio["model"]), shape=alt.Shape("downsample:N", title="downsampling block"),
-            tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), alt.Tooltip("ratio_shortcut:Q", format=".3f"), "downsample"],
-        ).properties(height=320)
+            color=ui.color(ratio["model"]),
+            tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), alt.Tooltip("ratio_shortcut:Q", format=".3f"), "downsample"])
+        chart2 = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
+            shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=320)
         ui.show_chart(chart2, ratio.drop(columns=["definition"]), "residual_ratio.csv",
                       "For each image, the L2 norm of the block's branch output F(x) (after bn2, before the addition) "
                       "divided by the L2 norm of the block's input x, averaged over the images. In a plain net F(x) is "
