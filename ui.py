@@ -27,7 +27,7 @@ from analysis.deletion import (PrefixCache, delete_random, delete_single, path_d
                                summarize_random)
 from analysis.gradients import gradient_flow
 from analysis.landscape import grid, landscape
-from analysis.responses import responses
+from analysis.responses import compare_responses, responses, summarize_responses
 from analysis.zoo import ZOO, CheckpointError, available, default_device, fresh_model, load_card, load_pretrained, load_uploaded
 
 PLAIN_COLORS = {"plain20": "#fdae6b", "plain56": "#e6550d", "plain110": "#8c2d04"}
@@ -333,4 +333,5 @@ def image_png(img: np.ndarray, scale: int = 6) -> bytes:
     return b.getvalue()
 
 
-__all__ = ["METHODS", "ZOO", "path_distribution", "summarize_random", "default_device"]
+__all__ = ["METHODS", "ZOO", "compare_responses", "path_distribution", "summarize_random", "summarize_responses",
+           "default_device"]

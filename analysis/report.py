@@ -18,7 +18,7 @@ from .curves import training_curves
 from .deletion import PrefixCache, delete_random, delete_single, deletable_blocks, path_gradients, reorder
 from .gradients import LAMBDAS, gradient_flow, lambda_sweep
 from .landscape import grid, landscape
-from .responses import responses
+from .responses import compare_responses, responses
 from .zoo import default_device, fresh_model, load_pretrained
 
 ANALYSES = ("responses", "gradients", "deletion", "paths", "attributions", "landscape", "training")
@@ -123,6 +123,8 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
         timings[f"{a}:{n}"] = round(time.time() - t0, 2)
         tick((si + 1) / len(steps), f"{a} done for {n}")
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
+    if "responses" in out:
+        out["response_comparison"] = compare_responses(out["responses"], out["residual_ratio"])
     manifest = {
         "models": names, "analyses": only, "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),

@@ -7,6 +7,7 @@ Definitions (the paper does not say how it aggregates, so ResLens fixes one):
 * ``std``: for each channel c, the standard deviation of that channel's values over all sampled images
   and all spatial positions (population std, N*H*W values); then the mean over channels.
   ``std_all`` is the std over every value of the layer at once. Eval mode: BN uses its running statistics.
+  ``sorted_rank`` / ``sorted_rank_all`` number the layers by ``std`` / ``std_all``, largest first (Fig. 7, bottom).
 * ``ratio``: per image, ||F(x)||_2 / ||x||_2 over all C*H*W values of the block's branch output and of
   the block's input; the mean over images is ``ratio`` (``ratio_median`` the median). ``ratio_shortcut``
   divides by the norm of the shortcut (option A subsamples, so it differs from ||x|| in downsampling blocks).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -90,6 +92,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
                      "is_branch_output": name.endswith(".bn2"), "images": len(batch)})
     resp = pd.DataFrame(rows)
     resp["sorted_rank"] = resp["std"].rank(ascending=False, method="first").astype(int)
+    resp["sorted_rank_all"] = resp["std_all"].rank(ascending=False, method="first").astype(int)
     resp["aggregation"] = "mean over channels of per-channel std over images and positions (eval-mode BN)"
     rrows = []
     for i, info in enumerate(model.block_info):
@@ -101,3 +104,49 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
     ratio = pd.DataFrame(rrows)
     ratio["definition"] = "mean over images of ||F(x)||_2 / ||x||_2 (F = branch output after bn2)"
     return resp, ratio
+
+
+MEASURES = {
+    "std": ("per-channel std, mean over channels", "median over the 3x3 layers"),
+    "std_all": ("std over all values of the layer", "median over the 3x3 layers"),
+    "ratio": ("||F(x)|| / ||x|| per block", "mean over blocks"),
+}
+
+
+def compare_responses(resp: pd.DataFrame, ratio: pd.DataFrame) -> pd.DataFrame:
+    """Plain vs residual at equal depth, one row per (pair, measure).
+
+    Pairs every plain model with every residual model that has the same number of 3x3 layers.
+    ``plain_value`` / ``residual_value``: the median over layers of ``std`` or ``std_all``, or the mean over
+    blocks of ``ratio``. ``share_residual_below``: both nets' values sorted largest first, the share of ranks
+    at which the residual net's value is the smaller one (Fig. 7, bottom, read rank by rank).
+    """
+    info = {m: (bool(g["residual"].iloc[0]), len(g)) for m, g in resp.groupby("model", sort=False)}
+    rows = []
+    for p, (p_res, p_layers) in info.items():
+        for r, (r_res, r_layers) in info.items():
+            if p_res or not r_res or p_layers != r_layers:
+                continue
+            for col, (label, stat) in MEASURES.items():
+                src = ratio if col == "ratio" else resp
+                a = np.sort(src.loc[src["model"] == p, col].to_numpy())[::-1]
+                b = np.sort(src.loc[src["model"] == r, col].to_numpy())[::-1]
+                if len(a) == 0 or len(a) != len(b):
+                    continue
+                agg = np.mean if col == "ratio" else np.median
+                pv, rv = float(agg(a)), float(agg(b))
+                rows.append({"depth": p_layers + 1, "plain": p, "residual": r, "measure": col, "definition": label,
+                             "statistic": stat, "plain_value": pv, "residual_value": rv,
+                             "residual_smaller": rv < pv, "share_residual_below": float((b < a).mean()),
+                             "count": len(a)})
+    return pd.DataFrame(rows, columns=["depth", "plain", "residual", "measure", "definition", "statistic",
+                                       "plain_value", "residual_value", "residual_smaller",
+                                       "share_residual_below", "count"])
+
+
+def summarize_responses(resp: pd.DataFrame, ratio: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: median ``std`` and ``std_all`` over its 3x3 layers, mean ``ratio`` over its blocks."""
+    out = resp.groupby("model", sort=False).agg(residual=("residual", "first"), layers=("layer", "size"),
+                                                 median_std=("std", "median"), median_std_all=("std_all", "median"))
+    out["mean_ratio"] = ratio.groupby("model", sort=False)["ratio"].mean()
+    return out.reset_index()

@@ -9,30 +9,52 @@ import ui
 s = ui.page("Responses", "📏")
 st.title("Layer responses")
 st.markdown("He et al. (2015, Fig. 7) report that residual nets' 3x3 layers respond *less* than plain ones: "
-            "the residual functions are closer to zero. Here is that measurement on the zoo.")
+            "the residual functions are closer to zero. Here is that measurement on the zoo. The paper does not say how a "
+            "layer's std is aggregated, so both readings are offered, and the comparison under the chart says which holds.")
 names = ui.need_models(s)
 if names and ui.need_data():
-    order = st.radio("Layer order", ["in layer order", "sorted by magnitude"], horizontal=True, key="order")
+    c1, c2 = st.columns(2)
+    order = c1.radio("Layer order", ["in layer order", "sorted by magnitude"], horizontal=True, key="order")
+    agg = c2.radio("std of a layer", ["per channel, then mean", "over all values"], horizontal=True, key="agg",
+                   help="The paper does not say how a layer's std is aggregated; the two readings can disagree.")
     root = str(ui.D.resolve_root())
     res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root) for n in names]
     res = [r for r in res if r is not None]
     if res:
         resp = pd.concat([r[0] for r in res], ignore_index=True)
         ratio = pd.concat([r[1] for r in res], ignore_index=True)
-        xcol, xtitle = ("layer_index", "layer (in order)") if order == "in layer order" else ("sorted_rank", "layer (sorted by std, largest first)")
-        plot = resp[["model", "residual", "layer", "layer_index", "sorted_rank", "std", "std_all", "images"]]
+        ycol, rank = ("std", "sorted_rank") if agg.startswith("per channel") else ("std_all", "sorted_rank_all")
+        xcol, xtitle = ("layer_index", "layer (in order)") if order == "in layer order" else (rank, "layer (sorted by std, largest first)")
+        plot = resp[["model", "residual", "layer", "layer_index", rank, ycol, "images"]]
         chart = alt.Chart(plot).mark_line(point=True).encode(
-            x=alt.X(f"{xcol}:Q", title=xtitle), y=alt.Y("std:Q", title="std of response"),
+            x=alt.X(f"{xcol}:Q", title=xtitle), y=alt.Y(f"{ycol}:Q", title="std of response"),
             color=ui.color(plot["model"]),
-            tooltip=["model", "layer", alt.Tooltip("std:Q", format=".3f"), "layer_index", "sorted_rank"],
+            tooltip=["model", "layer", alt.Tooltip(f"{ycol}:Q", format=".3f"), "layer_index", rank],
         ).properties(height=360)
-        ui.show_chart(chart, plot, "responses.csv",
+        how = ("for each channel the standard deviation over the images and all positions, then the mean over "
+               "channels" if ycol == "std" else "the standard deviation of all values of the layer at once "
+               "(channels, positions and images together)")
+        ui.show_chart(chart, plot, f"responses_{ycol}.csv",
                       f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
-                      f"bn2 of each block). std = for each channel the standard deviation over {s.samples} test "
-                      f"images (seed {s.seed}) and all positions, then the mean over channels; eval-mode BN, float32.",
+                      f"bn2 of each block). std = {how}; {s.samples} test images (seed {s.seed}), eval-mode BN, float32.",
                       "responses")
-        med = plot.groupby("model")["std"].median().rename("median std").to_frame().T
-        st.dataframe(med, width="stretch")
+        summary = ui.summarize_responses(resp, ratio)
+        st.dataframe(summary.rename(columns={"median_std": "median std (per channel)",
+                                             "median_std_all": "median std (all values)",
+                                             "mean_ratio": "mean ‖F(x)‖/‖x‖"}), width="stretch", hide_index=True)
+        cmp = ui.compare_responses(resp, ratio)
+        if len(cmp):
+            st.markdown("**Plain vs residual at the same depth**, read off the measurements above:")
+            lines = []
+            for _, c in cmp.iterrows():
+                word = "smaller" if c["residual_smaller"] else "**not smaller**"
+                stat = "median" if c["measure"] != "ratio" else "mean"
+                lines.append(f"- {c['residual']} vs {c['plain']}, {c['definition']}: {stat} {c['residual_value']:.3f} vs "
+                             f"{c['plain_value']:.3f}, {word}; the residual net is below at "
+                             f"{100 * c['share_residual_below']:.0f} % of the sorted ranks.")
+            st.markdown("\n".join(lines))
+            st.download_button("Download CSV", cmp.to_csv(index=False).encode(), file_name="response_comparison.csv",
+                               mime="text/csv", key="dl_cmp")
         st.subheader("How small is each residual branch?")
         base = alt.Chart(ratio).encode(
             x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"),

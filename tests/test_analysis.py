@@ -14,7 +14,7 @@ from analysis.deletion import (PrefixCache, delete_random, delete_single, full_e
                                path_distribution, path_gradients, reorder, summarize_random)
 from analysis.gradients import gradient_flow, lambda_sweep
 from analysis.landscape import filter_normalized_direction, landscape
-from analysis.responses import responses
+from analysis.responses import compare_responses, responses, summarize_responses
 from conftest import tiny
 
 
@@ -44,6 +44,28 @@ def test_response_std_matches_a_direct_computation():
     direct = a1.double().permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False).mean().item()
     got = resp.set_index("layer").loc["stage1.block0.bn1", "std"]
     assert abs(got - direct) < 1e-6 * max(1, direct)
+
+
+def test_compare_responses_known_answer():
+    def resp(model, residual, stds, alls):
+        return pd.DataFrame({"model": model, "residual": residual, "layer": [f"l{i}" for i in range(len(stds))],
+                             "std": stds, "std_all": alls})
+
+    r = pd.concat([resp("p", False, [3.0, 2.0, 1.0], [1.0, 1.0, 1.0]), resp("r", True, [0.5, 4.0, 1.0], [2.0, 0.5, 0.5]),
+                   resp("other", True, [1.0, 1.0, 1.0, 1.0, 1.0], [1.0] * 5)], ignore_index=True)
+    q = pd.DataFrame({"model": ["p", "p", "r", "r"], "ratio": [1.0, 2.0, 0.25, 0.75]})
+    cmp = compare_responses(r, q).set_index("measure")
+    assert list(cmp["depth"]) == [4, 4, 4] and set(cmp["residual"]) == {"r"}  # "other" has 5 layers: no pair
+    # std: plain sorted 3,2,1 / residual sorted 4,1,0.5 -> medians 2 vs 1; residual below at ranks 2 and 3
+    assert cmp.loc["std", "plain_value"] == 2.0 and cmp.loc["std", "residual_value"] == 1.0
+    assert cmp.loc["std", "share_residual_below"] == pytest.approx(2 / 3)
+    # std_all: 1,1,1 vs 2,0.5,0.5 -> medians 1 vs 0.5
+    assert cmp.loc["std_all", "residual_smaller"] and cmp.loc["std_all", "residual_value"] == 0.5
+    # ratio: means 1.5 vs 0.5, residual below at both ranks
+    assert cmp.loc["ratio", "plain_value"] == 1.5 and cmp.loc["ratio", "residual_value"] == 0.5
+    assert cmp.loc["ratio", "share_residual_below"] == 1.0
+    s = summarize_responses(r, q).set_index("model")
+    assert s.loc["r", "median_std"] == 1.0 and s.loc["p", "mean_ratio"] == 1.5 and s.loc["other", "layers"] == 5
 
 
 def test_gradient_norms_match_direct_autograd():

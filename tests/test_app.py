@@ -58,6 +58,13 @@ def test_responses_page_changes_with_sample_size():
     assert not at.exception
     b = charts(at)
     assert (b[0]["images"] == 250).all() and not a[0]["std"].equals(b[0]["std"])
+    # the pair's comparison is written out, and the other reading of "std of a layer" is one click away
+    text = " ".join(m.value for m in at.markdown)
+    assert "resnet20 vs plain20, per-channel std" in text and "std over all values" in text
+    at.radio(key="agg").set_value("over all values").run()
+    assert not at.exception
+    c = charts(at)[0]
+    assert "std_all" in c.columns and "std" not in c.columns and (c["std_all"] > 0).all()
 
 
 @needs_data

@@ -1,12 +1,13 @@
 """The papers' claims, measured on the shipped zoo (the 'must show' of the analysis engine)."""
 
+import pandas as pd
 import pytest
 import torch
 
 from analysis.common import eval_sample
 from analysis.deletion import PrefixCache, delete_random, delete_single, path_gradients, summarize_random
-from analysis.responses import responses
-from analysis.zoo import load_card, load_pretrained
+from analysis.responses import compare_responses, responses, summarize_responses
+from analysis.zoo import available, load_card, load_pretrained
 from conftest import needs_data
 
 pytestmark = needs_data
@@ -18,13 +19,31 @@ def sample():
     return eval_sample(300, 0, CPU)
 
 
-@pytest.mark.parametrize("depth", [20, 56])
-def test_residual_responses_are_smaller(sample, depth):
-    med = {}
-    for kind in ("plain", "resnet"):
-        r, _ = responses(load_pretrained(f"{kind}{depth}", device=CPU), sample, kind)
-        med[kind] = r["std"].median()
-    assert med["resnet"] < med["plain"], med
+@pytest.fixture(scope="module")
+def response_tables(sample):
+    res = [responses(load_pretrained(n, device=CPU), sample, n)
+           for n in ("plain20", "plain56", "resnet20", "resnet56", "resnet110")]
+    return pd.concat([r[0] for r in res], ignore_index=True), pd.concat([r[1] for r in res], ignore_index=True)
+
+
+def test_residual_responses_are_smaller(response_tables):
+    """Fig. 7: ResNets respond less than plain nets of the same depth, and deeper ResNets less still.
+
+    The paper does not say how a layer's std is aggregated. With the std over all values of a layer the
+    residual nets are smaller at 20 and 56 layers. With the per-channel std (then the mean over channels)
+    only the 20-layer pair separates: the fully trained resnet56 sits slightly above plain56 there, which
+    the README and the Responses page say; this test pins what holds, not what was hoped for.
+    """
+    cmp = compare_responses(*response_tables).set_index(["depth", "measure"])
+    assert cmp.loc[(20, "std"), "residual_smaller"] and cmp.loc[(20, "std_all"), "residual_smaller"]
+    assert cmp.loc[(56, "std_all"), "residual_smaller"], cmp.loc[56]
+    assert cmp.loc[(56, "std_all"), "share_residual_below"] > 0.5
+    summary = summarize_responses(*response_tables).set_index("model")
+    for col in ("median_std", "median_std_all", "mean_ratio"):
+        r20, r56, r110 = (summary.loc[n, col] for n in ("resnet20", "resnet56", "resnet110"))
+        assert r20 > r56 > r110, (col, r20, r56, r110)
+    assert (summary.loc[["resnet20", "resnet56", "resnet110"], "mean_ratio"] < 1).all()
+    assert (summary.loc[["plain20", "plain56"], "mean_ratio"] > 1).all()  # a plain block rewrites its input
 
 
 def test_single_deletions_resnet110_vs_plain56(sample):
@@ -54,11 +73,21 @@ def test_degradation_in_the_cards():
     p20, p56, r20, r56, r110 = (load_card(n) for n in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"))
     assert p56["train_error_pct"] > p20["train_error_pct"]  # deeper plain net: higher *training* error
     assert p56["test_error_pct"] - r56["test_error_pct"] >= 1.5
-    assert r20["test_error_pct"] <= 13.0 and r110["test_error_pct"] <= 11.0
+    assert r20["test_error_pct"] <= 13.0 and r56["test_error_pct"] <= 11.0 and r110["test_error_pct"] <= 11.0
+    assert r20["test_error_pct"] - r56["test_error_pct"] >= 1.0  # depth helps once there are shortcuts
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped resnet56 ran a shortened 80-epoch schedule (its 143-epoch GPU run "
-                   "was lost); retrain it with the full recipe on a GPU: python -m analysis train resnet56")
-def test_resnet56_reaches_its_target():
-    r20, r56 = load_card("resnet20"), load_card("resnet56")
-    assert r56["test_error_pct"] <= 11.0 and r20["test_error_pct"] - r56["test_error_pct"] >= 1.0
+def test_residual_nets_finished_their_schedules():
+    """No residual net in the zoo was cut short (--stop-after-epoch): each ran to its last iteration."""
+    for n in ("resnet20", "resnet56", "resnet110"):
+        c = load_card(n)
+        assert not c.get("stopped_early"), n
+        assert c["history"][-1]["iteration"] == c["schedule"]["iterations"], n
+
+
+def test_plain110_degrades_further():
+    """Where shipped, plain110 trains worse than plain56: training error, not overfitting."""
+    if "plain110" not in available():
+        pytest.skip("plain110 is not shipped")
+    p56, p110, r110 = load_card("plain56"), load_card("plain110"), load_card("resnet110")
+    assert p110["train_error_pct"] > p56["train_error_pct"] and p110["train_error_pct"] > r110["train_error_pct"]

@@ -10,6 +10,8 @@ from conftest import needs_data
 COLUMNS = {
     "responses": ["model", "layer", "block", "stage", "std"],
     "residual_ratio": ["model", "block", "ratio"],
+    "response_comparison": ["depth", "plain", "residual", "measure", "plain_value", "residual_value",
+                            "share_residual_below"],
     "gradients": ["model", "state", "lambda", "block", "grad_input_l2", "grad_weight_l2"],
     "deletion_single": ["model", "block", "downsample", "error_pct"],
     "deletion_random": ["model", "k", "trial", "blocks", "error_pct"],
@@ -29,6 +31,8 @@ def test_report_cli_writes_every_csv(tmp_path, capsys):
     for name, cols in COLUMNS.items():
         df = pd.read_csv(out / f"{name}.csv")
         assert len(df) > 0 and set(cols) <= set(df.columns), name
+    c = pd.read_csv(out / "response_comparison.csv")
+    assert set(c["depth"]) == {20} and sorted(c["measure"]) == ["ratio", "std", "std_all"]
     g = pd.read_csv(out / "gradients.csv")
     assert set(g["state"]) == {"trained", "init"} and sorted(g["lambda"].unique()) == [0.0, 0.5, 0.9, 1.0, 1.1, 1.5]
     assert set(pd.read_csv(out / "paths.csv")["model"]) == {"resnet20"}  # paths exist in residual nets only
