@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import altair as alt
@@ -258,11 +261,71 @@ def cached_single(name: str, samples: int, seed: int, device: str, root: str) ->
                     _batch(samples, seed, device, root), name, cache=_prefix(name, samples, seed, device, root))
 
 
+class Prefetcher:
+    """Computes likely next results on one background thread while the user looks at the page.
+
+    Jobs call the library only (no Streamlit), on objects that are only read (a cached model, a PrefixCache),
+    so they are safe beside the script threads. A job's result is handed over once, by ``take``; a job that
+    failed is dropped and the work is redone in the foreground, where its error is reported properly.
+    """
+
+    def __init__(self, max_jobs: int = 256) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reslens-prefetch")
+        self._jobs: dict[tuple, Future] = {}
+        self._seen: set[tuple] = set()
+        self._lock = threading.Lock()
+        self.max_jobs = max_jobs
+
+    def submit(self, key: tuple, fn, *args, **kwargs) -> bool:
+        """Queue ``fn(*args, **kwargs)`` unless ``key`` is queued or was already computed; True if queued."""
+        with self._lock:
+            if key in self._jobs or key in self._seen or len(self._jobs) >= self.max_jobs:
+                return False
+            self._jobs[key] = self._pool.submit(fn, *args, **kwargs)
+            return True
+
+    def take(self, key: tuple):
+        """The prefetched result for ``key`` (waiting for it if it is running), or None."""
+        with self._lock:
+            self._seen.add(key)
+            fut = self._jobs.pop(key, None)
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception:  # noqa: BLE001 - recomputed in the foreground, which shows the error
+            return None
+
+
+@st.cache_resource(show_spinner=False)
+def prefetcher() -> Prefetcher:
+    return Prefetcher()
+
+
+def _random_k(name: str, k: int, trials: int, samples: int, seed: int, device: str, root: str,
+              model=None, cache: PrefixCache | None = None) -> pd.DataFrame:
+    # Each k is drawn from its own seeded stream, so that adding a k never changes the others.
+    model = model if model is not None else get_model(name, device)
+    cache = cache if cache is not None else _prefix(name, samples, seed, device, root)
+    return delete_random(model, cache.batch, name, [k], trials, seed * 1000 + k, cache=cache)
+
+
 @st.cache_data(show_spinner=False, max_entries=512)
 def cached_random_k(name: str, k: int, trials: int, samples: int, seed: int, device: str, root: str) -> pd.DataFrame:
-    # Each k is drawn from its own seeded stream, so that adding a k never changes the others.
-    return delete_random(get_model(name, device), _batch(samples, seed, device, root), name, [k], trials,
-                         seed * 1000 + k, cache=_prefix(name, samples, seed, device, root))
+    key = (name, k, trials, samples, seed, device, root)
+    got = prefetcher().take(key)
+    return got if got is not None else _random_k(*key)
+
+
+def prefetch_random_k(name: str, k: int, trials: int, samples: int, seed: int, device: str, root: str) -> None:
+    """Start computing ``cached_random_k`` for one more k in the background (the slider's likely next step).
+
+    ``RESLENS_PREFETCH=0`` turns this off (benchmarks/slider_prefetch.py compares the two)."""
+    if os.environ.get("RESLENS_PREFETCH", "1") == "0":
+        return
+    key = (name, k, trials, samples, seed, device, root)
+    prefetcher().submit(key, _random_k, *key, model=get_model(name, device),
+                        cache=_prefix(name, samples, seed, device, root))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -3,7 +3,8 @@
     python benchmarks/page_timings.py        (needs Debian's chromium and CIFAR-10 via RESLENS_DATA)
 
 Each page is opened in a fresh browser session of a fresh server (cold caches, default sidebar), then
-opened again (warm caches). The slider change is measured from the key press to the end of the rerun.
+opened again (warm caches). The slider change is measured from the key press to the end of the rerun it
+starts, pressed as soon as the page is idle (benchmarks/slider_prefetch.py times it with a reader's pause).
 """
 
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from streamlit_server import CHROMIUM_ARGS, IDLE, PAGES, serve  # noqa: E402
+from streamlit_server import CHROMIUM_ARGS, IDLE, PAGES, press_slider, serve  # noqa: E402
 
 with serve() as url:
     rows = []
@@ -39,22 +40,7 @@ with serve() as url:
         page.set_default_timeout(600_000)
         page.goto(f"{url}/Block_deletion")
         page.wait_for_selector(IDLE)
-        slider_times = []
-        k = page.locator(".st-key-k")
-        thumb = k.get_by_role("slider")
-        for _ in range(3):
-            value = k.get_by_test_id("stSliderThumbValue").inner_text()
-            thumb.focus()
-            t = time.perf_counter()
-            thumb.press("ArrowRight")
-            page.wait_for_function(
-                "v => document.querySelector('.st-key-k [data-testid=\"stSliderThumbValue\"]').innerText != v", arg=value)
-            try:  # the rerun may start a moment after the thumb moves: wait for it, then for its end
-                page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=3000)
-            except Exception:
-                pass
-            page.wait_for_selector(IDLE)
-            slider_times.append(time.perf_counter() - t)
+        slider_times = press_slider(page, "k", 3)
         b.close()
 print("page                first chart, cold (s)   warm (s)")
 for name, cold, warm in rows:

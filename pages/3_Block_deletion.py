@@ -36,12 +36,14 @@ if names and ui.need_data():
     c1, c2 = st.columns(2)
     k_max = c1.slider("k: largest number of deleted blocks", 0, 20, 6, key="k")
     trials = c2.number_input("Trials per k", 1, 50, 3, key="trials")
-    rows = []
+    rows, next_k = [], []
     for n in names:
         model = ui.friendly(ui.get_model, n, s.device)
         if model is None:
             continue
         pool = sum(not b.downsample for b in model.block_info)
+        if k_max < pool:
+            next_k.append(n)
         for k in range(0, min(k_max, pool) + 1):
             df = ui.friendly(ui.cached_random_k, n, k, int(trials), s.samples, s.seed, s.device, root)
             if df is not None:
@@ -107,3 +109,8 @@ if names and ui.need_data():
                               "Veit et al.'s method: backpropagate through the branches of k random blocks only (skip path "
                               "elsewhere) and measure ‖∂loss/∂(input of block 0)‖ per image (batches of 16, float32); "
                               "total = C(n, k) × that mean. The peak lies at short paths.", "pathgrad")
+
+    # While the page is being read, compute the slider's next step (k + 1) in the background: moving the
+    # slider up then only collects it. Same seeded draws as computing it on demand.
+    for n in next_k:
+        ui.prefetch_random_k(n, k_max + 1, int(trials), s.samples, s.seed, s.device, root)

@@ -47,3 +47,42 @@ def serve(env: dict | None = None, timeout_s: float = 60.0):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# Installed before an action: records when the app's script state goes to "running" and back to "notRunning",
+# so that a rerun is timed from the action to its end however fast it is.
+_WATCH = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  window.__rerun = {ran: false, doneAt: null};
+  const obs = new MutationObserver(() => {
+    const st = app.getAttribute('data-test-script-state');
+    if (st === 'running') window.__rerun.ran = true;
+    else if (window.__rerun.ran && st === 'notRunning' && window.__rerun.doneAt === null) window.__rerun.doneAt = performance.now();
+  });
+  obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  return performance.now();
+}"""
+
+
+def time_rerun(page, action, timeout_ms: int = 600_000) -> float:
+    """Seconds from ``action()`` (e.g. a key press) to the end of the rerun it starts, in the browser's clock."""
+    t0 = page.evaluate(_WATCH)
+    action()
+    page.wait_for_function("() => window.__rerun.doneAt !== null", timeout=timeout_ms)
+    return (page.evaluate("() => window.__rerun.doneAt") - t0) / 1000.0
+
+
+def press_slider(page, key: str, presses: int, pause_s: float = 0.0) -> list[float]:
+    """Move the slider with widget key ``key`` one step right ``presses`` times; the time of each rerun.
+
+    ``pause_s`` waits after each rerun before the next press, as a reader looking at the chart would."""
+    k = page.locator(f".st-key-{key}")
+    thumb = k.get_by_role("slider")
+    times = []
+    for _ in range(presses):
+        if pause_s:
+            page.wait_for_timeout(int(pause_s * 1000))
+        thumb.focus()
+        times.append(time_rerun(page, lambda: thumb.press("ArrowRight")))
+        page.wait_for_selector(IDLE)
+    return times

@@ -83,10 +83,19 @@ def test_gradient_page_lambda_slider():
 
 @needs_data
 def test_block_deletion_slider_changes_the_curve():
+    import ui
+    from analysis import data as D
+    from analysis.common import eval_sample
+    from analysis.deletion import delete_random
+    from analysis.zoo import load_pretrained
+
     at = app("3_Block_deletion.py")
     single, random_k = charts(at)[0], charts(at)[1]
     assert len(single) == 2 * 9
     assert random_k["k"].max() == 6
+    # the slider's next step (k = 7) is being computed in the background...
+    key = ("resnet20", 7, 3, 100, 0, "cpu", str(D.resolve_root()))
+    assert key in ui.prefetcher()._jobs
     at.slider(key="k").set_value(2).run()
     assert not at.exception
     assert charts(at)[1]["k"].max() == 2
@@ -96,6 +105,27 @@ def test_block_deletion_slider_changes_the_curve():
     res = summ[summ["model"] == "resnet20"].set_index("k")["mean_error_pct"]
     plain = summ[summ["model"] == "plain20"].set_index("k")["mean_error_pct"]
     assert res.loc[1] < plain.loc[1]
+    # ...was collected by that step, and equals the same draws computed on demand
+    assert key not in ui.prefetcher()._jobs
+    direct = delete_random(load_pretrained("resnet20", device="cpu"), eval_sample(100, 0, torch.device("cpu")),
+                           "resnet20", [7], 3, 7)
+    assert res.loc[7] == pytest.approx(direct["error_pct"].mean())
+
+
+def test_prefetcher_hands_each_result_over_once():
+    from ui import Prefetcher
+
+    pf = Prefetcher()
+    assert pf.submit(("a",), lambda x: x * 2, 21)
+    assert not pf.submit(("a",), lambda x: x * 3, 21)  # already queued: not computed twice
+    assert pf.take(("a",)) == 42 and pf.take(("a",)) is None
+    assert not pf.submit(("a",), lambda x: x, 1)  # already computed (and cached by the caller)
+
+    def boom():
+        raise torch.cuda.OutOfMemoryError("no memory")
+
+    assert pf.submit(("b",), boom) and pf.take(("b",)) is None  # a failed job is redone in the foreground
+    assert pf.take(("never",)) is None
 
 
 @needs_data
