@@ -16,9 +16,11 @@ st.markdown(
 claims = [
     ("Degradation is not overfitting: the deeper plain net has the higher *training* error.", "app.py",
      "the training curves below"),
-    ("Residual responses are small: residual layers respond less than plain ones, and each branch is small "
-     "next to its input.", "pages/1_Responses.py", "Responses"),
-    ("With BN, plain nets do not simply lose their gradients: gradient norms stay healthy through depth.",
+    ("Residual responses are small: each residual branch is small next to its input, and residual layers "
+     "respond less than plain ones (how much depends on how a layer's std is read: both readings are shown).",
+     "pages/1_Responses.py", "Responses"),
+    ("With BN, plain nets do not simply lose their gradients: gradient norms stay healthy through depth "
+     "(compare plain56 with the 110-layer plain net that never trained).",
      "pages/2_Gradient_flow.py", "Gradient flow"),
     ("A ResNet behaves like an ensemble of relatively shallow paths: deleting a block barely hurts it, while "
      "a plain net collapses (Veit et al. 2016).", "pages/3_Block_deletion.py", "Block deletion"),
