@@ -279,8 +279,13 @@ class Prefetcher:
     def submit(self, key: tuple, fn, *args, **kwargs) -> bool:
         """Queue ``fn(*args, **kwargs)`` unless ``key`` is queued or was already computed; True if queued."""
         with self._lock:
-            if key in self._jobs or key in self._seen or len(self._jobs) >= self.max_jobs:
+            if key in self._jobs or key in self._seen:
                 return False
+            if len(self._jobs) >= self.max_jobs:  # results nobody collected (the user went elsewhere): oldest out
+                done = [k for k, f in self._jobs.items() if f.done()]
+                if not done:
+                    return False
+                del self._jobs[done[0]]
             self._jobs[key] = self._pool.submit(fn, *args, **kwargs)
             return True
 

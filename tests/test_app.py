@@ -126,6 +126,10 @@ def test_prefetcher_hands_each_result_over_once():
 
     assert pf.submit(("b",), boom) and pf.take(("b",)) is None  # a failed job is redone in the foreground
     assert pf.take(("never",)) is None
+    small = Prefetcher(max_jobs=2)  # a full queue makes room by dropping the oldest uncollected result
+    assert small.submit(("x",), int, 1) and small.submit(("y",), int, 2)
+    small._jobs[("x",)].result(), small._jobs[("y",)].result()
+    assert small.submit(("z",), int, 3) and ("x",) not in small._jobs and small.take(("z",)) == 3
 
 
 @needs_data
