@@ -17,7 +17,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
         parse_name(n)
     cards = train(names, epochs=a.epochs, device=a.device, data=a.data, seed=a.seed, out=Path(a.out),
                   schedule_kind=a.schedule, lr=a.lr, batch=a.batch, time_limit=a.time_limit,
-                  graphs=not a.no_graphs, stop_after_epoch=a.stop_after_epoch)
+                  graphs=not a.no_graphs, stop_after_epoch=a.stop_after_epoch,
+                  finish_file=a.finish_file)
     return 0 if cards else 3  # 3: paused with a resume point
 
 
@@ -85,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--no-graphs", action="store_true", help="on CUDA, run eagerly instead of replaying CUDA graphs")
     t.add_argument("--stop-after-epoch", type=int, default=None,
                    help="end the run after this epoch and write the model (the card records the early stop)")
+    t.add_argument("--finish-file", default=None,
+                   help="end the run after the epoch in which this file appears (the card records the early stop)")
     t.set_defaults(func=_cmd_train)
 
     m = sub.add_parser("models", help="print the zoo as a table")

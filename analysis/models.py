@@ -1,36 +1,180 @@
-"""The 6n+2 CIFAR-10 networks of He et al. 2015 (section 4.2), plain and residual.
+"""The 6n+2 CIFAR-10 networks of He et al. 2015 (section 4.2) and the unit and shortcut variants of
+He et al. 2016 ("Identity Mappings in Deep Residual Networks", Fig. 2 and Fig. 4), plain and residual.
 
-A net is a 3x3 conv (16 filters) + BN + ReLU stem, three stages of ``n`` basic blocks with 16, 32 and
-64 filters (the first block of stages 2 and 3 has stride 2), global average pooling and a 10-way
-linear layer: ``6n + 2`` weighted layers. A block computes
+A net is a 3x3 conv (16 filters) + BN + ReLU stem, three stages of ``n`` blocks with 16, 32 and 64
+filters (the first block of stages 2 and 3 has stride 2), global average pooling and a 10-way linear
+layer: ``6n + 2`` weighted layers. Two orthogonal choices describe a block.
 
-    y = ReLU(F(x) + lam * shortcut(x)),   F = conv3x3-BN-ReLU-conv3x3-BN
+The **unit** says where BN and ReLU sit (He et al. 2016, Fig. 4 a-e); with s(x) the shortcut:
 
-with ``lam = 1`` for a residual net and ``lam = 0`` for a plain net. Where the shape changes, the
-shortcut is option A (stride-2 subsampling and zero-padded channels, no parameters) or option B (1x1
-projection + BN). With option A a plain net and a residual net of one depth have exactly the same
-parameters, so one set of weights can be run either way.
+=================  =========================================================  ======================
+unit               y =                                                        after the last block
+=================  =========================================================  ======================
+original           ReLU(BN(conv(ReLU(BN(conv(x))))) + lam*s(x))               -
+bn-after-add       ReLU(BN(conv(ReLU(BN(conv(x)))) + lam*s(x)))               -
+relu-before-add    ReLU(BN(conv(ReLU(BN(conv(x)))))) + lam*s(x)               -
+relu-preact        BN(conv(ReLU(BN(conv(ReLU(x)))))) + lam*s(x)               ReLU
+full-preact        conv(ReLU(BN(conv(ReLU(BN(x)))))) + lam*s(x)               BN, ReLU
+=================  =========================================================  ======================
+
+In the pre-activation units the first block of stage 1 follows the stem's BN-ReLU, so its own
+pre-activation is left out (He et al. 2016, section 4: "the first activation right after conv1 and
+before splitting into two paths").
+
+The **shortcut** s(x): identity, with option A (stride-2 subsampling and zero-padded channels, no
+parameters) where the shape changes; option B (1x1 projection + BN where the shape changes); or a
+1x1 conv + BN on every block ("1x1 conv shortcut", He et al. 2016 Table 1). A net may be *trained with*
+a constant shortcut scale ``lam`` (``scale0.5``: y = F(x) + 0.5 s(x)) and, in the second form of
+Table 1, the branch scaled by ``1 - lam`` too (``scale0.5f``: y = 0.5 F(x) + 0.5 s(x)).
+
+``lam = 1`` for a residual net, ``lam = 0`` for a plain net (no shortcut). With option A a plain net
+and a residual net of one depth and unit have exactly the same parameters.
+
+Names (one grammar, parsed by :func:`parse_name` and written by :attr:`Arch.name`)::
+
+    {plain|resnet}{depth}[b][-{unit}][-{shortcut}]
+    unit:      preact (full-preact) | relupreact | bnafter | relubefore          (default: original)
+    shortcut:  conv1x1 | scale{lam} | scale{lam}f                                (default: identity)
+    b:         option B projections where the shape changes                       (default: option A)
+
+e.g. ``resnet56``, ``resnet56b``, ``resnet110-preact``, ``resnet56-bnafter``, ``resnet110-scale0.5``,
+``resnet110-scale0.5f``, ``resnet56-conv1x1``, ``plain20``.
 
 Every experiment in ResLens changes *how the forward pass runs*, never the module: skipping blocks,
-scaling shortcuts and starting from a cached block input are arguments of :meth:`CifarResNet.forward`
-and :meth:`CifarResNet.forward_from`. A cached model can therefore serve every analysis at once.
+overriding the shortcut scale and starting from a cached block input are arguments of
+:meth:`CifarResNet.forward` and :meth:`CifarResNet.forward_from`. A cached model can therefore serve
+every analysis at once.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 STAGE_WIDTHS = (16, 32, 64)
-NAME_RE = re.compile(r"^(plain|resnet)(\d+)(b?)$")
+UNITS = ("original", "bn-after-add", "relu-before-add", "relu-preact", "full-preact")
+UNIT_TOKENS = {"bnafter": "bn-after-add", "relubefore": "relu-before-add", "relupreact": "relu-preact",
+               "preact": "full-preact"}
+UNIT_TOKEN = {v: k for k, v in UNIT_TOKENS.items()}
+OPTIONS = ("A", "B", "conv1x1")
+NAME_RE = re.compile(r"^(plain|resnet)(\d+)(b?)((?:-[a-z0-9.]+)*)$")
+SCALE_RE = re.compile(r"^scale(\d*\.?\d+)(f?)$")
+GRAMMAR = ("{plain|resnet}{depth}[b][-preact|-relupreact|-bnafter|-relubefore][-conv1x1|-scale{lam}|-scale{lam}f], "
+           "depth = 6n+2 (e.g. resnet56, resnet56b, resnet110-preact, resnet110-scale0.5f, resnet56-conv1x1)")
 
 # Shortcut scales: one float for every block, or one per block (sequence or {block index: lam}).
 Scale = Union[None, float, Sequence[float], Mapping[int, float]]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Everything that defines a net's architecture; ``name`` is its canonical name."""
+
+    depth: int
+    residual: bool = True
+    unit: str = "original"
+    option: str = "A"  # shortcut where it is a module: "A" (identity, zero-pad), "B" (projection), "conv1x1"
+    lam: float = 1.0  # the shortcut scale the net is trained with
+    scale_branch: bool = False  # the branch is scaled by 1 - lam (He et al. 2016 Table 1, second form)
+
+    def __post_init__(self) -> None:
+        if self.depth < 8 or (self.depth - 2) % 6:
+            raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), not {self.depth}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
+        if self.option not in OPTIONS:
+            raise ValueError(f"shortcut option must be 'A', 'B' or 'conv1x1', not {self.option!r}")
+        if not self.residual and (self.lam != 1.0 or self.scale_branch or self.option == "conv1x1"):
+            raise ValueError("a plain net has no shortcut to scale or convolve")
+        if self.scale_branch and self.lam == 1.0:
+            raise ValueError("scale{lam}f scales the branch by 1 - lam: lam = 1 would remove the branch")
+
+    @property
+    def shortcut(self) -> str:
+        """A human-readable description of the shortcut."""
+        if not self.residual:
+            return "none (plain)"
+        base = {"A": "identity (option A)", "B": "identity, projection where the shape changes (option B)",
+                "conv1x1": "1x1 conv + BN on every block"}[self.option]
+        if self.lam != 1.0:
+            base += f", scaled by {_fmt(self.lam)}" + (f", F scaled by {_fmt(1 - self.lam)}" if self.scale_branch else "")
+        return base
+
+    @property
+    def shortcut_token(self) -> str:
+        """'identity', 'B', 'conv1x1', 'scale0.5' or 'scale0.5f' (the name's shortcut part)."""
+        if self.lam != 1.0:
+            return f"scale{_fmt(self.lam)}" + ("f" if self.scale_branch else "")
+        return {"A": "identity", "B": "B", "conv1x1": "conv1x1"}[self.option]
+
+    @property
+    def name(self) -> str:
+        n = f"{'resnet' if self.residual else 'plain'}{self.depth}{'b' if self.option == 'B' else ''}"
+        if self.unit != "original":
+            n += f"-{UNIT_TOKEN[self.unit]}"
+        if self.option == "conv1x1":
+            n += "-conv1x1"
+        if self.lam != 1.0:
+            n += f"-scale{_fmt(self.lam)}" + ("f" if self.scale_branch else "")
+        return n
+
+    @property
+    def is_variant(self) -> bool:
+        """True for anything but the original unit with identity option-A shortcuts."""
+        return self.unit != "original" or self.option != "A" or self.lam != 1.0
+
+    def with_depth(self, depth: int) -> "Arch":
+        return Arch(depth, self.residual, self.unit, self.option, self.lam, self.scale_branch)
+
+    def describe(self) -> dict:
+        return {"depth": self.depth, "residual": self.residual, "unit": self.unit, "shortcut": self.shortcut_token,
+                "shortcut_option": self.option, "lambda": self.lam, "branch_scale": self.branch_scale}
+
+    @property
+    def branch_scale(self) -> float:
+        return 1.0 - self.lam if self.scale_branch else 1.0
+
+
+def parse_name(name: str) -> Arch:
+    """'resnet56' -> Arch(56); 'resnet110-preact' -> full pre-activation; 'resnet56-scale0.5f' -> lam 0.5
+    on the shortcut and 0.5 on F; a 'b' after the depth selects option B. See the module docstring."""
+    m = NAME_RE.match(name.strip().lower())
+    if not m:
+        raise ValueError(f"unknown model name {name!r}: use {GRAMMAR}")
+    depth = int(m.group(2))
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"{name!r}: depth {depth} is not of the form 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+    residual = m.group(1) == "resnet"
+    unit, option, lam, scale_branch = "original", "B" if m.group(3) else "A", 1.0, False
+    seen_unit = seen_shortcut = False
+    for tok in [t for t in m.group(4).split("-") if t]:
+        if tok in UNIT_TOKENS:
+            if seen_unit:
+                raise ValueError(f"{name!r} names two units; use one of {', '.join(UNIT_TOKENS)}")
+            unit, seen_unit = UNIT_TOKENS[tok], True
+        elif tok == "conv1x1" or SCALE_RE.match(tok):
+            if seen_shortcut or option == "B":
+                raise ValueError(f"{name!r} names two shortcuts; use one of b, conv1x1, scale{{lam}}, scale{{lam}}f")
+            seen_shortcut = True
+            if tok == "conv1x1":
+                option = "conv1x1"
+            else:
+                sm = SCALE_RE.match(tok)
+                lam, scale_branch = float(sm.group(1)), bool(sm.group(2))
+        else:
+            raise ValueError(f"{name!r}: unknown part {tok!r}; names are {GRAMMAR}")
+    if not residual and seen_shortcut:
+        raise ValueError(f"{name!r}: a plain net has no shortcut; drop '-{m.group(4).split('-')[-1]}'")
+    return Arch(depth, residual, unit, option, lam, scale_branch)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -50,22 +194,39 @@ def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
 
 
 class BasicBlock(nn.Module):
-    """conv3x3-BN-ReLU-conv3x3-BN, then the (scaled) shortcut is added, then ReLU."""
+    """Two 3x3 convs in the order the unit says, a shortcut, and the addition (module docstring).
 
-    def __init__(self, in_planes: int, planes: int, stride: int, residual: bool, option: str) -> None:
+    Parameter names are shared across units where the layer is the same (``conv1``, ``bn1``, ``conv2``,
+    ``bn2``), so an original-unit checkpoint loads exactly as before. ``bn2`` is the branch's last BN in
+    ``original``, ``relu-before-add`` and ``relu-preact``, and the BN after the addition in
+    ``bn-after-add``; ``full-preact`` has ``bn0`` (on the block's input) and no ``bn2``.
+    """
+
+    def __init__(self, in_planes: int, planes: int, stride: int, residual: bool, option: str = "A",
+                 unit: str = "original", lam: float = 1.0, scale_branch: bool = False, first: bool = False) -> None:
         super().__init__()
         self.in_planes, self.planes, self.stride = in_planes, planes, stride
-        self.residual, self.option = residual, option
+        self.residual, self.option, self.unit = residual, option, unit
+        self.shortcut_scale = float(lam)  # trained-with lam (1 for identity)
+        self.branch_scale = 1.0 - lam if scale_branch else 1.0
+        # The first block of a pre-activation net follows the stem's BN-ReLU: no second pre-activation.
+        self.preact = unit in ("relu-preact", "full-preact") and not first
+        if unit == "full-preact" and self.preact:
+            self.bn0 = nn.BatchNorm2d(in_planes)
+        if self.preact:
+            self.relu0 = nn.ReLU()
         self.conv1 = conv3x3(in_planes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        if unit != "full-preact":
+            self.bn2 = nn.BatchNorm2d(planes)
         # One ReLU module per use (never shared, never in-place): Captum's DeepLift overrides
         # nn.ReLU modules, and a reused or functional ReLU would silently break it.
         self.relu1 = nn.ReLU()
-        self.relu2 = nn.ReLU()
+        if unit in ("original", "bn-after-add", "relu-before-add"):
+            self.relu2 = nn.ReLU()
         self.projection: nn.Module | None = None
-        if residual and option == "B" and self.downsample:
+        if residual and (option == "conv1x1" or (option == "B" and self.downsample)):
             self.projection = nn.Sequential(
                 nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(planes),
@@ -76,30 +237,80 @@ class BasicBlock(nn.Module):
         """True where the block changes the shape (stride 2 and more channels)."""
         return self.stride != 1 or self.in_planes != self.planes
 
+    @property
+    def default_lam(self) -> float:
+        """The shortcut scale the block runs with unless told otherwise (0 in a plain net)."""
+        return self.shortcut_scale if self.residual else 0.0
+
+    def branch_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(first response, F(x)): the first 3x3 conv's output after its BN, and the branch output
+        that is added to the shortcut (scaled by the trained branch scale where the net has one)."""
+        if self.preact:
+            if self.unit == "full-preact":
+                x = self.bn0(x)
+            x = self.relu0(x)
+        a1 = self.bn1(self.conv1(x))
+        f = self.conv2(self.relu1(a1))
+        if self.unit in ("original", "relu-before-add", "relu-preact"):
+            f = self.bn2(f)
+        if self.unit == "relu-before-add":
+            f = self.relu2(f)
+        if self.branch_scale != 1.0:
+            f = f * self.branch_scale
+        return a1, f
+
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual function F(x): after the second BN, before the addition and ReLU."""
-        out = self.relu1(self.bn1(self.conv1(x)))
-        return self.bn2(self.conv2(out))
+        """The residual function F(x), as it is added to the shortcut."""
+        return self.branch_layers(x)[1]
+
+    @property
+    def response_names(self) -> tuple[str, str]:
+        """Module names of the two responses of :meth:`branch_layers` (``conv2`` where no BN follows it)."""
+        last = "bn2" if self.unit in ("original", "relu-before-add", "relu-preact") else "conv2"
+        return "bn1", last
+
+    @property
+    def branch_output(self) -> nn.Module:
+        """The module whose output is F(x) before any trained branch scale (for layer attributions)."""
+        if self.unit == "relu-before-add":
+            return self.relu2
+        return self.bn2 if self.unit in ("original", "relu-preact") else self.conv2
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        """The skip path: identity, option A's subsample-and-pad, or option B's projection."""
+        """The skip path before any scale: identity, option A's subsample-and-pad, or a 1x1 projection."""
         if self.projection is not None:
             return self.projection(x)
         if self.downsample:
             return option_a(x, self.planes, self.stride)
         return x
 
+    def merge(self, f: torch.Tensor, s: torch.Tensor, lam: float) -> torch.Tensor:
+        """The block's output from its branch output ``f`` and shortcut ``s``: the addition with
+        shortcut scale ``lam`` and whatever the unit applies after it."""
+        if lam == 1.0:
+            out = f + s
+        elif lam != 0.0:
+            out = f + lam * s
+        else:
+            out = f
+        if self.unit == "original":
+            return self.relu2(out)
+        if self.unit == "bn-after-add":
+            return self.relu2(self.bn2(out))
+        return out
+
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
+        """What is left of a deleted block: its shortcut, scaled as trained (a plain net's block
+        becomes the identity, or option A's pad where the shape changes)."""
+        s = self.shortcut(x)
+        return s * self.shortcut_scale if self.residual and self.shortcut_scale != 1.0 else s
+
     def forward(self, x: torch.Tensor, scale: float | None = None, skip: bool = False) -> torch.Tensor:
         if skip:
-            # A deleted block leaves only its skip path (option A's pad where the shape changes).
-            return self.shortcut(x)
-        lam = (1.0 if self.residual else 0.0) if scale is None else float(scale)
-        out = self.branch(x)
-        if lam == 1.0:
-            out = out + self.shortcut(x)
-        elif lam != 0.0:
-            out = out + lam * self.shortcut(x)
-        return self.relu2(out)
+            return self.skip_path(x)
+        lam = self.default_lam if scale is None else float(scale)
+        f = self.branch(x)
+        return self.merge(f, self.shortcut(x) if lam != 0.0 else f, lam)
 
 
 @dataclass(frozen=True)
@@ -120,13 +331,10 @@ class CifarResNet(nn.Module):
     """A 6n+2 CIFAR network; ``residual=False`` gives the plain net with the same parameters."""
 
     def __init__(self, depth: int, residual: bool = True, option: str = "A", num_classes: int = 10,
-                 width: int = 16) -> None:
+                 width: int = 16, unit: str = "original", lam: float = 1.0, scale_branch: bool = False) -> None:
         super().__init__()
-        if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 56, 110, ...), not {depth}")
-        if option not in ("A", "B"):
-            raise ValueError(f"shortcut option must be 'A' or 'B', not {option!r}")
-        self.depth, self.residual, self.option = depth, residual, option
+        self.arch = Arch(depth, residual, unit, option, lam, scale_branch)  # validates
+        self.depth, self.residual, self.option, self.unit = depth, residual, option, unit
         self.n = (depth - 2) // 6
         widths = [width * m // 16 for m in STAGE_WIDTHS]
         self.stem = nn.Sequential()
@@ -138,10 +346,20 @@ class CifarResNet(nn.Module):
             stage = nn.Sequential()
             for b in range(self.n):
                 stride = 2 if (s > 1 and b == 0) else 1
-                stage.add_module(f"block{b}", BasicBlock(in_planes, planes, stride, residual, option))
+                stage.add_module(f"block{b}", BasicBlock(in_planes, planes, stride, residual, option, unit=unit,
+                                                         lam=lam, scale_branch=scale_branch, first=not infos))
                 infos.append(BlockInfo(len(infos), f"stage{s}.block{b}", s, in_planes, planes, stride))
                 in_planes = planes
             self.add_module(f"stage{s}", stage)
+        # Pre-activation nets end with the activation their last addition lacks (He et al. 2016, sec. 4).
+        self.post: nn.Module | None = None
+        if unit == "full-preact":
+            self.post = nn.Sequential()
+            self.post.add_module("bn", nn.BatchNorm2d(in_planes))
+            self.post.add_module("relu", nn.ReLU())
+        elif unit == "relu-preact":
+            self.post = nn.Sequential()
+            self.post.add_module("relu", nn.ReLU())
         self.fc = nn.Linear(in_planes, num_classes)
         self.block_info: tuple[BlockInfo, ...] = tuple(infos)
         self._blocks = [self.get_submodule(i.name) for i in infos]
@@ -155,7 +373,12 @@ class CifarResNet(nn.Module):
     # ------------------------------------------------------------------ introspection
     @property
     def name(self) -> str:
-        return f"{'resnet' if self.residual else 'plain'}{self.depth}{'b' if self.option == 'B' else ''}"
+        """The canonical name (:func:`parse_name` reads it back to the same architecture)."""
+        return self.arch.name
+
+    def blocks(self) -> Iterator[tuple[BlockInfo, BasicBlock]]:
+        """(info, block) for every block in forward order: the public way to walk the blocks."""
+        return zip(self.block_info, self._blocks)
 
     @property
     def num_blocks(self) -> int:
@@ -198,7 +421,9 @@ class CifarResNet(nn.Module):
         return self.stem(x)
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
-        """Global average pooling and the linear classifier."""
+        """The final activation of pre-activation nets, global average pooling and the linear classifier."""
+        if self.post is not None:
+            h = self.post(h)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
 
     def run_blocks(self, h: torch.Tensor, start: int = 0, stop: int | None = None,
@@ -222,7 +447,8 @@ class CifarResNet(nn.Module):
     def forward(self, x: torch.Tensor, skip: Iterable[int | str] | None = None,
                 scale: Scale = None) -> torch.Tensor:
         """Logits. ``skip``: blocks (indices or names) replaced by their skip path;
-        ``scale``: shortcut factor lam (None keeps 1 for residual nets, 0 for plain nets)."""
+        ``scale``: shortcut factor lam (None keeps the trained one: 1 for residual nets, 0 for plain nets,
+        lam for a ``scale{lam}`` net; a trained branch scale 1 - lam stays as it is)."""
         h, _ = self.run_blocks(self.stem_forward(x), skip=skip, scale=scale)
         return self.head(h)
 
@@ -239,21 +465,11 @@ class CifarResNet(nn.Module):
         return inputs, h
 
 
-def parse_name(name: str) -> tuple[int, bool, str]:
-    """'resnet56' -> (56, True, 'A'); 'plain20' -> (20, False, 'A'); a trailing 'b' selects option B."""
-    m = NAME_RE.match(name.strip().lower())
-    if not m:
-        raise ValueError(f"unknown model name {name!r}: use plainD or resnetD with D = 6n+2 (e.g. resnet56)")
-    depth = int(m.group(2))
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"{name!r}: depth {depth} is not of the form 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
-    return depth, m.group(1) == "resnet", "B" if m.group(3) else "A"
-
-
-def build_model(name: str, width: int = 16) -> CifarResNet:
-    """Build a freshly initialised net by name (plain20, resnet56, resnet110, resnet56b, ...)."""
-    depth, residual, option = parse_name(name)
-    return CifarResNet(depth, residual=residual, option=option, width=width)
+def build_model(name: str | Arch, width: int = 16) -> CifarResNet:
+    """A freshly initialised net by name (plain20, resnet56, resnet110-preact, resnet56-scale0.5f, ...)."""
+    a = parse_name(name) if isinstance(name, str) else name
+    return CifarResNet(a.depth, residual=a.residual, option=a.option, width=width, unit=a.unit, lam=a.lam,
+                       scale_branch=a.scale_branch)
 
 
 def count_params(model: nn.Module) -> int:

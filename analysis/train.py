@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .models import CifarResNet, build_model, count_params
+from .models import CifarResNet, build_model, count_params, parse_name
 from .zoo import PRETRAINED, save_checkpoint
 
 
@@ -58,7 +58,7 @@ class Schedule:
 def make_schedule(name: str, epochs: float | None, steps_per_epoch: int, kind: str = "step",
                   lr: float = 0.1, batch: int = 128, warmup: int | None = None) -> Schedule:
     """The paper's schedule (64k iterations) or the same shape over ``epochs`` epochs."""
-    depth = int("".join(c for c in name if c.isdigit()) or 0)
+    depth = parse_name(name).depth
     if epochs is None:
         iters, milestones = 64000, (32000, 48000)
     else:
@@ -161,17 +161,19 @@ def _progress(total: int, initial: int, desc: str):
 def train(names: list[str], epochs: float | None = None, device: str | None = None,
           data: str | None = None, seed: int = 0, out: Path = PRETRAINED, schedule_kind: str = "step",
           lr: float = 0.1, batch: int = 128, time_limit: float | None = None, graphs: bool = True,
-          stop_after_epoch: int | None = None, log=None) -> dict[str, dict]:
+          stop_after_epoch: int | None = None, finish_file: str | None = None, log=None) -> dict[str, dict]:
     """Train ``names`` (together, on one device) and write ``out/NAME.safetensors`` + ``NAME.json``.
 
     Returns the cards. With ``time_limit`` (seconds) training stops after the epoch that would run
     past it and saves a resume point; calling again with the same arguments continues from there.
     ``stop_after_epoch`` ends the run for good after that epoch (resuming a paused run if there is one)
-    and writes the weights and a card that records the early stop.
+    and writes the weights and a card that records the early stop; so does the appearance of
+    ``finish_file`` (checked after every epoch), for ending a run that is out of machine time.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     log = log or (lambda msg: print(msg, flush=True))
     out = Path(out)
+    names = [parse_name(n).name for n in names]  # canonical names: one file per architecture
     t_start = time.time()
     train_split = D.load_split("train", data, download=True, progress=True)
     test_split = D.load_split("test", data, download=True, progress=True)
@@ -286,6 +288,9 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
                 log(f"epoch {runs[0].epoch} it {runs[0].iteration}/{total_iters} {epoch_s:.1f}s " + " ".join(
                     f"{r.name} loss {r.history[-1]['train_loss']:.3f} train {r.history[-1]['train_error_pct']:.2f}% "
                     f"test {r.history[-1]['test_error_pct']:.2f}%" for r in runs))
+            if finish_file and os.path.exists(finish_file) and runs[0].iteration < total_iters:
+                stop_after_epoch = runs[0].epoch
+                log(f"{finish_file} exists: ending the run after epoch {runs[0].epoch}; the cards record the early stop")
             done = runs[0].iteration >= total_iters or (stop_after_epoch is not None and runs[0].epoch >= stop_after_epoch)
             elapsed = time.time() - t_start
             if not done and (stop["flag"] or (time_limit is not None and elapsed + 1.5 * epoch_s > time_limit)):
@@ -306,8 +311,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
         final_train = evaluate_error(r.model, x_train, y_train, dev)
         final_test = evaluate_error(r.model, x_test, y_test, dev)
         card = {
-            "name": r.name, "depth": r.model.depth, "residual": r.model.residual, "shortcut_option": r.model.option,
-            "params": count_params(r.model), "normalization": D.NORMALIZATION,
+            "name": r.name, **r.model.arch.describe(), "params": count_params(r.model), "normalization": D.NORMALIZATION,
             "schedule": {**asdict(r.schedule), "epochs": r.epoch, "steps_per_epoch": steps_per_epoch,
                          "optimizer": "SGD (momentum, weight decay on every parameter)",
                          "augmentation": "pad 4 + random 32x32 crop, horizontal flip",
@@ -316,7 +320,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
             "history": r.history,
             "stopped_early": None if r.iteration >= total_iters else {
                 "after_epoch": r.epoch, "iterations_run": r.iteration, "of_iterations": total_iters,
-                "note": "the run was ended before its schedule finished (--stop-after-epoch); lr followed the "
+                "note": "the run was ended before its schedule finished (--stop-after-epoch or a finish file); lr followed the "
                         "full schedule up to that point"},
             "train_error_pct": final_train, "test_error_pct": final_test,
             "error_note": "train error: eval mode on the 50k un-augmented training images; test error: the 10k "

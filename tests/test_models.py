@@ -35,8 +35,10 @@ def test_option_b_adds_projections_only_in_residual_nets():
 
 
 def test_names_and_bad_depths():
-    assert parse_name("resnet56") == (56, True, "A")
-    assert parse_name("plain110") == (110, False, "A")
+    a = parse_name("resnet56")
+    assert (a.depth, a.residual, a.option, a.unit, a.lam) == (56, True, "A", "original", 1.0)
+    a = parse_name("plain110")
+    assert (a.depth, a.residual, a.option) == (110, False, "A")
     with pytest.raises(ValueError, match="6n\\+2"):
         parse_name("resnet52")
     with pytest.raises(ValueError):
