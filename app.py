@@ -27,12 +27,15 @@ claims = [
     ("What the nets look at, and how much of a decision passes through each block.", "pages/4_Attributions.py",
      "Attributions"),
     ("How the loss surface around the trained weights differs.", "pages/5_Loss_landscape.py", "Loss landscape"),
+    ("Identity shortcuts and pre-activation (He et al. 2016): eight trained variants of the unit and the shortcut "
+     "side by side, with the paper's numbers.", "pages/7_Identity_mappings.py", "Identity mappings"),
 ]
 for text, target, label in claims:
     c1, c2 = st.columns([5, 1])
     c1.markdown(f"- {text}")
     if target != "app.py":
-        c2.page_link(target, label=label, icon="➡️")
+        with c2:
+            ui.link(target, label)
 
 left, right = st.columns(2)
 dev = f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU (no GPU found)"

@@ -30,11 +30,17 @@ from analysis.deletion import (PrefixCache, delete_random, delete_single, path_d
                                summarize_random)
 from analysis.gradients import gradient_flow
 from analysis.landscape import grid, landscape
+from analysis.models import UNIT_TOKEN, parse_name
+from analysis.train import evaluate_error
+from analysis.variants import variant_table
 from analysis.responses import compare_responses, responses, summarize_responses
 from analysis.zoo import ZOO, CheckpointError, available, default_device, fresh_model, load_card, load_pretrained, load_uploaded
 
 PLAIN_COLORS = {"plain20": "#fdae6b", "plain56": "#e6550d", "plain110": "#8c2d04"}
 RESIDUAL_COLORS = {"resnet20": "#9ecae1", "resnet56": "#3182bd", "resnet110": "#08306b"}
+# Variants (He et al. 2016) by the part of the name that differs from the original unit with identity shortcuts.
+VARIANT_COLORS = {"preact": "#2ca02c", "relupreact": "#98df8a", "bnafter": "#d62728", "relubefore": "#ff7f0e",
+                  "scale": "#9467bd", "scalef": "#e377c2", "conv1x1": "#8c564b", "b": "#17becf"}
 UPLOAD_COLORS = ["#31a354", "#756bb1", "#636363", "#d6616b"]
 SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
 JPEG_NOTE = ("Errors are measured on the JPEG (quality 75) copy of CIFAR-10 the zoo was trained on; "
@@ -70,7 +76,17 @@ def model_color(name: str) -> str:
     if name in RESIDUAL_COLORS:
         return RESIDUAL_COLORS[name]
     ups = list(uploads())
-    return UPLOAD_COLORS[ups.index(name) % len(UPLOAD_COLORS)] if name in ups else "#969696"
+    if name in ups:
+        return UPLOAD_COLORS[ups.index(name) % len(UPLOAD_COLORS)]
+    try:
+        a = parse_name(name)
+    except ValueError:
+        return "#969696"
+    if a.unit != "original":
+        return VARIANT_COLORS[UNIT_TOKEN[a.unit]]
+    if a.lam != 1.0:
+        return VARIANT_COLORS["scalef" if a.scale_branch else "scale"]
+    return VARIANT_COLORS["conv1x1" if a.option == "conv1x1" else "b"] if a.option != "A" else "#969696"
 
 
 def color(names, legend: bool = True) -> alt.Color:
@@ -109,9 +125,11 @@ def register_upload(file_name: str, data: bytes, residual: bool | None) -> tuple
 
 
 def arch_name(name: str) -> str:
-    """The zoo-style architecture name of a model (for fresh initialisation)."""
+    """The zoo-style architecture name of a model (for fresh initialisation), variants included."""
     if name in uploads():
         i = uploads()[name]["info"]
+        if i.get("name"):
+            return i["name"]
         return f"{'resnet' if i['residual'] else 'plain'}{i['depth']}{'b' if i['option'] == 'B' else ''}"
     return name
 
@@ -138,6 +156,17 @@ def sidebar() -> Settings:
     found, sentence = D.data_status()
     (sb.success if found else sb.warning)(sentence)
     return Settings(tuple(models), int(samples), seed, device)
+
+
+def link(target: str, label: str, icon: str = "➡️") -> None:
+    """A link to another page; where the page list is not known (a page run on its own, as in AppTest),
+    its name in words instead of an error."""
+    from streamlit.errors import StreamlitPageNotFoundError
+
+    try:
+        st.page_link(target, label=label, icon=icon)
+    except StreamlitPageNotFoundError:
+        st.markdown(f"{icon} {label}")
 
 
 def data_found() -> bool:
@@ -180,6 +209,25 @@ def with_bar(label: str, fn, *args, **kwargs):
         return fn(*args, progress=bar, **kwargs)
     finally:
         bar.done()
+
+
+def depth_chart(df: pd.DataFrame, y: str, y_title: str, color: alt.Color | None = None, dash: str | None = None,
+                dash_title: str | None = None, log: bool = True, height: int = 340) -> alt.Chart:
+    """A measurement per block through depth (x = block index), one line per model (and per ``dash``)."""
+    enc = dict(
+        x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Undefined),
+        color=color if color is not None else color_for(df),
+        tooltip=[c for c in ("model", "state", "lambda", "block") if c in df.columns]
+        + [alt.Tooltip(f"{y}:Q", format=".3e")],
+    )
+    if dash:
+        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title=dash_title or dash)
+    return alt.Chart(df).mark_line(point=True).encode(**enc).properties(height=height)
+
+
+def color_for(df: pd.DataFrame) -> alt.Color:
+    return color(df["model"])
 
 
 def show_chart(chart: alt.Chart, df: pd.DataFrame, file_name: str, caption: str, key: str) -> None:
@@ -226,11 +274,27 @@ def zoo_table() -> pd.DataFrame:
     rows = []
     for n in available():
         c = load_card(n)
-        rows.append({"model": n, "depth": c["depth"], "residual": c["residual"], "params": c["params"],
+        a = parse_name(n)
+        rows.append({"model": n, "depth": c["depth"], "residual": c["residual"], "unit": a.unit,
+                     "shortcut": a.shortcut_token if a.residual else "none", "params": c["params"],
                      "train_error_pct": round(c["train_error_pct"], 2), "test_error_pct": round(c["test_error_pct"], 2),
                      "epochs": c["schedule"]["epochs"], "iterations": c["schedule"]["iterations"],
                      "trained_on": c["device"]})
     return pd.DataFrame(rows)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def variants(names: tuple[str, ...] | None = None) -> pd.DataFrame:
+    return variant_table(list(names) if names is not None else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_error(name: str, samples: int, seed: int, device: str, root: str) -> float:
+    """Top-1 test error (%) of a model on the sidebar's sample, eval mode, bf16 autocast (as `evaluate`)."""
+    b = _batch(samples, seed, device, root)
+    split = D.load_split("test")
+    idx = b.indices
+    return evaluate_error(get_model(name, device), split.images[idx], split.labels[idx], torch.device(device))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -30,13 +30,21 @@ def _cmd_models(a: argparse.Namespace) -> int:
     if not names:
         print(f"no checkpoints in {root}: train one with `python -m analysis train resnet20`")
         return 1
-    head = f"{'name':<10} {'depth':>5} {'residual':>8} {'params':>9} {'train err %':>11} {'test err %':>10} {'epochs':>6}  device"
+    from .models import parse_name
+
+    width = max(10, *(len(n) for n in names))
+    head = (f"{'name':<{width}} {'depth':>5} {'residual':>8} {'unit':<15} {'shortcut':<9} {'params':>9} "
+            f"{'train err %':>11} {'test err %':>10} {'iterations':>10} {'epochs':>6}  device")
     print(head)
     print("-" * len(head))
     for n in names:
         c = load_card(n, root)
-        print(f"{n:<10} {c['depth']:>5} {str(c['residual']).lower():>8} {c['params']:>9,} "
-              f"{c['train_error_pct']:>11.2f} {c['test_error_pct']:>10.2f} {c['schedule']['epochs']:>6}  {c['device']}")
+        a = parse_name(n)
+        note = "  (stopped early)" if c.get("stopped_early") else ""
+        print(f"{n:<{width}} {c['depth']:>5} {str(c['residual']).lower():>8} {a.unit:<15} "
+              f"{a.shortcut_token if a.residual else 'none':<9} {c['params']:>9,} "
+              f"{c['train_error_pct']:>11.2f} {c['test_error_pct']:>10.2f} {c['schedule']['iterations']:>10,} "
+              f"{c['schedule']['epochs']:>6}  {c['device']}{note}")
     print("\nErrors measured on the JPEG (quality 75) copy of CIFAR-10; not comparable to published numbers.")
     return 0
 
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(func=_cmd_evaluate)
 
     r = sub.add_parser("report", help="run every analysis and write one CSV each plus manifest.json")
-    r.add_argument("--models", default="plain20,plain56,resnet20,resnet56,resnet110")
+    r.add_argument("--models", default="plain20,plain56,resnet20,resnet56,resnet110",
+                   help="comma-separated zoo names, variants included (e.g. resnet56,resnet56-preact,resnet56-scale0.5)")
     r.add_argument("--samples", type=int, default=1000)
     r.add_argument("--out", required=True)
     r.add_argument("--data", default=None)

@@ -137,7 +137,8 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
                           progress: Progress = None) -> pd.DataFrame:
     """Captum LayerConductance per block, baseline the zero normalised input (the mean image).
 
-    ``conductance``: summed over the residual branch's output F(x) (after bn2): how much of the target
+    ``conductance``: summed over the residual branch's output F(x) (``BasicBlock.branch_output``: bn2 in
+    the original unit, conv2 where no BN follows it): how much of the target
     logit's change from the baseline flows through the block's branch. In a plain net the branch is the
     only route, so it carries all of it; in a residual net the rest goes along the skip path.
     ``conductance_output``: summed over the block's output, a cut through the net, so it stays close to
@@ -151,10 +152,10 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
     tgt = int(logits.argmax()) if target is None else int(target)
     total = float(logits[0, tgt] - base_logits[0, tgt])
     rows = []
-    for i, info in enumerate(m.block_info):
-        blk = m.get_submodule(info.name)
+    for info, blk in m.blocks():
+        i = info.index
         kw = dict(baselines=torch.zeros_like(x), target=tgt, n_steps=n_steps)
-        c_branch = _halving_on_oom(lambda ibs: LayerConductance(m, blk.bn2).attribute(x, internal_batch_size=ibs, **kw),
+        c_branch = _halving_on_oom(lambda ibs: LayerConductance(m, blk.branch_output).attribute(x, internal_batch_size=ibs, **kw),
                                    internal_batch_size).detach()
         c_out = _halving_on_oom(lambda ibs: LayerConductance(m, blk).attribute(x, internal_batch_size=ibs, **kw),
                                 internal_batch_size).detach()

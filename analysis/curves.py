@@ -20,3 +20,17 @@ def training_curves(names: list[str], root: Path = PRETRAINED) -> pd.DataFrame:
                          "iteration": h["iteration"], "train_error_pct": h["train_error_pct"],
                          "test_error_pct": h["test_error_pct"], "train_loss": h["train_loss"], "lr": h["lr"]})
     return pd.DataFrame(rows)
+
+
+def epochs_to_reach(curves: pd.DataFrame, train_error_pct: float = 10.0) -> pd.DataFrame:
+    """Per model: the first epoch whose training error (augmented batches, train mode) is below
+    ``train_error_pct`` (None if never), and the last epoch's train and test error."""
+    rows = []
+    for m, c in curves.groupby("model", sort=False):
+        c = c.sort_values("epoch")
+        hit = c[c["train_error_pct"] < train_error_pct]
+        rows.append({"model": m, "threshold_pct": train_error_pct,
+                     "first_epoch_below": int(hit["epoch"].iloc[0]) if len(hit) else None,
+                     "epochs": int(c["epoch"].iloc[-1]), "last_train_error_pct": float(c["train_error_pct"].iloc[-1]),
+                     "last_test_error_pct": float(c["test_error_pct"].iloc[-1])})
+    return pd.DataFrame(rows)

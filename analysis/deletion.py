@@ -1,7 +1,9 @@
 """Lesion experiments of Veit, Wilber and Belongie 2016 and the path view of a residual net.
 
-* Deleting a block runs only its skip path: the identity, or in a downsampling block option A's
-  subsample-and-pad (so a deleted downsampling block still changes the shape; its weights are unused).
+* Deleting a block runs only its skip path (``BasicBlock.skip_path``): the identity, or in a
+  downsampling block option A's subsample-and-pad (so a deleted downsampling block still changes the
+  shape; its branch weights are unused); a projection shortcut (option B, conv1x1) still runs, and a
+  net trained with a shortcut scale keeps it (lam * s(x)).
   Plain nets get exactly the same treatment for contrast.
 * Sweeps reuse computed prefixes: the input of every block is computed once per chunk of images, and a
   deletion (or reordering) whose first change is at block i runs only blocks i.. on block i's cached
@@ -82,8 +84,8 @@ def delete_single(model: CifarResNet, batch: Batch, model_name: str, cache: Pref
         rows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
                      "stage": info.stage, "downsample": info.downsample, "error_pct": err,
                      "intact_error_pct": intact, "delta_error_pct": err - intact, "images": len(batch),
-                     "note": "deleted downsampling block still runs option A's subsample-and-pad shortcut"
-                     if info.downsample else ""})
+                     "note": "a deleted downsampling block still runs its shortcut (option A's subsample-and-pad, "
+                             "or the projection)" if info.downsample else ""})
         if progress:
             progress((i + 1) / model.num_blocks, f"deleting single blocks of {model_name}")
     return pd.DataFrame(rows)
@@ -183,10 +185,10 @@ def path_distribution(n: int) -> pd.DataFrame:
 def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int]) -> torch.Tensor:
     """Forward values of the intact net; gradients flow through the branch F of the blocks in
     ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2)."""
-    for i, blk in enumerate(model._blocks):
+    for info, blk in model.blocks():
         f, s = blk.branch(h), blk.shortcut(h)
-        lam = 1.0 if model.residual else 0.0
-        h = blk.relu2(f + lam * s.detach()) if i in through_branch else blk.relu2(f.detach() + lam * s)
+        lam = blk.default_lam
+        h = blk.merge(f, s.detach(), lam) if info.index in through_branch else blk.merge(f.detach(), s, lam)
     return h
 
 

@@ -11,7 +11,8 @@ What is measured, for each block i (float32, no autocast: norms span many orders
 BN runs as in a training step: batch statistics over batches of ``batch_size`` images (128, as in
 training). That needs train mode, so the work is done on a private copy of the model: the model passed
 in (a cached one, say) is never touched. ``state`` says whether the weights are the trained ones or a
-fresh He initialisation made with ``seed``; ``lambda`` is the shortcut scale y = ReLU(F(x) + lambda*s(x)).
+fresh He initialisation made with ``seed``; ``lambda`` is the shortcut scale y = ReLU(F(x) + lambda*s(x))
+(the net's own when none is given: 1 for residual nets, 0 for plain nets, lam for a ``scale{lam}`` net).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 from typing import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -43,7 +45,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
     """One row per block: input-gradient and weight-gradient norms (see the module docstring)."""
     dev = model_device(model)
     m = _private_train_copy(model)
-    convs = [(b.conv1.weight, b.conv2.weight) for b in m._blocks]
+    convs = [(b.conv1.weight, b.conv2.weight) for _, b in m.blocks()]
     n_blocks = m.num_blocks
     in_sum = torch.zeros(n_blocks, dtype=torch.float64)
     w_acc = [[torch.zeros_like(c1), torch.zeros_like(c2)] for c1, c2 in convs]
@@ -56,7 +58,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
         state["bs"] = min(state["bs"], sl.stop - sl.start) if sl.stop < n_total else state["bs"]
         h = m.stem_forward(x)
         inputs = []
-        for i, blk in enumerate(m._blocks):
+        for _, blk in m.blocks():
             inputs.append(h)
             h = blk(h, scale=lam)
         logits = m.head(h)
@@ -77,7 +79,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
     chunked(run, n_total, batch_size)
     nonfinite = state["nonfinite"]
     rows = []
-    lam_v = (1.0 if m.residual else 0.0) if lam is None else float(lam)
+    lam_v = m.block(0).default_lam if lam is None else float(lam)
     for i, info in enumerate(m.block_info):
         g1 = (w_acc[i][0] / n_total).norm().item()
         g2 = (w_acc[i][1] / n_total).norm().item()
@@ -98,3 +100,52 @@ def lambda_sweep(init_model: CifarResNet, batch: Batch, model_name: str, lambdas
         sub = None if progress is None else (lambda f, s, j=j: progress((j + f) / len(lambdas), s))
         frames.append(gradient_flow(init_model, batch, model_name, "init", lam=lam, batch_size=batch_size, progress=sub))
     return pd.concat(frames, ignore_index=True)
+
+
+def gradient_summary(grads: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, state, lambda): the input-gradient norm at the first block over the one at the last
+    block. Above 1: the gradient grows on its way to the input (explodes through depth); below 1: it shrinks."""
+    rows = []
+    for (m, st, lam), g in grads.groupby(["model", "state", "lambda"], sort=False):
+        g = g.sort_values("block_index")
+        first, last = float(g["grad_input_l2"].iloc[0]), float(g["grad_input_l2"].iloc[-1])
+        rows.append({"model": m, "state": st, "lambda": lam, "first_block_grad": first, "last_block_grad": last,
+                     "first_over_last": first / last if last > 0 else float("inf"), "blocks": len(g)})
+    return pd.DataFrame(rows, columns=["model", "state", "lambda", "first_block_grad", "last_block_grad",
+                                       "first_over_last", "blocks"])
+
+
+def describe_lambda(summary: pd.DataFrame) -> list[str]:
+    """Sentences on how the shortcut scale changes the gradient's growth through depth, one per model,
+    computed from :func:`gradient_summary` rows of one state (e.g. 'init')."""
+    out = []
+    for m, g in summary.groupby("model", sort=False):
+        g = g.sort_values("lambda")
+        if len(g) < 2:
+            continue
+        parts = ", ".join(f"{r['first_over_last']:.3g}x at λ = {r['lambda']:g}" for _, r in g.iterrows())
+        best = g.loc[np.log(g["first_over_last"].clip(lower=1e-300)).abs().idxmin()]
+        text = (f"{m}: the gradient at the first block is {parts} the one at the last block; closest to an even "
+                f"flow at λ = {best['lambda']:g}.")
+        below, ident = g[g["lambda"] < 1.0], g[g["lambda"] == 1.0]
+        if len(below) and len(ident):
+            ref = float(ident["first_over_last"].iloc[0])
+            shrinks = below[below["first_over_last"] < 1.0]
+            if len(shrinks):
+                text += (" With λ < 1 it shrinks towards the input (vanishes) at λ = "
+                         + ", ".join(f"{v:g}" for v in shrinks["lambda"]) + ".")
+            else:
+                grows_more = below[below["first_over_last"] > ref]
+                text += (" λ < 1 does not make it vanish here: it still grows towards the input"
+                         + (", and more than with the identity shortcut (" + ", ".join(
+                             f"λ = {r['lambda']:g}: {r['first_over_last']:.3g}x" for _, r in grows_more.iterrows())
+                            + f" vs {ref:.3g}x)." if len(grows_more) else "."))
+        above = g[g["lambda"] > 1.0]
+        if len(above) and len(ident):
+            ref = float(ident["first_over_last"].iloc[0])
+            more = above[above["first_over_last"] > ref]
+            if len(more):
+                text += " λ > 1 makes it grow more than identity does (" + ", ".join(
+                    f"λ = {r['lambda']:g}: {r['first_over_last']:.3g}x" for _, r in more.iterrows()) + ")."
+        out.append(text)
+    return out

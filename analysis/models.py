@@ -243,8 +243,10 @@ class BasicBlock(nn.Module):
         return self.shortcut_scale if self.residual else 0.0
 
     def branch_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(first response, F(x)): the first 3x3 conv's output after its BN, and the branch output
-        that is added to the shortcut (scaled by the trained branch scale where the net has one)."""
+        """The two responses of the block's 3x3 layers: the first conv's output after its BN, and the
+        second conv's output after its BN where one follows it (``conv2`` itself in ``bn-after-add`` and
+        ``full-preact``; after the ReLU in ``relu-before-add``). The second is F(x) before any trained
+        branch scale."""
         if self.preact:
             if self.unit == "full-preact":
                 x = self.bn0(x)
@@ -255,13 +257,12 @@ class BasicBlock(nn.Module):
             f = self.bn2(f)
         if self.unit == "relu-before-add":
             f = self.relu2(f)
-        if self.branch_scale != 1.0:
-            f = f * self.branch_scale
         return a1, f
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual function F(x), as it is added to the shortcut."""
-        return self.branch_layers(x)[1]
+        """The residual function F(x), as it is added to the shortcut (times 1 - lam in a ``scale{lam}f`` net)."""
+        f = self.branch_layers(x)[1]
+        return f * self.branch_scale if self.branch_scale != 1.0 else f
 
     @property
     def response_names(self) -> tuple[str, str]:

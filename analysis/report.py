@@ -21,7 +21,8 @@ from .landscape import grid, landscape
 from .responses import compare_responses, responses
 from .zoo import default_device, fresh_model, load_pretrained
 
-ANALYSES = ("responses", "gradients", "deletion", "paths", "attributions", "landscape", "training")
+ANALYSES = ("responses", "gradients", "deletion", "paths", "attributions", "landscape", "training", "variants")
+NO_DATA = ("training", "variants")  # read from the model cards
 
 
 @dataclass
@@ -64,12 +65,12 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
         raise ValueError(f"unknown analyses {bad}; choose from {', '.join(ANALYSES)}")
     dev = torch.device(device) if device else default_device()
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
-    needs_data = [a for a in only if a not in ("training",)]
+    needs_data = [a for a in only if a not in NO_DATA]
     batch = eval_sample(cfg.samples, cfg.seed, dev, data) if needs_data else None
     tables: dict[str, list[pd.DataFrame]] = {}
     timings: dict[str, float] = {}
     tick = progress or (lambda frac, msg: None)
-    steps = [(a, n) for a in only for n in (names if a != "training" else ["all"])]
+    steps = [(a, n) for a in only for n in (names if a not in NO_DATA else ["all"])]
 
     def add(key: str, df: pd.DataFrame) -> None:
         tables.setdefault(key, []).append(df)
@@ -120,6 +121,12 @@ def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=No
             from .zoo import available
 
             add("training", training_curves([x for x in names if x in available()]))
+        elif a == "variants":
+            from .variants import compare_to_identity, variant_table
+
+            vt = variant_table(names)
+            add("variants", vt)
+            add("variant_comparison", compare_to_identity(vt))
         timings[f"{a}:{n}"] = round(time.time() - t0, 2)
         tick((si + 1) / len(steps), f"{a} done for {n}")
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}

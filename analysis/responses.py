@@ -3,7 +3,10 @@
 Definitions (the paper does not say how it aggregates, so ResLens fixes one):
 
 * A *response* is the output of a 3x3 layer after its BN and before the addition and ReLU: the stem's
-  BN output, and in every block ``bn1(conv1(x))`` and ``bn2(conv2(.))`` (the latter is F(x)).
+  BN output, and in every block ``bn1(conv1(.))`` and ``bn2(conv2(.))`` (the latter is F(x)). In the
+  units of He et al. 2016 where no BN follows the second conv (``bn-after-add``, ``full-preact``) the
+  second response is ``conv2``'s output, and in ``relu-before-add`` it is taken after the branch's ReLU:
+  always the branch output F(x) before any trained branch scale. Layer names say which (``.bn2`` or ``.conv2``).
 * ``std``: for each channel c, the standard deviation of that channel's values over all sampled images
   and all spatial positions (population std, N*H*W values); then the mean over channels.
   ``std_all`` is the std over every value of the layer at once. Eval mode: BN uses its running statistics.
@@ -11,6 +14,7 @@ Definitions (the paper does not say how it aggregates, so ResLens fixes one):
 * ``ratio``: per image, ||F(x)||_2 / ||x||_2 over all C*H*W values of the block's branch output and of
   the block's input; the mean over images is ``ratio`` (``ratio_median`` the median). ``ratio_shortcut``
   divides by the norm of the shortcut (option A subsamples, so it differs from ||x|| in downsampling blocks).
+  F is the branch as it is added to the shortcut (in a ``scale{lam}f`` net, times 1 - lam).
 
 Float32 throughout: stds of small residual responses are what is being compared.
 """
@@ -62,17 +66,21 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
     def stat(name: str) -> _ChannelStats:
         return layers.setdefault(name, _ChannelStats())
 
+    branch_layers: set[str] = set()
+
     def run(sl: slice):
         x = batch.x[sl].to(dev)
         h = model.stem.bn(model.stem.conv(x))
         stat("stem.bn").add(h)
         h = model.stem.relu(h)
-        for i, blk in enumerate(model._blocks):
-            name = model.block_info[i].name
-            a1 = blk.bn1(blk.conv1(h))
-            stat(f"{name}.bn1").add(a1)
-            f = blk.bn2(blk.conv2(blk.relu1(a1)))
-            stat(f"{name}.bn2").add(f)
+        for info, blk in model.blocks():
+            i, name = info.index, info.name
+            a1, f = blk.branch_layers(h)
+            first, second = blk.response_names
+            stat(f"{name}.{first}").add(a1)
+            stat(f"{name}.{second}").add(f)
+            branch_layers.add(f"{name}.{second}")
+            f = blk.branch(h)
             sc = blk.shortcut(h)
             fn = f.flatten(1).norm(dim=1)
             ratios[i].append((fn / h.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
@@ -89,7 +97,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
         stage = int(name[5]) if name.startswith("stage") else 0
         rows.append({"model": model_name, "residual": model.residual, "layer": name, "layer_index": li,
                      "block": block, "stage": stage, "std": std, "std_all": std_all,
-                     "is_branch_output": name.endswith(".bn2"), "images": len(batch)})
+                     "is_branch_output": name in branch_layers, "images": len(batch)})
     resp = pd.DataFrame(rows)
     resp["sorted_rank"] = resp["std"].rank(ascending=False, method="first").astype(int)
     resp["sorted_rank_all"] = resp["std_all"].rank(ascending=False, method="first").astype(int)
@@ -102,7 +110,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
                       "ratio_median": r.median().item(), "ratio_shortcut": torch.cat(ratios_sc[i]).mean().item(),
                       "images": len(batch)})
     ratio = pd.DataFrame(rrows)
-    ratio["definition"] = "mean over images of ||F(x)||_2 / ||x||_2 (F = branch output after bn2)"
+    ratio["definition"] = "mean over images of ||F(x)||_2 / ||x||_2 (F = the branch output as added to the shortcut)"
     return resp, ratio
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.gradients import LAMBDAS
+from analysis.gradients import LAMBDAS, describe_lambda, gradient_summary
 
 s = ui.page("Gradient flow", "🌊")
 st.title("Gradient flow through depth")
@@ -33,12 +33,7 @@ if names:
     if frames:
         g = pd.concat(frames, ignore_index=True)
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
-        chart = alt.Chart(plot).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y(f"{metric}:Q", title=metric, scale=alt.Scale(type="log")),
-            color=ui.color(plot["model"]), strokeDash=alt.StrokeDash("state:N", title="weights"),
-            tooltip=["model", "state", "block", alt.Tooltip(f"{metric}:Q", format=".3e")],
-        ).properties(height=360)
+        chart = ui.depth_chart(plot, metric, metric, dash="state", dash_title="weights", height=360)
         ui.show_chart(chart, plot, "gradients.csv",
                       f"Log scale. Input gradient: mean over {n_img} images of ‖∂loss_n/∂x_block‖₂ (per-image "
                       "cross-entropy). Weight gradient: ‖∂L/∂W‖₂ over both 3x3 convs of the block, L = mean loss over "
@@ -46,27 +41,51 @@ if names:
                       "model; float32. 'init' = the same architecture freshly He-initialised with the sidebar seed.",
                       "gradients")
 
-    st.subheader("Scaled shortcuts at initialisation: y = ReLU(F(x) + λ·x)")
+    st.subheader("Scaled shortcuts: y = F(x) + λ·s(x)")
+    st.markdown(
+        "He et al. (2016, section 3.1) write the backward signal through n blocks with the shortcut scaled by λ as a "
+        "product of n factors λ plus terms through the branches, and argue that λ > 1 makes it explode and λ < 1 "
+        "makes it vanish. That argument is about the shortcut term alone; the measurement below has everything, the "
+        "branches and their BN included. First at **initialisation**, with λ set on a freshly initialised net, then "
+        "on nets **trained** with λ = 0.5.")
     res_names = [n for n in names if ui.is_residual(n)] or names
-    lam = st.select_slider("λ (shortcut scale)", options=list(LAMBDAS), value=1.0, key="lam")
+    lams = st.multiselect("λ values at initialisation (0 = the plain net, 1 = identity)", list(LAMBDAS),
+                          default=[0.5, 1.0, 1.5], key="lams")
     frames = []
     for n in res_names:
-        for l in sorted({0.0, 1.0, lam}):
+        for l in sorted(set(lams)):
             df = ui.friendly(ui.cached_gradients, n, "init", l, n_img, s.seed, s.device, root, not have_data)
             if df is not None:
                 frames.append(df)
     if frames:
         g = pd.concat(frames, ignore_index=True)
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")
-        plot = g[["model", "series", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
-        chart = alt.Chart(plot).mark_line(point=True).encode(
-            x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
-            y=alt.Y("grad_input_l2:Q", title="‖∂loss/∂(block input)‖", scale=alt.Scale(type="log")),
-            color=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")),
-            strokeDash=alt.StrokeDash("model:N"),
-            tooltip=["series", "block", alt.Tooltip("grad_input_l2:Q", format=".3e")],
-        ).properties(height=360)
+        plot = g[["model", "series", "state", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
+        chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="model", height=360,
+                               color=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
+        summary = gradient_summary(g)
         ui.show_chart(chart, plot, "gradients_lambda.csv",
-                      "At initialisation, λ = 0 (the plain net), 1 (the residual net) and the chosen λ. Each block "
-                      "multiplies the backward signal along its shortcut by λ, so over n blocks λ > 1 grows it like λⁿ "
-                      "and λ < 1 shrinks it. Same measurement as above.", "lambda")
+                      "At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
+                      "λ, BN with batch statistics (batches of 128) on a private copy, float32; same measurement as "
+                      "above. What it shows, from these numbers: " + " ".join(describe_lambda(summary)), "lambda")
+        st.dataframe(summary.rename(columns={"first_over_last": "first block / last block"}), hide_index=True,
+                     width="stretch")
+
+    trained = [n for n in ui.available() if n.startswith("resnet56") and ("scale" in n or n == "resnet56")]
+    if have_data and trained:
+        st.markdown("**Trained with λ**: nets trained from scratch with the shortcut scaled by 0.5 (`-scale0.5`: F "
+                    "unscaled; `-scale0.5f`: F scaled by 0.5 too) beside the identity net, each measured with the λ it "
+                    "was trained with.")
+        frames = [ui.friendly(ui.cached_gradients, n, "trained", None, n_img, s.seed, s.device, root, False)
+                  for n in trained]
+        frames = [f for f in frames if f is not None]
+        if frames:
+            t = pd.concat(frames, ignore_index=True)
+            plot = t[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
+            chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", height=320)
+            tsum = gradient_summary(t)
+            words = "; ".join(f"{r['model']} (λ = {r['lambda']:g}): {r['first_over_last']:.3g}x"
+                              for _, r in tsum.iterrows())
+            ui.show_chart(chart, plot, "gradients_trained_lambda.csv",
+                          f"Trained weights, same measurement. First block over last block: {words}.", "lambda_trained")
+        ui.link("pages/7_Identity_mappings.py", "How these nets trained, and the other variants: Identity mappings")

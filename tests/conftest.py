@@ -17,12 +17,13 @@ def _data_env(monkeypatch):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
-def tiny(residual=True, depth=8, seed=0, width=8):
-    """A tiny 6n+2 net (width 8) with non-trivial BN statistics, in eval mode."""
-    from analysis.models import CifarResNet
+def tiny(residual=True, depth=8, seed=0, width=8, name=None):
+    """A tiny 6n+2 net (width 8) with non-trivial BN statistics, in eval mode; ``name`` (e.g.
+    "resnet14-preact") builds that architecture instead of ``residual``/``depth``."""
+    from analysis.models import CifarResNet, build_model
 
     torch.manual_seed(seed)
-    m = CifarResNet(depth, residual=residual, width=width)
+    m = build_model(name, width=width) if name else CifarResNet(depth, residual=residual, width=width)
     with torch.no_grad():
         for mod in m.modules():
             if isinstance(mod, torch.nn.BatchNorm2d):

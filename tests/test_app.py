@@ -68,17 +68,51 @@ def test_responses_page_changes_with_sample_size():
 
 
 @needs_data
-def test_gradient_page_lambda_slider():
+def test_gradient_page_lambda_choice_and_its_words():
     at = app("2_Gradient_flow.py")
     lam = charts(at)[1]
-    assert set(lam["lambda"]) == {0.0, 1.0}
-    at.select_slider(key="lam").set_value(1.5).run()
+    assert set(lam["lambda"]) == {0.5, 1.0, 1.5}
+    at.multiselect(key="lams").set_value([0.0, 1.0, 1.5]).run()
     assert not at.exception
     lam2 = charts(at)[1]
     assert set(lam2["lambda"]) == {0.0, 1.0, 1.5}
     big = lam2[(lam2["lambda"] == 1.5)].sort_values("block_index")["grad_input_l2"]
     one = lam2[(lam2["lambda"] == 1.0)].sort_values("block_index")["grad_input_l2"]
     assert big.iloc[0] > one.iloc[0]  # lambda > 1 amplifies the gradient reaching the first block
+    # the caption's sentence is computed from the plotted numbers, not written by hand
+    from analysis.gradients import describe_lambda, gradient_summary
+
+    words = describe_lambda(gradient_summary(lam2))
+    assert words and all(any(w in c.value for c in at.caption) for w in words)
+    # the trained lambda variants are shown with the lambda they were trained with
+    trained = charts(at)[2]
+    assert dict(trained.groupby("model")["lambda"].first()) == {"resnet56": 1.0, "resnet56-scale0.5": 0.5,
+                                                                 "resnet56-scale0.5f": 0.5}
+
+
+@needs_data
+def test_identity_mappings_page_follows_the_chosen_variants():
+    at = app("7_Identity_mappings.py")
+    table = at.dataframe[0].value
+    assert {"resnet56-preact", "resnet56-bnafter", "resnet56-relubefore", "resnet56-relupreact", "resnet56-scale0.5",
+            "resnet56-scale0.5f", "resnet56-conv1x1", "resnet56b"} <= set(table["model"])
+    text = " ".join(m.value for m in at.markdown)
+    assert "resnet56-scale0.5 (shortcut scaled by 0.5, F unscaled) ends with a higher training error than resnet56" in text
+    first = charts(at)
+    assert set(first[0]["model"]) == {"resnet56", "resnet56-scale0.5", "resnet56-preact", "resnet56-bnafter"}
+    at.multiselect(key="im_variants").set_value(["resnet56", "resnet56-relubefore"]).run()
+    assert not at.exception
+    second = charts(at)
+    for df in second:
+        assert set(df["model"]) == {"resnet56", "resnet56-relubefore"}
+    g = second[1]
+    assert set(g["state"]) == {"trained", "init"}
+    # the curves are the cards' own numbers
+    from analysis.zoo import load_card
+
+    c = second[0]
+    last = c[(c["model"] == "resnet56-relubefore") & (c["curve"] == "test")].sort_values("epoch")["error_pct"].iloc[-1]
+    assert last == pytest.approx(load_card("resnet56-relubefore")["history"][-1]["test_error_pct"])
 
 
 @needs_data

@@ -41,4 +41,23 @@ def test_report_cli_writes_every_csv(tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text())
     assert m["seed"] == 3 and m["samples"] == 64 and "torch" in m["versions"] and m["data_source"]
     assert set(m["wall_time_s"]) == {f"{a}:{n}" for a in ("responses", "gradients", "deletion", "paths", "attributions",
-                                                           "landscape") for n in ("plain20", "resnet20")} | {"training:all"}
+                                                           "landscape") for n in ("plain20", "resnet20")} | {"training:all", "variants:all"}
+
+
+@needs_data
+def test_report_takes_variant_names(tmp_path):
+    out = tmp_path / "var"
+    assert main(["report", "--models", "resnet56-scale0.5,resnet56-preact", "--samples", "32", "--out", str(out),
+                 "--only", "responses,gradients,deletion,variants"]) == 0
+    g = pd.read_csv(out / "gradients.csv")
+    trained = g[g["state"] == "trained"].groupby("model")["lambda"].first()
+    assert trained["resnet56-scale0.5"] == 0.5 and trained["resnet56-preact"] == 1.0  # each net's own lambda
+    r = pd.read_csv(out / "responses.csv")
+    assert r[r["model"] == "resnet56-preact"]["layer"].str.endswith(".conv2").sum() == 27  # no BN after conv2
+    v = pd.read_csv(out / "variants.csv").set_index("model")
+    assert v.loc["resnet56-preact", "unit"] == "full-preact" and v.loc["resnet56-scale0.5", "shortcut"] == "scale0.5"
+    assert (v["iterations"] == 64000).all() and v["full_recipe"].all()
+    c = pd.read_csv(out / "variant_comparison.csv")
+    assert len(c) == 0  # resnet56 itself was not asked for: nothing to compare with
+    d = pd.read_csv(out / "deletion_single.csv")
+    assert set(d["model"]) == {"resnet56-scale0.5", "resnet56-preact"} and len(d) == 2 * 27

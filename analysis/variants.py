@@ -1,0 +1,169 @@
+"""Identity mappings (He, Zhang, Ren and Sun 2016): the unit and shortcut variants of the zoo side by side.
+
+What is here:
+
+* :data:`PAPER_110`: the paper's ResNet-110 test errors on CIFAR-10 for the variants ResLens trains
+  (He et al. 2016, Table 1 for the shortcuts, Table 2 for the units; the original PNG data, not the
+  JPEG copy the zoo is trained on, so the numbers are a reference for the *ordering*, not for the level).
+  "fail" is the paper's word for a run above 20 % test error.
+* :func:`variant_table`: one row per shipped residual net, from its model card (train error: eval mode
+  on the 50k un-augmented training images; test error: the 10k test images).
+* :func:`variant_findings`: sentences computed from that table: each variant against the identity net of
+  the same depth, and the paper's ordering of the units checked pair by pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .gradients import gradient_summary  # noqa: F401  (re-exported: the pages read it from here too)
+from .models import UNITS, parse_name
+from .zoo import PRETRAINED, available, load_card
+
+PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
+                "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)"}
+# (unit, shortcut token) -> the paper's ResNet-110 test error in % (or "fail": above 20 %).
+PAPER_110: dict[tuple[str, str], float | str] = {
+    ("original", "identity"): 6.61,
+    ("bn-after-add", "identity"): 8.17,
+    ("relu-before-add", "identity"): 7.84,
+    ("relu-preact", "identity"): 6.71,
+    ("full-preact", "identity"): 6.37,
+    ("original", "scale0.5"): "fail",
+    ("original", "scale0.5f"): 12.35,
+    ("original", "conv1x1"): 12.22,
+}
+PAPER_NOTE = ("The paper's numbers are ResNet-110 on the original (PNG) CIFAR-10 with its own training runs; "
+              "ResLens measures on a JPEG (quality 75) copy, so only orderings are comparable, not levels. "
+              "'fail' is the paper's word for a test error above 20 %.")
+
+
+def paper_error(unit: str, shortcut: str) -> tuple[float | str | None, str]:
+    """(the paper's ResNet-110 error or None, its source) for a unit and shortcut token."""
+    v = PAPER_110.get((unit, shortcut))
+    if v is None:
+        return None, ""
+    return v, PAPER_SOURCE["units" if shortcut == "identity" else "shortcuts"]
+
+
+def variant_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd.DataFrame:
+    """One row per residual zoo model (all shipped ones unless ``names`` says which)."""
+    rows = []
+    for n in names if names is not None else available(root):
+        try:
+            arch = parse_name(n)
+        except ValueError:
+            continue
+        if not arch.residual or not (root / f"{n}.json").is_file():
+            continue
+        card = load_card(n, root)
+        sched = card["schedule"]
+        paper, source = paper_error(arch.unit, arch.shortcut_token)
+        rows.append({
+            "model": n, "depth": arch.depth, "unit": arch.unit, "shortcut": arch.shortcut_token,
+            "shortcut_description": arch.shortcut, "params": card["params"],
+            "train_error_pct": card["train_error_pct"], "test_error_pct": card["test_error_pct"],
+            "iterations": sched["iterations"], "epochs": sched["epochs"],
+            "full_recipe": sched["iterations"] >= 64000 and not card.get("stopped_early"),
+            "paper_110_test_error_pct": paper, "paper_source": source, "trained_on": card.get("device", ""),
+        })
+    return pd.DataFrame(rows, columns=["model", "depth", "unit", "shortcut", "shortcut_description", "params",
+                                       "train_error_pct", "test_error_pct", "iterations", "epochs", "full_recipe",
+                                       "paper_110_test_error_pct", "paper_source", "trained_on"])
+
+
+def _identity_of(table: pd.DataFrame, depth: int) -> pd.Series | None:
+    ref = table[(table["depth"] == depth) & (table["unit"] == "original") & (table["shortcut"] == "identity")]
+    return ref.iloc[0] if len(ref) else None
+
+
+def compare_to_identity(table: pd.DataFrame) -> pd.DataFrame:
+    """Each variant against the identity net (original unit, option A) of the same depth: differences in
+    train and test error (variant minus identity, percentage points)."""
+    rows = []
+    for _, r in table.iterrows():
+        ref = _identity_of(table, r["depth"])
+        if ref is None or r["model"] == ref["model"]:
+            continue
+        rows.append({"model": r["model"], "identity": ref["model"], "depth": r["depth"], "unit": r["unit"],
+                     "shortcut": r["shortcut"], "train_error_pct": r["train_error_pct"],
+                     "identity_train_error_pct": ref["train_error_pct"],
+                     "train_diff_pts": r["train_error_pct"] - ref["train_error_pct"],
+                     "test_error_pct": r["test_error_pct"], "identity_test_error_pct": ref["test_error_pct"],
+                     "test_diff_pts": r["test_error_pct"] - ref["test_error_pct"],
+                     "paper_110_test_error_pct": r["paper_110_test_error_pct"]})
+    return pd.DataFrame(rows, columns=["model", "identity", "depth", "unit", "shortcut", "train_error_pct",
+                                       "identity_train_error_pct", "train_diff_pts", "test_error_pct",
+                                       "identity_test_error_pct", "test_diff_pts", "paper_110_test_error_pct"])
+
+
+def unit_order_agreement(table: pd.DataFrame, depth: int) -> pd.DataFrame:
+    """Every pair of units (identity shortcuts, one depth) ordered by the paper's Table 2 and by the
+    measured test error: one row per pair, ``agrees`` when both put the same unit ahead."""
+    sub = table[(table["depth"] == depth) & (table["shortcut"] == "identity")].set_index("unit")
+    units = [u for u in UNITS if u in sub.index and isinstance(PAPER_110.get((u, "identity")), float)]
+    rows = []
+    for i, a in enumerate(units):
+        for b in units[i + 1:]:
+            pa, pb = PAPER_110[(a, "identity")], PAPER_110[(b, "identity")]
+            ma, mb = sub.loc[a, "test_error_pct"], sub.loc[b, "test_error_pct"]
+            rows.append({"depth": depth, "unit_a": a, "unit_b": b, "paper_a": pa, "paper_b": pb,
+                         "measured_a": ma, "measured_b": mb, "paper_better": a if pa < pb else b,
+                         "measured_better": a if ma < mb else (b if mb < ma else "tie"),
+                         "measured_gap_pts": abs(ma - mb), "agrees": (pa < pb) == (ma < mb) and ma != mb})
+    return pd.DataFrame(rows)
+
+
+def variant_findings(table: pd.DataFrame, close_pts: float = 0.1) -> list[str]:
+    """Sentences that say what the table shows, computed from its numbers (``close_pts``: test-error
+    gaps at or below this many points are called a tie, about what a rerun with another seed moves)."""
+    out = []
+    for depth in sorted(table["depth"].unique()):
+        ref = _identity_of(table, depth)
+        if ref is None:
+            continue
+        sub = table[table["depth"] == depth].sort_values("test_error_pct")
+        if len(sub) < 2:
+            continue
+        ranked = ", ".join(f"{r.model} {r.test_error_pct:.2f} %" for r in sub.itertuples())
+        out.append(f"At {depth} layers, by test error (lowest first): {ranked}.")
+        for r in sub.itertuples():
+            if r.shortcut in ("scale0.5", "scale0.5f") or r.shortcut.startswith("scale"):
+                word = "higher" if r.train_error_pct > ref["train_error_pct"] else "not higher"
+                out.append(f"{r.model} (shortcut scaled by {parse_name(r.model).lam:g}"
+                           + (", F by the rest" if r.shortcut.endswith("f") else ", F unscaled")
+                           + f") ends with a {word} training error than {ref['model']}: {r.train_error_pct:.2f} % vs "
+                           f"{ref['train_error_pct']:.2f} % (test {r.test_error_pct:.2f} % vs {ref['test_error_pct']:.2f} %).")
+        for r in sub.itertuples():
+            if r.unit != "original" or r.shortcut == "identity":
+                continue
+            paper = r.paper_110_test_error_pct
+            base = PAPER_110[("original", "identity")]
+            worse_here = r.test_error_pct > ref["test_error_pct"]
+            here = (f"here {r.model} has {r.test_error_pct:.2f} % against {ref['test_error_pct']:.2f} % for "
+                    f"{ref['model']} ({'worse' if worse_here else 'not worse'})")
+            if paper == "fail":
+                out.append(f"{r.model}: the paper's ResNet-110 with this shortcut failed (above 20 % test error); "
+                           + here + (", so the failure does not reproduce at this depth." if r.test_error_pct < 20
+                                     else ", a failure by the paper's definition too."))
+            elif isinstance(paper, float):
+                out.append(f"{r.model}: the paper has this shortcut worse than identity ({paper:.2f} vs {base:.2f} % at "
+                           f"110 layers); " + here + ("; as in the paper." if worse_here else "; not as in the paper."))
+            elif r.shortcut == "B":
+                out.append(f"{r.model}: no CIFAR-10 number in the papers (He et al. 2015 compare options A and B on "
+                           f"ImageNet, Table 3); " + here + ".")
+        agree = unit_order_agreement(table, depth)
+        if len(agree):
+            n_ok = int(agree["agrees"].sum())
+            out.append(f"Units at {depth} layers: {n_ok} of {len(agree)} pairs are ordered as in the paper's Table 2.")
+            for r in agree[~agree["agrees"]].itertuples():
+                better, worse = (r.unit_a, r.unit_b) if r.paper_better == r.unit_a else (r.unit_b, r.unit_a)
+                paper = {r.unit_a: r.paper_a, r.unit_b: r.paper_b}
+                meas = {r.unit_a: r.measured_a, r.unit_b: r.measured_b}
+                tie = r.measured_gap_pts <= close_pts
+                out.append(f"Not reproduced: the paper has {better} ahead of {worse} ({paper[better]:.2f} vs "
+                           f"{paper[worse]:.2f} % at 110 layers); here {better} has {meas[better]:.2f} % and {worse} "
+                           f"{meas[worse]:.2f} %" + (f", a tie within {close_pts:g} points." if tie else "."))
+    return out

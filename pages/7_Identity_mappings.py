@@ -1,0 +1,145 @@
+"""Identity mappings (He et al. 2016): unit and shortcut variants, trained by the project, side by side."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+import ui
+from analysis.curves import epochs_to_reach
+from analysis.variants import PAPER_NOTE, compare_to_identity, gradient_summary, variant_findings
+
+s = ui.page("Identity mappings", "🪞")
+st.title("Identity mappings: where BN and ReLU sit, and what the shortcut does")
+st.markdown(
+    "He, Zhang, Ren and Sun (2016, *Identity Mappings in Deep Residual Networks*) argue that a clean identity "
+    "shortcut and nothing after the addition let signals pass unchanged between any two blocks, and test it "
+    "by training variants of ResNet-110 on CIFAR-10. ResLens trains the same variants (the paper's recipe, "
+    "64k iterations) and measures each one here. Names follow one grammar: `resnet56-preact`, "
+    "`resnet56-scale0.5`, `resnet56b`, … (README, *Model names*).")
+with st.expander("The variants, written out"):
+    st.markdown(
+        "| unit | block computes | after the last block |\n|---|---|---|\n"
+        "| original | ReLU(BN(conv(ReLU(BN(conv x)))) + s(x)) | – |\n"
+        "| bn-after-add (`-bnafter`) | ReLU(BN(conv(ReLU(BN(conv x))) + s(x))) | – |\n"
+        "| relu-before-add (`-relubefore`) | ReLU(BN(conv(ReLU(BN(conv x))))) + s(x) | – |\n"
+        "| relu-preact (`-relupreact`) | BN(conv(ReLU(BN(conv(ReLU x))))) + s(x) | ReLU |\n"
+        "| full-preact (`-preact`) | conv(ReLU(BN(conv(ReLU(BN x))))) + s(x) | BN, ReLU |\n\n"
+        "Shortcuts s(x): identity with option A (zero-padding) where the shape changes; `b`: a 1x1 projection + BN "
+        "where the shape changes; `-conv1x1`: a 1x1 conv + BN on every block; `-scale0.5`: the shortcut times 0.5, "
+        "F unscaled; `-scale0.5f`: the shortcut times 0.5 and F times 0.5 (He et al. 2016, Table 1).")
+
+table = ui.variants()
+if table.empty:
+    st.info("No residual checkpoints in pretrained/: train one with `python -m analysis train resnet56-preact`.")
+    st.stop()
+
+st.subheader("The variant zoo")
+show = table.copy()
+show["paper ResNet-110 test error %"] = show["paper_110_test_error_pct"].map(
+    lambda v: "–" if v is None or (isinstance(v, float) and pd.isna(v)) else (v if isinstance(v, str) else f"{v:.2f}"))
+cols = ["model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct", "iterations",
+        "full_recipe", "paper ResNet-110 test error %", "paper_source"]
+st.dataframe(show[cols], hide_index=True, width="stretch",
+             column_config={"train_error_pct": st.column_config.NumberColumn("train error %", format="%.2f"),
+                            "test_error_pct": st.column_config.NumberColumn("test error %", format="%.2f")})
+st.caption("Train error: eval mode on the 50,000 un-augmented training images; test error: the 10,000 test images; "
+           "both from each model card, measured after training on the GPU that trained it, and re-measurable with "
+           "`python -m analysis evaluate NAME`. " + PAPER_NOTE + " " + ui.JPEG_NOTE)
+st.download_button("Download CSV", table.to_csv(index=False).encode(), "variants.csv", "text/csv", key="dl_variants")
+
+st.markdown("**What the table shows** (computed from the numbers above; gaps of 0.1 points or less are called ties):")
+st.markdown("\n".join(f"- {line}" for line in variant_findings(table)))
+cmp = compare_to_identity(table)
+if len(cmp):
+    st.download_button("Download the comparison with the identity nets (CSV)", cmp.to_csv(index=False).encode(),
+                       "variant_comparison.csv", "text/csv", key="dl_variant_cmp")
+
+names_all = list(table["model"])
+default = [n for n in ("resnet56", "resnet56-scale0.5", "resnet56-preact", "resnet56-bnafter") if n in names_all]
+chosen = st.multiselect("Variants to compare below", names_all, default=default or names_all[:3], key="im_variants")
+if not chosen:
+    st.info("Choose at least one variant.")
+    st.stop()
+root = str(ui.D.resolve_root())
+
+if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen variants on the sidebar's "
+                                 f"{s.samples} test images", key="im_remeasure"):
+    rows = []
+    for n in chosen:
+        err = ui.friendly(ui.cached_error, n, s.samples, s.seed, s.device, root)
+        if err is not None:
+            card = table.set_index("model").loc[n, "test_error_pct"]
+            rows.append({"model": n, "test_error_pct_now": err, "images": s.samples, "seed": s.seed,
+                         "card_test_error_pct_10k": card})
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption(f"Top-1 error on a seeded random subset of {s.samples} test images (seed {s.seed}), eval-mode BN, "
+                   f"bfloat16 autocast, on {s.device}: what `python -m analysis evaluate NAME --samples {s.samples} "
+                   f"--seed {s.seed}` prints. The card's number is on all 10,000 test images.")
+
+st.subheader("How each variant trained")
+cur = ui.curves(tuple(chosen))
+if not cur.empty:
+    long = cur.melt(id_vars=["model", "epoch", "lr"], value_vars=["train_error_pct", "test_error_pct"],
+                    var_name="curve", value_name="error_pct")
+    long["curve"] = long["curve"].map({"train_error_pct": "train", "test_error_pct": "test"})
+    log = st.toggle("Log-scale error axis (shows the end of training)", value=True, key="im_log")
+    y = alt.Y("error_pct:Q", title="error (%)",
+              scale=alt.Scale(type="log", domain=[0.01, 100], clamp=True) if log else alt.Scale(domain=[0, 40], clamp=True))
+    chart = alt.Chart(long).mark_line().encode(
+        x=alt.X("epoch:Q", title="epoch"), y=y, color=ui.color(long["model"]),
+        strokeDash=alt.StrokeDash("curve:N", title="curve", scale=alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])),
+        tooltip=["model", "epoch", "curve", alt.Tooltip("error_pct:Q", format=".2f"), "lr"],
+    ).properties(height=380)
+    ui.show_chart(chart, long, "variant_training_curves.csv",
+                  "Dashed: training error on the augmented batches of each epoch (train-mode BN, as the net trained); "
+                  "solid: error on the 10,000 test images after each epoch (eval mode). The learning rate drops 10x "
+                  "at 50 % and 75 % of the 64k iterations. " + ("Log scale, clipped at 0.01 %. " if log else
+                                                                "Clipped at 40 %. ") + ui.JPEG_NOTE, "im_curves")
+    speed = epochs_to_reach(cur, 10.0)
+    st.dataframe(speed.rename(columns={"first_epoch_below": "first epoch with train error < 10 %",
+                                       "last_train_error_pct": "last epoch's train error % (augmented)",
+                                       "last_test_error_pct": "last epoch's test error %"}).drop(columns=["threshold_pct"]),
+                 hide_index=True, width="stretch")
+
+if not ui.data_found():
+    ui.need_data()
+    st.stop()
+
+st.subheader("Gradient norms through depth, trained and at initialisation")
+n_img = min(s.samples, 256)
+frames = []
+for n in chosen:
+    for state in ("trained", "init"):
+        df = ui.friendly(ui.cached_gradients, n, state, None, n_img, s.seed, s.device, root, False)
+        if df is not None:
+            frames.append(df)
+if frames:
+    g = pd.concat(frames, ignore_index=True)
+    plot = g[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
+    chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="state", dash_title="weights")
+    ui.show_chart(chart, plot, "variant_gradients.csv",
+                  f"Log scale. Mean over {n_img} test images of ‖∂loss_n/∂x_block‖₂, BN with batch statistics (batches "
+                  "of 128, as in training) on a private copy, float32; each net with the shortcut scale it was trained "
+                  "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
+                  "as the Gradient flow page.", "im_grads")
+    summ = gradient_summary(g)
+    st.dataframe(summ.rename(columns={"first_over_last": "first block / last block"}), hide_index=True, width="stretch")
+    st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
+
+st.subheader("How large is each residual branch? ‖F(x)‖ / ‖x‖")
+res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root) for n in chosen]
+res = [r for r in res if r is not None]
+if res:
+    ratio = pd.concat([r[1] for r in res], ignore_index=True)
+    base = alt.Chart(ratio).encode(
+        x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"), color=ui.color(ratio["model"]),
+        tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), "downsample"])
+    ui.show_chart((base.mark_line() + base.mark_point(filled=True, size=50)).properties(height=320),
+                  ratio.drop(columns=["definition"]), "variant_residual_ratio.csv",
+                  f"For each of {s.samples} test images, the L2 norm of the branch output F(x) as it is added to the "
+                  "shortcut (times 0.5 in a scale0.5f net) over the L2 norm of the block's input, averaged over images; "
+                  "eval-mode BN, float32.", "im_ratio")
+
+ui.link("pages/2_Gradient_flow.py", "Scaled shortcuts at initialisation: the Gradient flow page")
