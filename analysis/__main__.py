@@ -67,12 +67,47 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def parse_params(items: list[str] | None) -> dict[str, dict]:
+    """``["deletion_random.trials=10", "landscape.dims=(1,)"]`` -> {"deletion_random": {"trials": 10}, ...}."""
+    import ast
+
+    out: dict[str, dict] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        analysis, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--param {item!r}: write ANALYSIS.NAME=VALUE, e.g. deletion_random.trials=10")
+        try:
+            v = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            v = value
+        out.setdefault(analysis.strip(), {})[name.strip()] = v
+    return out
+
+
 def _cmd_report(a: argparse.Namespace) -> int:
+    from .registry import get
     from .report import run_report
 
     names = [n.strip() for n in a.models.split(",") if n.strip()]
     only = [s.strip() for s in a.only.split(",")] if a.only else None
-    run_report(names, samples=a.samples, out=Path(a.out), data=a.data, device=a.device, seed=a.seed, only=only)
+    params = parse_params(a.param)
+    for name, ps in params.items():
+        get(name).params(**ps)  # unknown analyses or parameters: one sentence, before any work
+    run_report(names, samples=a.samples, out=Path(a.out), data=a.data, device=a.device, seed=a.seed, only=only,
+               params=params)
+    return 0
+
+
+def _cmd_analyses(a: argparse.Namespace) -> int:
+    from .registry import load_all
+
+    for name, an in load_all().items():
+        print(f"{name}: {an.title}")
+        print(f"    tables: {', '.join(t.name for t in an.tables)}; scope: {an.scope}"
+              + ("; residual nets only" if an.residual_only else "") + ("" if an.needs_data else "; no data needed"))
+        if an.defaults:
+            print("    parameters: " + ", ".join(f"{k}={v!r}" for k, v in an.defaults.items() if not k.startswith("_")))
     return 0
 
 
@@ -119,8 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--data", default=None)
     r.add_argument("--device", default=None)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--only", default=None, help="comma-separated subset of analyses")
+    r.add_argument("--only", default=None, help="comma-separated analyses or groups (`python -m analysis analyses`)")
+    r.add_argument("--param", action="append", default=None, metavar="ANALYSIS.NAME=VALUE",
+                   help="replace a default, e.g. --param deletion_random.trials=10 (repeatable)")
     r.set_defaults(func=_cmd_report)
+
+    an = sub.add_parser("analyses", help="list the registered analyses, their tables and parameters")
+    an.set_defaults(func=_cmd_analyses)
 
     a = p.parse_args(argv)
     from .data import DataNotFound

@@ -12,9 +12,8 @@ different scales compare.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,16 +22,12 @@ from captum.attr import (DeepLift, GradientShap, IntegratedGradients, LayerAttri
                          LayerGradCam, Occlusion, Saliency)
 from captum.metrics import infidelity
 
-from .common import is_oom, model_device
+from . import data as D
+from .common import Progress, model_device, private_copy, retry_halving
 from .models import CifarResNet
+from .registry import Analysis, Context, Table, register
 
 METHODS = ("Saliency", "IntegratedGradients", "DeepLift", "GradientShap", "Occlusion")
-Progress = Callable[[float, str], None] | None
-
-
-def private_copy(model: CifarResNet) -> CifarResNet:
-    """A float32 eval-mode copy that Captum may hook freely."""
-    return copy.deepcopy(model).float().eval()
 
 
 @dataclass
@@ -46,18 +41,35 @@ class AttributionResult:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
+    def map_frame(self, image_id: str) -> pd.DataFrame:
+        """Every method's map as a tidy table: one row per (method, pixel)."""
+        return _pixels({m: a for m, a in self.maps.items()}, "method", "attribution", self.model, image_id)
 
-def _halving_on_oom(fn, internal_batch_size: int | None):
-    """Call ``fn(internal_batch_size)``; on CUDA out-of-memory halve it and retry (None becomes 64)."""
-    ibs = internal_batch_size
-    while True:
-        try:
-            return fn(ibs)
-        except RuntimeError as e:
-            if not is_oom(e) or ibs == 1:
-                raise
-            torch.cuda.empty_cache()
-            ibs = 64 if ibs is None else max(1, ibs // 2)
+    def gradcam_frame(self, image_id: str) -> pd.DataFrame:
+        return _pixels(self.gradcam, "stage", "gradcam", self.model, image_id)
+
+
+def _pixels(maps: dict[str, np.ndarray], key: str, value: str, model: str, image_id: str) -> pd.DataFrame:
+    frames = []
+    for k, a in maps.items():
+        h, w = a.shape
+        yy, xx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        frames.append(pd.DataFrame({"model": model, "image": image_id, key: k, "y": yy.reshape(-1),
+                                    "x": xx.reshape(-1), value: a.reshape(-1)}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["model", "image", key, "y", "x", value])
+
+
+def pixel_map(df: pd.DataFrame, **where) -> np.ndarray:
+    """The H x W array of one map of a tidy pixel table (e.g. ``pixel_map(maps, model=m, method="Saliency")``)."""
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    value = [c for c in sel.columns if c not in ("model", "image", "method", "stage", "y", "x")][0]
+    h, w = int(sel["y"].max()) + 1, int(sel["x"].max()) + 1
+    out = np.zeros((h, w), dtype=np.float64)
+    out[sel["y"].to_numpy(), sel["x"].to_numpy()] = sel[value].to_numpy()
+    return out
 
 
 def _attribute(method: str, m: CifarResNet, x: torch.Tensor, target: int, seed: int, ig_steps: int,
@@ -98,7 +110,7 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
     res = AttributionResult(model_name)
     steps = len(methods) + (1 if gradcam else 0)
     for j, meth in enumerate(methods):
-        a, delta = _halving_on_oom(lambda ibs: _attribute(meth, m, x.clone().requires_grad_(True), tgt, seed, ig_steps, ibs),
+        a, delta = retry_halving(lambda ibs: _attribute(meth, m, x.clone().requires_grad_(True), tgt, seed, ig_steps, ibs),
                                    internal_batch_size)
         a = a.detach()
         if delta is not None:
@@ -155,9 +167,9 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
     for info, blk in m.blocks():
         i = info.index
         kw = dict(baselines=torch.zeros_like(x), target=tgt, n_steps=n_steps)
-        c_branch = _halving_on_oom(lambda ibs: LayerConductance(m, blk.branch_output).attribute(x, internal_batch_size=ibs, **kw),
+        c_branch = retry_halving(lambda ibs: LayerConductance(m, blk.branch_output).attribute(x, internal_batch_size=ibs, **kw),
                                    internal_batch_size).detach()
-        c_out = _halving_on_oom(lambda ibs: LayerConductance(m, blk).attribute(x, internal_batch_size=ibs, **kw),
+        c_out = retry_halving(lambda ibs: LayerConductance(m, blk).attribute(x, internal_batch_size=ibs, **kw),
                                 internal_batch_size).detach()
         rows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
                      "stage": info.stage, "downsample": info.downsample, "target": tgt,
@@ -168,3 +180,64 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
             progress((i + 1) / m.num_blocks, f"conductance through the blocks of {model_name}")
     del m
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- registry
+def _images(ctx: Context, n: int) -> list[tuple[str, torch.Tensor, int | None]]:
+    """(id, normalised 1x3x32x32 image, label or None): the one handed over (``_image``), else ``n``
+    seeded random test images (seed + 1, so they differ from the measurement sample)."""
+    p = ctx.params
+    if p.get("_image") is not None:
+        return [(p["image_key"] or "image", p["_image"], p.get("_label"))]
+    if ctx.batch is not None:
+        return [(f"batch/{i}", ctx.batch.x[i:i + 1].cpu(), int(ctx.batch.y[i])) for i in range(min(n, len(ctx.batch)))]
+    split = D.load_split("test", ctx.data)
+    idx = D.sample_indices(len(split), n, ctx.seed + 1)
+    return [(f"test/{i}", D.normalize(split.images[i:i + 1]), int(split.labels[i])) for i in idx.tolist()]
+
+
+def _run_attributions(ctx: Context) -> dict[str, pd.DataFrame]:
+    p = ctx.params
+    images = _images(ctx, p["n_images"])
+    rows, maps, cams = [], [], []
+    for j, (key, x, label) in enumerate(images):
+        res = attribute_image(ctx.model, x, ctx.name, key, label, p["methods"], seed=ctx.seed, ig_steps=p["ig_steps"],
+                              gradcam=p["gradcam"],
+                              progress=lambda f, msg, j=j: ctx.tick((j + f) / len(images), msg))
+        rows.append(res.frame())
+        if p["maps"]:
+            maps.append(res.map_frame(key))
+        if p["gradcam"]:
+            cams.append(res.gradcam_frame(key))
+    out = {"attributions": pd.concat(rows, ignore_index=True)}
+    if maps:
+        out["attribution_maps"] = pd.concat(maps, ignore_index=True)
+    if cams:
+        out["gradcam"] = pd.concat(cams, ignore_index=True)
+    return out
+
+
+def _run_conductance(ctx: Context) -> dict[str, pd.DataFrame]:
+    key, x, _ = _images(ctx, 1)[0]
+    c = conductance_per_block(ctx.model, x, ctx.name, n_steps=ctx.params["n_steps"], progress=ctx.progress)
+    c.insert(1, "image", key)
+    return {"conductance": c}
+
+
+_PAGE = "pages/4_Attributions.py"
+_IMAGE = {"image_key": None, "_image": None, "_label": None}
+register(Analysis(
+    name="attributions", title="Captum attributions and their infidelity", run=_run_attributions, private_copy=True,
+    page=_PAGE, order=40,
+    defaults={"n_images": 4, "methods": METHODS, "ig_steps": 50, "gradcam": False, "maps": False, **_IMAGE},
+    quick={"n_images": 1, "methods": ("Saliency", "IntegratedGradients"), "ig_steps": 8, "gradcam": True, "maps": True},
+    tables=(Table("attributions", ("model", "residual", "method", "image", "label", "target", "predicted", "prob",
+                                   "infidelity", "attr_abs_sum")),
+            Table("attribution_maps", ("model", "image", "method", "y", "x", "attribution")),
+            Table("gradcam", ("model", "image", "stage", "y", "x", "gradcam")))))
+register(Analysis(
+    name="conductance", title="Conductance through each block's branch (Captum LayerConductance)",
+    run=_run_conductance, private_copy=True, page=_PAGE, order=41, defaults={"n_steps": 20, **_IMAGE},
+    quick={"n_steps": 4},
+    tables=(Table("conductance", ("model", "image", "residual", "block", "block_index", "conductance",
+                                  "conductance_output", "logit_change", "branch_share")),)))

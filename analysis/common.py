@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
 from . import data as D
+
+# The progress callback every analysis takes: (fraction done in [0, 1], a short message).
+Progress = Callable[[float, str], None] | None
+T = TypeVar("T")
 
 # Two-sided 95 % Student t quantiles for df = 1..30; beyond that the normal 1.96 is within 2 %.
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -77,21 +82,58 @@ def is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
+def retry_halving(fn: Callable[[int | None], T], size: int | None, min_size: int = 1, start: int = 64) -> T:
+    """Call ``fn(size)``; on CUDA out-of-memory halve ``size`` and retry (None, "all at once", becomes
+    ``start``). The one out-of-memory policy of the library: batches, chunks and Captum's internal batches."""
+    while True:
+        try:
+            return fn(size)
+        except RuntimeError as e:
+            if not is_oom(e) or (size is not None and size <= min_size):
+                raise
+            torch.cuda.empty_cache()
+            size = start if size is None else max(min_size, size // 2)
+
+
 def chunked(fn: Callable[[slice], object], n: int, chunk: int, min_chunk: int = 1) -> list:
     """Call ``fn`` on consecutive slices of ``range(n)``; on CUDA out-of-memory halve the chunk and retry."""
     out, start = [], 0
+    state = {"chunk": chunk}
+
+    def one(c: int | None) -> object:
+        state["chunk"] = c
+        return fn(slice(start, min(n, start + c)))
+
     while start < n:
-        sl = slice(start, min(n, start + chunk))
-        try:
-            out.append(fn(sl))
-        except RuntimeError as e:
-            if not is_oom(e) or chunk <= min_chunk:
-                raise
-            torch.cuda.empty_cache()
-            chunk = max(min_chunk, chunk // 2)
-            continue
-        start = sl.stop
+        out.append(retry_halving(one, state["chunk"], min_size=min_chunk))
+        start = min(n, start + state["chunk"])
     return out
+
+
+def private_copy(model: torch.nn.Module, train_bn_batch_stats: bool = False) -> torch.nn.Module:
+    """A float32 copy of ``model`` that an analysis may hook, switch to train mode or change: the shared
+    (cached) model is never touched. With ``train_bn_batch_stats`` the copy is in train mode and its BN
+    layers use batch statistics without updating their running ones (momentum 0)."""
+    m = copy.deepcopy(model).float()
+    if not train_bn_batch_stats:
+        return m.eval()
+    m.train()
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.momentum = 0.0
+    return m
+
+
+def count_wrong(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many top-1 predictions are wrong (the one definition of error used everywhere)."""
+    return int((logits.argmax(1) != labels.to(logits.device)).sum().item())
+
+
+def error_pct(wrong: int, total: int) -> float:
+    """Top-1 error in percent, clipped to [0, 100] by construction (0 <= wrong <= total)."""
+    if total <= 0:
+        raise ValueError("no images to measure an error on")
+    return 100.0 * wrong / total
 
 
 def state_fingerprint(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -102,11 +144,3 @@ def state_fingerprint(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def same_state(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> bool:
     cur = model.state_dict()
     return cur.keys() == saved.keys() and all(torch.equal(cur[k], saved[k]) for k in saved)
-
-
-class NoProgress:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_description(self, s: str) -> None:
-        pass

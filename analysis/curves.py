@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .zoo import PRETRAINED, load_card
+from .registry import Analysis, Context, Table, register
+from .zoo import PRETRAINED, available, load_card
 
 
 def training_curves(names: list[str], root: Path = PRETRAINED) -> pd.DataFrame:
@@ -34,3 +35,14 @@ def epochs_to_reach(curves: pd.DataFrame, train_error_pct: float = 10.0) -> pd.D
                      "epochs": int(c["epoch"].iloc[-1]), "last_train_error_pct": float(c["train_error_pct"].iloc[-1]),
                      "last_test_error_pct": float(c["test_error_pct"].iloc[-1])})
     return pd.DataFrame(rows)
+
+
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    return {"training": training_curves([n for n in ctx.names if n in available()])}
+
+
+register(Analysis(
+    name="training", title="Training curves from the model cards (the degradation figure)", run=_run, scope="zoo",
+    needs_data=False, page="pages/home.py", order=80,
+    tables=(Table("training", ("model", "residual", "depth", "epoch", "iteration", "train_error_pct",
+                               "test_error_pct", "train_loss", "lr")),)))

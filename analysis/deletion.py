@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, autocast, chunked, mean_ci95, model_device
+from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, mean_ci95, model_device
 from .models import CifarResNet
-
-Progress = Callable[[float, str], None] | None
+from .registry import Analysis, Context, Table, register
 
 
 class PrefixCache:
@@ -52,9 +51,8 @@ class PrefixCache:
             for sl, inputs in self._chunks:
                 if start >= len(inputs):
                     raise IndexError(start)
-                pred = self.model.forward_from(start, inputs[start], skip=skip, order=order).argmax(1)
-                wrong += (pred != self.y[sl]).sum().item()
-        return 100.0 * wrong / len(self.batch)
+                wrong += count_wrong(self.model.forward_from(start, inputs[start], skip=skip, order=order), self.y[sl])
+        return error_pct(wrong, len(self.batch))
 
     def intact_error_pct(self) -> float:
         return self.error_pct(0)
@@ -69,8 +67,8 @@ def full_error_pct(model: CifarResNet, batch: Batch, skip: Iterable[int] = (), o
         for s in range(0, len(batch), chunk):
             x = batch.x[s:s + chunk].to(dev).contiguous(memory_format=torch.channels_last)
             h, _ = model.run_blocks(model.stem_forward(x), skip=skip, order=order)
-            wrong += (model.head(h).argmax(1) != batch.y[s:s + chunk].to(dev)).sum().item()
-    return 100.0 * wrong / len(batch)
+            wrong += count_wrong(model.head(h), batch.y[s:s + chunk])
+    return error_pct(wrong, len(batch))
 
 
 def delete_single(model: CifarResNet, batch: Batch, model_name: str, cache: PrefixCache | None = None,
@@ -98,14 +96,17 @@ def deletable_blocks(model: CifarResNet, include_downsampling: bool = False) -> 
 def delete_random(model: CifarResNet, batch: Batch, model_name: str, ks: Sequence[int], trials: int, seed: int,
                   include_downsampling: bool = False, cache: PrefixCache | None = None,
                   progress: Progress = None) -> pd.DataFrame:
-    """Error with k random blocks deleted, ``trials`` draws per k (k = 0 is the intact model, one row)."""
+    """Error with k random blocks deleted, ``trials`` draws per k (k = 0 is the intact model, one row).
+
+    Each k draws from its own stream (seed ``seed * 1000 + k``), so asking for more k's, or for one k
+    alone, never changes the draws of another k."""
     cache = cache or PrefixCache(model, batch)
     pool = deletable_blocks(model, include_downsampling)
-    rng = random.Random(seed)
     rows, total, done = [], sum(1 if k == 0 else trials for k in ks), 0
     for k in ks:
         if k > len(pool):
             raise ValueError(f"k={k} exceeds the {len(pool)} deletable blocks of {model_name}")
+        rng = random.Random(seed * 1000 + k)
         for t in range(1 if k == 0 else trials):
             chosen = sorted(rng.sample(pool, k))
             err = cache.error_pct(chosen[0] if chosen else 0, skip=set(chosen))
@@ -232,3 +233,60 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
     s = df["total_grad"].sum()
     df["total_grad_share"] = df["total_grad"] / s if s > 0 else 0.0
     return df
+
+
+# ---------------------------------------------------------------------------- registry
+def _cache(ctx: Context) -> PrefixCache:
+    """The sample's block inputs, shared by every deletion analysis of one model (the dashboard hands a
+    cached one over; a report builds one per model)."""
+    if ctx.prefix_cache is None:
+        c = PrefixCache(ctx.model, ctx.sample())
+        ctx.prefix_cache = lambda: c
+    return ctx.prefix_cache()
+
+
+def _run_single(ctx: Context) -> dict[str, pd.DataFrame]:
+    c = _cache(ctx)
+    return {"deletion_single": delete_single(ctx.model, c.batch, ctx.name, cache=c, progress=ctx.progress)}
+
+
+def _run_random(ctx: Context) -> dict[str, pd.DataFrame]:
+    c, p = _cache(ctx), ctx.params
+    pool = len(deletable_blocks(ctx.model))
+    ks = [k for k in p["ks"] if k <= pool]
+    return {"deletion_random": delete_random(ctx.model, c.batch, ctx.name, ks, p["trials"], ctx.seed, cache=c,
+                                             progress=ctx.progress)}
+
+
+def _run_reorder(ctx: Context) -> dict[str, pd.DataFrame]:
+    c = _cache(ctx)
+    return {"reorder": reorder(ctx.model, c.batch, ctx.name, ctx.params["trials"], ctx.seed, cache=c,
+                               progress=ctx.progress)}
+
+
+def _run_paths(ctx: Context) -> dict[str, pd.DataFrame]:
+    p = ctx.params
+    return {"paths": path_gradients(ctx.model, ctx.sample(), ctx.name, samples_per_length=p["per_length"],
+                                    batch_size=p["batch"], seed=ctx.seed, lengths=p["lengths"], progress=ctx.progress)}
+
+
+_PAGE = "pages/3_Block_deletion.py"
+register(Analysis(
+    name="deletion_single", title="Deleting one block (Veit et al. 2016)", run=_run_single, group="deletion",
+    page=_PAGE, order=30, defaults={}, quick={},
+    tables=(Table("deletion_single", ("model", "residual", "block", "block_index", "stage", "downsample", "error_pct",
+                                      "intact_error_pct", "delta_error_pct", "images")),)))
+register(Analysis(
+    name="deletion_random", title="Deleting k random blocks", run=_run_random, group="deletion", page=_PAGE, order=31,
+    defaults={"ks": (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20), "trials": 5}, quick={"ks": (0, 1, 2), "trials": 2},
+    tables=(Table("deletion_random", ("model", "residual", "k", "trial", "blocks", "error_pct", "images")),)))
+register(Analysis(
+    name="reorder", title="Reordering same-shape blocks", run=_run_reorder, group="deletion", page=_PAGE, order=32,
+    defaults={"trials": 10}, quick={"trials": 2},
+    tables=(Table("reorder", ("model", "residual", "trial", "swaps", "kendall_tau", "error_pct", "order", "images")),)))
+register(Analysis(
+    name="paths", title="Gradient by path length (Veit et al. 2016, section 5.2)", run=_run_paths, residual_only=True,
+    page=_PAGE, order=33, defaults={"per_length": 10, "batch": 16, "lengths": None},
+    quick={"per_length": 1, "batch": 4, "lengths": (0, 2)},
+    tables=(Table("paths", ("model", "length", "n_paths", "fraction", "grad_norm", "total_grad", "total_grad_share",
+                            "samples", "batch")),)))

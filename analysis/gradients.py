@@ -17,34 +17,25 @@ fresh He initialisation made with ``seed``; ``lambda`` is the shortcut scale y =
 
 from __future__ import annotations
 
-import copy
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, chunked, model_device
+from .common import Batch, Progress, chunked, model_device, private_copy
 from .models import CifarResNet
+from .registry import Analysis, Context, Table, register
 
 LAMBDAS = (0.0, 0.5, 0.9, 1.0, 1.1, 1.5)
 
 
-def _private_train_copy(model: CifarResNet) -> CifarResNet:
-    m = copy.deepcopy(model)
-    m.train()
-    for mod in m.modules():
-        if isinstance(mod, torch.nn.BatchNorm2d):
-            mod.momentum = 0.0  # batch statistics are used; running ones stay as they were (in the copy)
-    return m
-
-
 def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: str, lam: float | None = None,
-                  batch_size: int = 128, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+                  batch_size: int = 128, progress: Progress = None) -> pd.DataFrame:
     """One row per block: input-gradient and weight-gradient norms (see the module docstring)."""
     dev = model_device(model)
-    m = _private_train_copy(model)
+    m = private_copy(model, train_bn_batch_stats=True)
     convs = [(b.conv1.weight, b.conv2.weight) for _, b in m.blocks()]
     n_blocks = m.num_blocks
     in_sum = torch.zeros(n_blocks, dtype=torch.float64)
@@ -93,7 +84,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
 
 
 def lambda_sweep(init_model: CifarResNet, batch: Batch, model_name: str, lambdas: Sequence[float] = LAMBDAS,
-                 batch_size: int = 128, progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+                 batch_size: int = 128, progress: Progress = None) -> pd.DataFrame:
     """Gradient flow at initialisation for each shortcut scale lambda (lambda = 0 is the plain net)."""
     frames = []
     for j, lam in enumerate(lambdas):
@@ -149,3 +140,41 @@ def describe_lambda(summary: pd.DataFrame) -> list[str]:
                     f"λ = {r['lambda']:g}: {r['first_over_last']:.3g}x" for _, r in more.iterrows()) + ")."
         out.append(text)
     return out
+
+
+# ---------------------------------------------------------------------------- registry
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    p = ctx.params
+    b = ctx.sample(p["images"], random_input=p["random_input"])
+    sweep = list(p["lambdas"]) if ctx.model.residual else []
+    steps = len(p["states"]) + len(sweep)
+    frames, init = [], None
+
+    def sub(j: int):
+        return lambda f, msg: ctx.tick((j + f) / max(1, steps), msg)
+
+    for j, state in enumerate(p["states"]):
+        if state == "trained":
+            m = ctx.model
+        else:
+            init = init if init is not None else ctx.init_model()
+            m = init
+        frames.append(gradient_flow(m, b, ctx.name, state, batch_size=p["batch_size"], progress=sub(j)))
+    if sweep:
+        init = init if init is not None else ctx.init_model()
+        frames.append(lambda_sweep(init, b, ctx.name, sweep, batch_size=p["batch_size"], progress=sub(len(p["states"]))))
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(GRADIENT_COLUMNS))
+    df["input"] = b.source
+    return {"gradients": df}
+
+
+GRADIENT_COLUMNS = ("model", "residual", "state", "lambda", "block", "block_index", "stage", "downsample",
+                    "grad_input_l2", "grad_weight_l2", "grad_conv1_l2", "grad_conv2_l2", "images", "bn", "finite")
+
+register(Analysis(
+    name="gradients", title="Gradient norms through depth: trained, at initialisation, with scaled shortcuts",
+    run=_run, page="pages/2_Gradient_flow.py", order=20, private_copy=True,
+    tables=(Table("gradients", GRADIENT_COLUMNS + ("input",)),),
+    defaults={"images": 256, "states": ("trained", "init"), "lambdas": LAMBDAS, "random_input": False,
+              "batch_size": 128},
+    quick={"images": 12, "lambdas": (0.5,), "batch_size": 6}))

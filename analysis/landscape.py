@@ -11,7 +11,7 @@ bfloat16 autocast with channels_last (the benchmark compares it with float32).
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .common import Batch, autocast, chunked, model_device
+from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device
 from .models import CifarResNet
+from .registry import Analysis, Context, Table, register
 
 
 def filter_normalized_direction(model: CifarResNet, seed: int) -> dict[str, torch.Tensor]:
@@ -45,15 +46,15 @@ def _loss_err(model, params, buffers, batch: Batch, dev, bf16: bool, chunk: int 
         y = batch.y[sl].to(dev)
         with autocast(dev, bf16):
             out = functional_call(model, (params, buffers), (x,))
-        return F.cross_entropy(out.float(), y, reduction="sum").item(), (out.argmax(1) != y).sum().item()
+        return F.cross_entropy(out.float(), y, reduction="sum").item(), count_wrong(out, y)
 
     parts = chunked(run, len(batch), chunk)  # halves the chunk on CUDA out-of-memory
-    return sum(p[0] for p in parts) / len(batch), 100.0 * sum(p[1] for p in parts) / len(batch)
+    return sum(p[0] for p in parts) / len(batch), error_pct(sum(p[1] for p in parts), len(batch))
 
 
 def landscape(model: CifarResNet, batch: Batch, model_name: str, alphas: Sequence[float],
               betas: Sequence[float] | None = None, seed: int = 0, bf16: bool = True,
-              progress: Callable[[float, str], None] | None = None) -> pd.DataFrame:
+              progress: Progress = None) -> pd.DataFrame:
     """Loss and error on a 1-D (``betas`` None) or 2-D grid of (alpha, beta)."""
     dev = model_device(model)
     theta = {k: v.detach() for k, v in model.named_parameters()}
@@ -74,3 +75,24 @@ def landscape(model: CifarResNet, batch: Batch, model_name: str, alphas: Sequenc
 
 def grid(steps: int, radius: float = 1.0) -> list[float]:
     return [float(v) for v in np.linspace(-radius, radius, steps)]
+
+
+# ---------------------------------------------------------------------------- registry
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    p = ctx.params
+    b = ctx.sample(p["images"])
+    frames = []
+    for j, dims in enumerate(p["dims"]):
+        g = grid(p["steps_1d"] if dims == 1 else p["steps_2d"], p["radius"])
+        frames.append(landscape(ctx.model, b, ctx.name, g, g if dims == 2 else None, seed=ctx.seed,
+                                progress=lambda f, msg, j=j: ctx.tick((j + f) / len(p["dims"]), msg)))
+    return {"landscape": pd.concat(frames, ignore_index=True)}
+
+
+register(Analysis(
+    name="landscape", title="Loss landscape along filter-normalised directions (Li et al. 2018)", run=_run,
+    page="pages/5_Loss_landscape.py", order=50,
+    defaults={"images": 256, "dims": (1, 2), "steps_1d": 21, "steps_2d": 7, "radius": 1.0},
+    quick={"images": 8, "dims": (1,), "steps_1d": 3, "steps_2d": 2},
+    tables=(Table("landscape", ("model", "residual", "dims", "alpha", "beta", "loss", "error_pct", "images",
+                                "seed")),)))

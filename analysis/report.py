@@ -1,46 +1,25 @@
-"""``python -m analysis report``: every analysis as CSV, plus manifest.json, without the UI."""
+"""``python -m analysis report``: every registered analysis as CSV, plus manifest.json, without the UI.
+
+The report knows no analysis by name: it loops over the registry (``registry.py``), runs each
+analysis of scope "model" once per model (plain nets skip the residual-only ones) and each of scope
+"zoo" once, concatenates the tables and adds the cross-model tables of each ``combine`` step.
+"""
 
 from __future__ import annotations
 
 import json
 import platform
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 import torch
 
 from . import data as D
-from .attributions import METHODS, attribute_image, conductance_per_block
-from .common import random_sample, eval_sample
-from .curves import training_curves
-from .deletion import PrefixCache, delete_random, delete_single, deletable_blocks, path_gradients, reorder
-from .gradients import LAMBDAS, gradient_flow, lambda_sweep
-from .landscape import grid, landscape
-from .responses import compare_responses, responses
-from .zoo import default_device, fresh_model, load_pretrained
-
-ANALYSES = ("responses", "gradients", "deletion", "paths", "attributions", "landscape", "training", "variants")
-NO_DATA = ("training", "variants")  # read from the model cards
-
-
-@dataclass
-class ReportConfig:
-    samples: int = 1000
-    seed: int = 0
-    grad_samples: int = 256
-    deletion_ks: tuple[int, ...] = (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20)
-    deletion_trials: int = 5
-    reorder_trials: int = 10
-    path_samples: int = 10
-    path_batch: int = 16
-    attr_images: int = 4
-    landscape_samples: int = 256
-    landscape_1d_steps: int = 21
-    landscape_2d_steps: int = 7
-    lambdas: tuple[float, ...] = LAMBDAS
-    extra: dict = field(default_factory=dict)
+from .common import Progress
+from .registry import Analysis, Context, check_tables, run_one, select
+from .zoo import default_device, load_pretrained
 
 
 def _versions() -> dict[str, str]:
@@ -55,92 +34,79 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def compute(names: list[str], cfg: ReportConfig, data=None, device=None, only=None, progress=None,
-            models: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Run the analyses; returns ({csv name: DataFrame}, manifest). ``models`` may supply loaded models
-    by name (e.g. an uploaded checkpoint); the rest come from the zoo."""
-    only = list(only or ANALYSES)
-    bad = [a for a in only if a not in ANALYSES]
-    if bad:
-        raise ValueError(f"unknown analyses {bad}; choose from {', '.join(ANALYSES)}")
+def plan(analyses: list[Analysis], names: list[str], models: Mapping) -> list[tuple[Analysis, str]]:
+    """The (analysis, model) steps of a report, in order; "all" stands for every model of a zoo-scope step."""
+    steps = []
+    for a in analyses:
+        if a.scope == "zoo":
+            steps.append((a, "all"))
+        else:
+            steps += [(a, n) for n in names if a.applies_to(models[n])]
+    return steps
+
+
+def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, device=None, only=None,
+            params: Mapping[str, Mapping] | None = None, quick: bool = False, progress: Progress = None,
+            models: dict | None = None, steps_filter=None) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Run the analyses; returns ({csv name: DataFrame}, manifest).
+
+    ``params``: per analysis, parameters that replace its defaults (``{"deletion_random": {"trials": 10}}``);
+    ``quick``: start from each analysis' light parameters instead of its defaults (the Reports page).
+    ``models`` may supply loaded models by name (e.g. an uploaded checkpoint); the rest come from the zoo.
+    ``steps_filter(i, step)`` keeps a subset of the steps (the distributed report gives each rank its share).
+    """
+    analyses = select(list(only) if only else None)
+    params = dict(params or {})
+    unknown = set(params) - {a.name for a in analyses}
+    if unknown:
+        raise ValueError(f"parameters given for analyses that do not run: {', '.join(sorted(unknown))}")
     dev = torch.device(device) if device else default_device()
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
-    needs_data = [a for a in only if a not in NO_DATA]
-    batch = eval_sample(cfg.samples, cfg.seed, dev, data) if needs_data else None
+    steps = plan(analyses, names, loaded)
+    if steps_filter is not None:
+        steps = [s for i, s in enumerate(steps) if steps_filter(i, s)]
+    settings = {a.name: a.params(**{**(a.quick if quick else {}), **params.get(a.name, {})}) for a in analyses}
     tables: dict[str, list[pd.DataFrame]] = {}
     timings: dict[str, float] = {}
     tick = progress or (lambda frac, msg: None)
-    steps = [(a, n) for a in only for n in (names if a not in NO_DATA else ["all"])]
-
-    def add(key: str, df: pd.DataFrame) -> None:
-        tables.setdefault(key, []).append(df)
-
+    contexts: dict[str, Context] = {}  # one per model: its samples and prefix cache are shared by its analyses
+    source = None
     for si, (a, n) in enumerate(steps):
         t0 = time.time()
         sub = lambda f, msg, si=si: tick((si + f) / len(steps), msg)  # noqa: E731
-        m = loaded.get(n)
-        if a == "responses":
-            r, q = responses(m, batch, n, progress=sub)
-            add("responses", r)
-            add("residual_ratio", q)
-        elif a == "gradients":
-            gb = eval_sample(min(cfg.grad_samples, cfg.samples), cfg.seed, dev, data)
-            add("gradients", gradient_flow(m, gb, n, "trained", progress=sub))
-            init = fresh_model(m.name, cfg.seed, dev)
-            add("gradients", gradient_flow(init, gb, n, "init"))
-            if m.residual:
-                add("gradients", lambda_sweep(init, gb, n, cfg.lambdas))
-        elif a == "deletion":
-            cache = PrefixCache(m, batch)
-            add("deletion_single", delete_single(m, batch, n, cache=cache, progress=sub))
-            ks = [k for k in cfg.deletion_ks if k <= len(deletable_blocks(m))]
-            add("deletion_random", delete_random(m, batch, n, ks, cfg.deletion_trials, cfg.seed, cache=cache))
-            add("reorder", reorder(m, batch, n, cfg.reorder_trials, cfg.seed, cache=cache))
-            del cache
-        elif a == "paths":
-            if m.residual:
-                add("paths", path_gradients(m, batch, n, cfg.path_samples, cfg.path_batch, cfg.seed, progress=sub))
-        elif a == "attributions":
-            split = D.load_split("test", data)
-            idx = D.sample_indices(len(split), cfg.attr_images, cfg.seed + 1)
-            for j, i in enumerate(idx.tolist()):
-                x = D.normalize(split.images[i:i + 1])
-                res = attribute_image(m, x, n, f"test/{i}", int(split.labels[i]), METHODS, seed=cfg.seed,
-                                      gradcam=False, progress=lambda f, msg, j=j: sub((j + f) / (len(idx) + 1), msg))
-                add("attributions", res.frame())
-            i0 = idx[0].item()
-            c = conductance_per_block(m, D.normalize(split.images[i0:i0 + 1]), n)
-            c.insert(1, "image", f"test/{i0}")
-            add("conductance", c)
-        elif a == "landscape":
-            lb = eval_sample(min(cfg.landscape_samples, cfg.samples), cfg.seed, dev, data)
-            add("landscape", landscape(m, lb, n, grid(cfg.landscape_1d_steps), None, cfg.seed, progress=sub))
-            g2 = grid(cfg.landscape_2d_steps)
-            add("landscape", landscape(m, lb, n, g2, g2, cfg.seed))
-        elif a == "training":
-            from .zoo import available
-
-            add("training", training_curves([x for x in names if x in available()]))
-        elif a == "variants":
-            from .variants import compare_to_identity, variant_table
-
-            vt = variant_table(names)
-            add("variants", vt)
-            add("variant_comparison", compare_to_identity(vt))
-        timings[f"{a}:{n}"] = round(time.time() - t0, 2)
-        tick((si + 1) / len(steps), f"{a} done for {n}")
+        if a.scope == "zoo":
+            ctx = Context(name="all", names=tuple(names), device=dev, seed=seed, samples=samples, data=data)
+        else:
+            ctx = contexts.setdefault(n, Context(name=n, model=loaded[n], arch=loaded[n].name, device=dev, seed=seed,
+                                                 samples=samples, data=data))
+        ctx.params, ctx.progress = settings[a.name], sub
+        for k, df in run_one(a, ctx).items():
+            tables.setdefault(k, []).append(df)
+        if ctx._batches and source is None:
+            source = next(iter(ctx._batches.values())).source
+        timings[f"{a.name}:{n}"] = round(time.time() - t0, 2)
+        tick((si + 1) / len(steps), f"{a.name} done for {n}")
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
-    if "responses" in out:
-        out["response_comparison"] = compare_responses(out["responses"], out["residual_ratio"])
+    out.update(combine(analyses, out))
     manifest = {
-        "models": names, "analyses": only, "device": str(dev),
+        "models": names, "analyses": [a.name for a in analyses], "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
-        "seed": cfg.seed, "samples": cfg.samples, "config": {k: v for k, v in cfg.__dict__.items()},
-        "data_source": batch.source if batch is not None else None,
+        "seed": seed, "samples": samples, "parameters": settings, "data_source": source,
         "data_root": str(D.resolve_root(data)), "versions": _versions(), "wall_time_s": timings,
         "files": {k: f"{k}.csv" for k in out},
     }
     return out, manifest
+
+
+def combine(analyses: list[Analysis], tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The cross-model tables of every analysis that declares a ``combine`` step."""
+    out = {}
+    for a in analyses:
+        if a.combine is not None:
+            extra = a.combine(tables)
+            check_tables(a, extra)
+            out.update(extra)
+    return out
 
 
 def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> list[Path]:
@@ -155,10 +121,9 @@ def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> 
 
 
 def run_report(names: list[str], samples: int, out: Path, data=None, device=None, seed: int = 0,
-               only=None, cfg: ReportConfig | None = None) -> list[Path]:
+               only=None, params: Mapping[str, Mapping] | None = None) -> list[Path]:
     from tqdm import tqdm
 
-    cfg = cfg or ReportConfig(samples=samples, seed=seed)
     t0 = time.time()
     bar = tqdm(total=1000, desc="report", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
 
@@ -168,7 +133,8 @@ def run_report(names: list[str], samples: int, out: Path, data=None, device=None
         bar.refresh()
 
     try:
-        tables, manifest = compute(names, cfg, data=data, device=device, only=only, progress=prog)
+        tables, manifest = compute(names, samples=samples, seed=seed, data=data, device=device, only=only,
+                                   params=params, progress=prog)
     finally:
         bar.close()
     manifest["total_wall_time_s"] = round(time.time() - t0, 1)

@@ -21,16 +21,13 @@ Float32 throughout: stds of small residual responses are what is being compared.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 import torch
 
-from .common import Batch, chunked, model_device
+from .common import Batch, Progress, chunked, model_device
 from .models import CifarResNet
-
-Progress = Callable[[float, str], None] | None
+from .registry import Analysis, Context, Table, register
 
 
 class _ChannelStats:
@@ -158,3 +155,27 @@ def summarize_responses(resp: pd.DataFrame, ratio: pd.DataFrame) -> pd.DataFrame
                                                  median_std=("std", "median"), median_std_all=("std_all", "median"))
     out["mean_ratio"] = ratio.groupby("model", sort=False)["ratio"].mean()
     return out.reset_index()
+
+
+# ---------------------------------------------------------------------------- registry
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    resp, ratio = responses(ctx.model, ctx.sample(ctx.params["images"]), ctx.name, progress=ctx.progress)
+    return {"responses": resp, "residual_ratio": ratio}
+
+
+def _combine(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    if "responses" not in tables:
+        return {}
+    return {"response_comparison": compare_responses(tables["responses"], tables["residual_ratio"])}
+
+
+register(Analysis(
+    name="responses", title="Layer responses (He et al. 2015, Fig. 7) and the size of each residual branch",
+    run=_run, combine=_combine, page="pages/1_Responses.py", order=10,
+    tables=(Table("responses", ("model", "residual", "layer", "layer_index", "block", "stage", "std", "std_all",
+                                "is_branch_output", "images", "sorted_rank", "sorted_rank_all")),
+            Table("residual_ratio", ("model", "residual", "block", "block_index", "stage", "downsample", "ratio",
+                                     "ratio_median", "ratio_shortcut", "images")),
+            Table("response_comparison", ("depth", "plain", "residual", "measure", "plain_value", "residual_value",
+                                          "residual_smaller", "share_residual_below"))),
+    defaults={"images": None}, quick={"images": 16}))

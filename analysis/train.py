@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
+from .common import count_wrong, error_pct
 from .models import CifarResNet, build_model, count_params, parse_name
 from .zoo import PRETRAINED, save_checkpoint
 
@@ -126,10 +127,9 @@ def evaluate_error(model: CifarResNet, images: torch.Tensor, labels: torch.Tenso
     for xs, ys in zip(images.split(chunk), labels.split(chunk)):
         x = D.normalize(xs.to(device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            pred = model(x).argmax(1)
-        wrong += (pred != ys.to(pred.device)).sum().item()
+            wrong += count_wrong(model(x), ys)
     model.train(was_training)
-    return 100.0 * wrong / len(labels)
+    return error_pct(wrong, len(labels))
 
 
 def _resume_path(out: Path, name: str) -> Path:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .gradients import gradient_summary  # noqa: F401  (re-exported: the pages read it from here too)
 from .models import UNITS, parse_name
+from .registry import Analysis, Context, Table, register
 from .zoo import PRETRAINED, available, load_card
 
 PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
@@ -167,3 +168,16 @@ def variant_findings(table: pd.DataFrame, close_pts: float = 0.1) -> list[str]:
                            f"{paper[worse]:.2f} % at 110 layers); here {better} has {meas[better]:.2f} % and {worse} "
                            f"{meas[worse]:.2f} %" + (f", a tie within {close_pts:g} points." if tie else "."))
     return out
+
+
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    table = variant_table([n for n in ctx.names if n in available()])
+    return {"variants": table, "variant_comparison": compare_to_identity(table)}
+
+
+register(Analysis(
+    name="variants", title="Identity mappings: the unit and shortcut variants beside He et al. 2016", run=_run,
+    scope="zoo", needs_data=False, page="pages/7_Identity_mappings.py", order=85,
+    tables=(Table("variants", ("model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct",
+                               "iterations", "full_recipe", "paper_110_test_error_pct")),
+            Table("variant_comparison", ("model", "identity", "depth", "train_diff_pts", "test_diff_pts")))))

@@ -17,7 +17,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from analysis import data as D
-from analysis.attributions import private_copy
+from analysis.common import private_copy
 from analysis.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()

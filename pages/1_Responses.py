@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from analysis.responses import summarize_responses
 
 s = ui.page("Responses", "📏")
 st.title("Layer responses")
@@ -17,12 +18,9 @@ if names and ui.need_data():
     order = c1.radio("Layer order", ["in layer order", "sorted by magnitude"], horizontal=True, key="order")
     agg = c2.radio("std of a layer", ["per channel, then mean", "over all values"], horizontal=True, key="agg",
                    help="The paper does not say how a layer's std is aggregated; the two readings can disagree.")
-    root = str(ui.D.resolve_root())
-    res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root) for n in names]
-    res = [r for r in res if r is not None]
+    res = ui.results("responses", names, s)
     if res:
-        resp = pd.concat([r[0] for r in res], ignore_index=True)
-        ratio = pd.concat([r[1] for r in res], ignore_index=True)
+        resp, ratio = res["responses"], res["residual_ratio"]
         ycol, rank = ("std", "sorted_rank") if agg.startswith("per channel") else ("std_all", "sorted_rank_all")
         xcol, xtitle = ("layer_index", "layer (in order)") if order == "in layer order" else (rank, "layer (sorted by std, largest first)")
         plot = resp[["model", "residual", "layer", "layer_index", rank, ycol, "images"]]
@@ -36,13 +34,14 @@ if names and ui.need_data():
                "(channels, positions and images together)")
         ui.show_chart(chart, plot, f"responses_{ycol}.csv",
                       f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
-                      f"bn2 of each block). std = {how}; {s.samples} test images (seed {s.seed}), eval-mode BN, float32.",
+                      f"bn2 of each block; conv2 in units with no BN after it). std = {how}; {s.samples} test images "
+                      f"(seed {s.seed}), eval-mode BN, float32.",
                       "responses")
-        summary = ui.summarize_responses(resp, ratio)
+        summary = summarize_responses(resp, ratio)
         st.dataframe(summary.rename(columns={"median_std": "median std (per channel)",
                                              "median_std_all": "median std (all values)",
                                              "mean_ratio": "mean ‖F(x)‖/‖x‖"}), width="stretch", hide_index=True)
-        cmp = ui.compare_responses(resp, ratio)
+        cmp = res["response_comparison"]
         if len(cmp):
             st.markdown("**Plain vs residual at the same depth**, read off the measurements above:")
             lines = []

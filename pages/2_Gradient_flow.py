@@ -7,6 +7,7 @@ import streamlit as st
 import ui
 from analysis.gradients import LAMBDAS, describe_lambda, gradient_summary
 
+METRIC_TITLES = {"grad_input_l2": "‖∂loss/∂(block input)‖", "grad_weight_l2": "‖∂L/∂(conv weights)‖"}
 s = ui.page("Gradient flow", "🌊")
 st.title("Gradient flow through depth")
 st.markdown("Do plain nets lose their gradients? He et al. (2015) argue that with BN they do not. Here are the "
@@ -18,22 +19,13 @@ if not have_data:
     st.caption("Without CIFAR-10 this page measures gradients at initialisation on random N(0,1) inputs with "
                "random labels.")
 if names:
-    metric = st.radio("Norm", ["grad_input_l2", "grad_weight_l2"], horizontal=True, key="metric",
-                      format_func=lambda m: {"grad_input_l2": "‖∂loss/∂(block input)‖",
-                                             "grad_weight_l2": "‖∂L/∂(conv weights)‖"}[m])
-    states = ["trained", "init"] if have_data else ["init"]
+    metric = st.radio("Norm", list(METRIC_TITLES), horizontal=True, key="metric", format_func=METRIC_TITLES.get)
+    states = ("trained", "init") if have_data else ("init",)
     n_img = min(s.samples, 256)
-    root = str(ui.D.resolve_root())
-    frames = []
-    for n in names:
-        for stt in states:
-            df = ui.friendly(ui.cached_gradients, n, stt, None, n_img, s.seed, s.device, root, not have_data)
-            if df is not None:
-                frames.append(df)
-    if frames:
-        g = pd.concat(frames, ignore_index=True)
+    g = ui.results("gradients", names, s, images=n_img, states=states, lambdas=(), random_input=not have_data).get("gradients")
+    if g is not None and len(g):
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
-        chart = ui.depth_chart(plot, metric, metric, dash="state", dash_title="weights", height=360)
+        chart = ui.depth_chart(plot, metric, METRIC_TITLES[metric], dash="state", dash_title="weights", height=360)
         ui.show_chart(chart, plot, "gradients.csv",
                       f"Log scale. Input gradient: mean over {n_img} images of ‖∂loss_n/∂x_block‖₂ (per-image "
                       "cross-entropy). Weight gradient: ‖∂L/∂W‖₂ over both 3x3 convs of the block, L = mean loss over "
@@ -48,21 +40,20 @@ if names:
         "makes it vanish. That argument is about the shortcut term alone; the measurement below has everything, the "
         "branches and their BN included. First at **initialisation**, with λ set on a freshly initialised net, then "
         "on nets **trained** with λ = 0.5.")
-    res_names = [n for n in names if ui.is_residual(n)] or names
+    res_names = [n for n in names if ui.is_residual(n)]
     lams = st.multiselect("λ values at initialisation (0 = the plain net, 1 = identity)", list(LAMBDAS),
                           default=[0.5, 1.0, 1.5], key="lams")
-    frames = []
-    for n in res_names:
-        for l in sorted(set(lams)):
-            df = ui.friendly(ui.cached_gradients, n, "init", l, n_img, s.seed, s.device, root, not have_data)
-            if df is not None:
-                frames.append(df)
+    if not res_names:
+        st.info("Choose a residual model in the sidebar: λ scales its shortcuts.")
+    frames = [ui.results("gradients", res_names, s, images=n_img, states=(), lambdas=(lam,),
+                         random_input=not have_data).get("gradients") for lam in sorted(set(lams))]
+    frames = [f for f in frames if f is not None and len(f)]
     if frames:
         g = pd.concat(frames, ignore_index=True)
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")
         plot = g[["model", "series", "state", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
         chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="model", height=360,
-                               color=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
+                               color_enc=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
         summary = gradient_summary(g)
         ui.show_chart(chart, plot, "gradients_lambda.csv",
                       "At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
@@ -76,11 +67,8 @@ if names:
         st.markdown("**Trained with λ**: nets trained from scratch with the shortcut scaled by 0.5 (`-scale0.5`: F "
                     "unscaled; `-scale0.5f`: F scaled by 0.5 too) beside the identity net, each measured with the λ it "
                     "was trained with.")
-        frames = [ui.friendly(ui.cached_gradients, n, "trained", None, n_img, s.seed, s.device, root, False)
-                  for n in trained]
-        frames = [f for f in frames if f is not None]
-        if frames:
-            t = pd.concat(frames, ignore_index=True)
+        t = ui.results("gradients", trained, s, images=n_img, states=("trained",), lambdas=()).get("gradients")
+        if t is not None and len(t):
             plot = t[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
             chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", height=320)
             tsum = gradient_summary(t)

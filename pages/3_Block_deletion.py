@@ -5,20 +5,19 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from analysis.deletion import summarize_random
 
 s = ui.page("Block deletion", "✂️")
 st.title("Block deletion: a ResNet as an ensemble of paths")
 st.markdown("Veit, Wilber and Belongie (2016) deleted blocks from trained nets at test time: a residual net "
             "degrades smoothly, as an ensemble of many paths would, while a plain net collapses. A deleted block "
-            "here runs only its skip path (the identity; in a downsampling block, option A's subsample-and-pad).")
+            "here runs only its skip path (the identity; in a downsampling block, option A's subsample-and-pad or "
+            "the projection; times λ in a net trained with a shortcut scale).")
 names = ui.need_models(s)
 if names and ui.need_data():
-    root = str(ui.D.resolve_root())
     st.subheader("Delete one block")
-    single = [ui.friendly(ui.cached_single, n, s.samples, s.seed, s.device, root) for n in names]
-    single = [d for d in single if d is not None]
-    if single:
-        d1 = pd.concat(single, ignore_index=True)
+    d1 = ui.results("deletion_single", names, s).get("deletion_single")
+    if d1 is not None:
         plot = d1[["model", "block", "block_index", "downsample", "error_pct", "intact_error_pct", "images"]]
         base = alt.Chart(plot).encode(
             x=alt.X("block_index:Q", title="deleted block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("error_pct:Q", title="test error (%)"),
@@ -29,7 +28,7 @@ if names and ui.need_data():
             shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=340)
         ui.show_chart(chart, plot, "deletion_single.csv",
                       f"Top-1 error on {s.samples} test images (seed {s.seed}) with one block deleted; intact error in "
-                      "the tooltip. Downsampling blocks (squares) still run option A's shortcut when deleted. Eval-mode "
+                      "the tooltip. Downsampling blocks (squares) still run their shortcut when deleted. Eval-mode "
                       "BN, bfloat16 autocast; each deletion reuses the cached input of the deleted block.", "single")
 
     st.subheader("Delete k random blocks")
@@ -45,12 +44,12 @@ if names and ui.need_data():
         if k_max < pool:
             next_k.append(n)
         for k in range(0, min(k_max, pool) + 1):
-            df = ui.friendly(ui.cached_random_k, n, k, int(trials), s.samples, s.seed, s.device, root)
+            df = ui.results("deletion_random", [n], s, ks=(k,), trials=int(trials)).get("deletion_random")
             if df is not None:
                 rows.append(df)
     if rows:
         dr = pd.concat(rows, ignore_index=True)
-        summ = ui.summarize_random(dr)
+        summ = summarize_random(dr)
         band = alt.Chart(summ).mark_area(opacity=0.2).encode(
             x=alt.X("k:Q", title="number of deleted blocks k", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ci95_low:Q", title="test error (%)"),
             y2="ci95_high:Q", color=ui.color(summ["model"], legend=False))
@@ -68,10 +67,8 @@ if names and ui.need_data():
 
     st.subheader("Reorder blocks")
     r_trials = st.number_input("Random reorderings", 2, 50, 8, key="reorder_trials")
-    reo = [ui.friendly(ui.cached_reorder, n, int(r_trials), s.samples, s.seed, s.device, root) for n in names]
-    reo = [d for d in reo if d is not None]
-    if reo:
-        dro = pd.concat(reo, ignore_index=True)
+    dro = ui.results("reorder", names, s, trials=int(r_trials)).get("reorder")
+    if dro is not None:
         chart = alt.Chart(dro).mark_point(filled=True, size=70).encode(
             x=alt.X("kendall_tau:Q", title="Kendall τ to the trained order", scale=alt.Scale(domain=[0, 1.0])),
             y=alt.Y("error_pct:Q", title="test error (%)"), color=ui.color(dro["model"]),
@@ -87,10 +84,8 @@ if names and ui.need_data():
         st.info("Choose a residual model to see its paths.")
     else:
         per_len = st.number_input("Samples per path length", 1, 50, 4, key="per_length")
-        paths = [ui.friendly(ui.cached_paths, n, int(per_len), s.samples, s.seed, s.device, root) for n in res_names]
-        paths = [p for p in paths if p is not None]
-        if paths:
-            dp = pd.concat(paths, ignore_index=True)
+        dp = ui.results("paths", res_names, s, per_length=int(per_len), batch=16).get("paths")
+        if dp is not None:
             c1, c2 = st.columns(2)
             with c1:
                 ch = alt.Chart(dp).mark_line(point=True).encode(
@@ -113,4 +108,4 @@ if names and ui.need_data():
     # While the page is being read, compute the slider's next step (k + 1) in the background: moving the
     # slider up then only collects it. Same seeded draws as computing it on demand.
     for n in next_k:
-        ui.prefetch_random_k(n, k_max + 1, int(trials), s.samples, s.seed, s.device, root)
+        ui.prefetch("deletion_random", n, s, ks=(k_max + 1,), trials=int(trials))

@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 import ui
+from analysis.attributions import METHODS, pixel_map
 from analysis.images import ImageRefused, load_image
 
 s = ui.page("Attributions", "🔥")
@@ -36,33 +37,30 @@ else:
             key = "upload/" + hashlib.sha256(data).hexdigest()[:16]
         except ImageRefused as e:
             st.error(f"This image cannot be used: {e}.")
-methods = st.multiselect("Methods", list(ui.METHODS), default=["Saliency", "IntegratedGradients", "DeepLift"], key="methods")
+methods = st.multiselect("Methods", list(METHODS), default=["Saliency", "IntegratedGradients", "DeepLift"], key="methods")
 if img is not None and names and methods:
     x = ui.D.normalize(img[None])
     np_img = img.permute(1, 2, 0).numpy()
     classes = ui.D.CLASSES
     st.image(ui.image_png(np_img), caption=f"{key}" + (f" · label: {classes[label]}" if label is not None else ""))
+    image = dict(image_key=key, _image=x, _label=label)
+    res = ui.results("attributions", names, s, methods=tuple(methods), gradcam=True, maps=True, **image)
     cols = st.columns(len(names))
-    frames, maps_rows = [], []
     for col, n in zip(cols, names):
-        r = ui.friendly(ui.cached_attributions, n, key, x, label, tuple(methods), s.seed, s.device)
-        if r is None:
+        if "attributions" not in res or n not in set(res["attributions"]["model"]):
             continue
-        maps, cams, df = r
-        frames.append(df)
+        df = res["attributions"][res["attributions"]["model"] == n]
         with col:
             st.markdown(f"**{n}** predicts **{classes[int(df['predicted'].iloc[0])]}** "
                         f"(p = {df['prob'].iloc[0]:.2f})")
             for m in methods:
-                st.image(ui.heat_png(np_img, maps[m]), caption=f"{m} (red +, blue −)")
-                h, w = maps[m].shape
-                maps_rows.append(pd.DataFrame({"model": n, "method": m, "y": [r_ for r_ in range(h) for _ in range(w)],
-                                               "x": [c_ for _ in range(h) for c_ in range(w)],
-                                               "attribution": maps[m].reshape(-1)}))
-            for stage, cam in cams.items():
-                st.image(ui.heat_png(np_img, cam), caption=f"Grad-CAM at the end of {stage}")
-    if frames:
-        df = pd.concat(frames, ignore_index=True)
+                st.image(ui.heat_png(np_img, pixel_map(res["attribution_maps"], model=n, method=m)),
+                         caption=f"{m} (red +, blue −)")
+            for stage in ("stage1", "stage2", "stage3"):
+                st.image(ui.heat_png(np_img, pixel_map(res["gradcam"], model=n, stage=stage)),
+                         caption=f"Grad-CAM at the end of {stage}")
+    if "attributions" in res:
+        df = res["attributions"]
         chart = alt.Chart(df).mark_bar().encode(
             x=alt.X("method:N", title=None), xOffset="model:N", y=alt.Y("infidelity:Q", title="infidelity (lower is better)"),
             color=ui.color(df["model"]), tooltip=["model", "method", alt.Tooltip("infidelity:Q", format=".4f")]).properties(height=280)
@@ -70,13 +68,11 @@ if img is not None and names and methods:
                       "Captum's infidelity of each method's attribution (Gaussian perturbations, std 0.05 in normalised "
                       "units, 16 draws, attributions rescaled optimally): how well attribution·perturbation predicts the "
                       "change of the target logit. Target = the predicted class; baseline = the mean image.", "infid")
-        st.download_button("Download the heat maps (CSV)", pd.concat(maps_rows).to_csv(index=False).encode(),
+        st.download_button("Download the heat maps (CSV)", res["attribution_maps"].to_csv(index=False).encode(),
                            "attribution_maps.csv", key="dl_maps")
     st.subheader("Conductance per block")
-    cond = [ui.friendly(ui.cached_conductance, n, key, x, s.device) for n in names]
-    cond = [c for c in cond if c is not None]
-    if cond:
-        dc = pd.concat(cond, ignore_index=True)
+    dc = ui.results("conductance", names, s, **image).get("conductance")
+    if dc is not None:
         chart = alt.Chart(dc).mark_line(point=True).encode(
             x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("branch_share:Q", title="share of the logit change via the branch"),
             color=ui.color(dc["model"]),

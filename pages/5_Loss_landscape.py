@@ -17,11 +17,10 @@ if names and ui.need_data():
     steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 15, 21 if dims == 1 else 9, key="steps")
     radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
     n_img = min(s.samples, 500)
-    root = str(ui.D.resolve_root())
-    frames = [ui.friendly(ui.cached_landscape, n, dims, steps, radius, n_img, s.seed, s.device, root) for n in names]
-    frames = [f for f in frames if f is not None]
-    if frames:
-        df = pd.concat(frames, ignore_index=True)
+    df = ui.results("landscape", names, s, images=n_img, dims=(dims,), steps_1d=steps, steps_2d=steps,
+                    radius=radius).get("landscape")
+    if df is not None:
+        frames = [g for _, g in df.groupby("model", sort=False)]
         caption = (f"Mean cross-entropy on {n_img} test images at θ + α·d₁ + β·d₂; d drawn with seed {s.seed}, each "
                    "filter rescaled to the norm of the trained filter, BN and bias entries zero. Eval-mode BN, bfloat16 "
                    "autocast; the model itself is never changed (torch.func.functional_call).")

@@ -1,31 +1,33 @@
-"""Run every analysis for the chosen models and download one ZIP of CSVs plus the manifest."""
+"""Run any registered analysis for the chosen models and download one ZIP of CSVs plus the manifest."""
 
 import time
 
 import streamlit as st
 
 import ui
-from analysis.report import ANALYSES, ReportConfig, compute
+from analysis.registry import load_all
+from analysis.report import compute
 
 s = ui.page("Reports", "📦")
 st.title("Reports")
-st.markdown("Every analysis of the other pages for the chosen models, as CSV files in one ZIP with a "
-            "`manifest.json` (versions, device, seed, sample size, data source, wall time of each analysis). "
-            "The CLI `python -m analysis report` writes the same files.")
+st.markdown("Any analysis of the other pages for the chosen models, as CSV files in one ZIP with a "
+            "`manifest.json` (versions, device, seed, sample size, data source, parameters and wall time of each "
+            "analysis). Here each analysis runs with its light settings; the CLI `python -m analysis report` writes "
+            "the same files with the full ones.")
+registry = load_all()
 names = ui.need_models(s)
-chosen = st.multiselect("Analyses", list(ANALYSES), default=["responses", "deletion", "training"], key="analyses")
+chosen = st.multiselect("Analyses", list(registry), default=[a for a in ("responses", "deletion_single", "training")
+                                                                if a in registry],
+                        format_func=lambda a: f"{a}: {registry[a].title}", key="analyses")
 if names and chosen:
-    needs_data = any(a != "training" for a in chosen)
-    if needs_data and not ui.need_data():
-        chosen = ["training"]
-    if st.button("Run the report", key="run_report", type="primary"):
-        cfg = ReportConfig(samples=s.samples, seed=s.seed, deletion_ks=(0, 2, 4, 6, 8), deletion_trials=3,
-                           reorder_trials=5, path_samples=3, attr_images=2, landscape_samples=min(256, s.samples),
-                           landscape_1d_steps=11, landscape_2d_steps=5)
+    if any(registry[a].needs_data for a in chosen) and not ui.need_data():
+        chosen = [a for a in chosen if not registry[a].needs_data]
+    if chosen and st.button("Run the report", key="run_report", type="primary"):
         bar = ui.Progress("Running…")
         t0 = time.time()
         extra = {n: ui.get_model(n, s.device) for n in names}
-        out = ui.friendly(compute, names, cfg, data=None, device=s.device, only=chosen, progress=bar, models=extra)
+        out = ui.friendly(compute, names, samples=s.samples, seed=s.seed, device=s.device, only=chosen, quick=True,
+                          progress=bar, models=extra)
         bar.done()
         if out is not None:
             tables, manifest = out

@@ -28,7 +28,7 @@ with st.expander("The variants, written out"):
         "where the shape changes; `-conv1x1`: a 1x1 conv + BN on every block; `-scale0.5`: the shortcut times 0.5, "
         "F unscaled; `-scale0.5f`: the shortcut times 0.5 and F times 0.5 (He et al. 2016, Table 1).")
 
-table = ui.variants()
+table = ui.results("variants", ui.available(), s).get("variants", pd.DataFrame())
 if table.empty:
     st.info("No residual checkpoints in pretrained/: train one with `python -m analysis train resnet56-preact`.")
     st.stop()
@@ -60,13 +60,11 @@ chosen = st.multiselect("Variants to compare below", names_all, default=default 
 if not chosen:
     st.info("Choose at least one variant.")
     st.stop()
-root = str(ui.D.resolve_root())
-
 if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen variants on the sidebar's "
                                  f"{s.samples} test images", key="im_remeasure"):
     rows = []
     for n in chosen:
-        err = ui.friendly(ui.cached_error, n, s.samples, s.seed, s.device, root)
+        err = ui.friendly(ui.cached_error, n, s.samples, s.seed, s.device, s.root)
         if err is not None:
             card = table.set_index("model").loc[n, "test_error_pct"]
             rows.append({"model": n, "test_error_pct_now": err, "images": s.samples, "seed": s.seed,
@@ -78,7 +76,7 @@ if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen varia
                    f"--seed {s.seed}` prints. The card's number is on all 10,000 test images.")
 
 st.subheader("How each variant trained")
-cur = ui.curves(tuple(chosen))
+cur = ui.results("training", chosen, s).get("training", pd.DataFrame())
 if not cur.empty:
     long = cur.melt(id_vars=["model", "epoch", "lr"], value_vars=["train_error_pct", "test_error_pct"],
                     var_name="curve", value_name="error_pct")
@@ -108,14 +106,8 @@ if not ui.data_found():
 
 st.subheader("Gradient norms through depth, trained and at initialisation")
 n_img = min(s.samples, 256)
-frames = []
-for n in chosen:
-    for state in ("trained", "init"):
-        df = ui.friendly(ui.cached_gradients, n, state, None, n_img, s.seed, s.device, root, False)
-        if df is not None:
-            frames.append(df)
-if frames:
-    g = pd.concat(frames, ignore_index=True)
+g = ui.results("gradients", chosen, s, images=n_img, states=("trained", "init"), lambdas=()).get("gradients")
+if g is not None and len(g):
     plot = g[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
     chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="state", dash_title="weights")
     ui.show_chart(chart, plot, "variant_gradients.csv",
@@ -128,10 +120,8 @@ if frames:
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
 
 st.subheader("How large is each residual branch? ‖F(x)‖ / ‖x‖")
-res = [ui.friendly(ui.cached_responses, n, s.samples, s.seed, s.device, root) for n in chosen]
-res = [r for r in res if r is not None]
-if res:
-    ratio = pd.concat([r[1] for r in res], ignore_index=True)
+ratio = ui.results("responses", chosen, s).get("residual_ratio")
+if ratio is not None:
     base = alt.Chart(ratio).encode(
         x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")),
         y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"), color=ui.color(ratio["model"]),

@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
-PAGES = ["", "Responses", "Gradient_flow", "Block_deletion", "Attributions", "Loss_landscape", "Reports",
-         "Identity_mappings"]
+from ui.nav import PAGES as _SPECS  # noqa: E402  (the app's one page list)
+
+PAGES = [p.url_path for p in _SPECS]
 
 
 @contextlib.contextmanager

@@ -191,27 +191,6 @@ def test_integrated_gradients_completeness():
     assert r.convergence_delta < 0.02 * abs(gap) + 1e-3
 
 
-def test_every_analysis_leaves_the_model_bit_identical():
-    m = tiny(True, 14)
-    saved = state_fingerprint(m)
-    b = batch(16)
-    responses(m, b, "t")
-    gradient_flow(m, b, "t", "trained", batch_size=8)
-    lambda_sweep(m, b, "t", (0.5,), batch_size=8)
-    c = PrefixCache(m, b)
-    delete_single(m, b, "t", cache=c)
-    delete_random(m, b, "t", [1], 2, 0, cache=c)
-    reorder(m, b, "t", 2, 0, cache=c)
-    path_gradients(m, b, "t", 1, 4, lengths=[0, 3])
-    attribute_image(m, b.x[:1], "t", "i", int(b.y[0]), METHODS, ig_steps=8, gradcam=True)
-    conductance_per_block(m, b.x[:1], "t", n_steps=4)
-    landscape(m, b, "t", [-0.5, 0.5], [0.0, 0.5], seed=0)
-    assert same_state(m, saved)
-    assert not m.training
-    assert all(not mod._forward_hooks and not mod._forward_pre_hooks and not mod._backward_hooks for mod in m.modules())
-    assert all(p.grad is None for p in m.parameters())
-
-
 def test_oom_fallback_halves_the_chunk():
     seen = []
 
@@ -229,7 +208,7 @@ def test_oom_fallback_halves_the_chunk():
 
 def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
     """A simulated CUDA out-of-memory in Captum or in a gradient batch is retried with smaller batches."""
-    from analysis import attributions as A
+    from analysis.common import retry_halving
 
     calls = []
 
@@ -239,7 +218,7 @@ def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return "ok"
 
-    assert A._halving_on_oom(flaky, None) == "ok" and calls == [None, 64, 32, 16]
+    assert retry_halving(flaky, None) == "ok" and calls == [None, 64, 32, 16]
     m = tiny(True, 8)
     b = batch(16)
     real = torch.autograd.grad

@@ -128,7 +128,7 @@ def test_block_deletion_slider_changes_the_curve():
     assert len(single) == 2 * 9
     assert random_k["k"].max() == 6
     # the slider's next step (k = 7) is being computed in the background...
-    key = ("resnet20", 7, 3, 100, 0, "cpu", str(D.resolve_root()))
+    key = ui.prefetch_key("deletion_random", "resnet20", ui.Settings(("resnet20",), 100, 0, "cpu"), ks=(7,), trials=3)
     assert key in ui.prefetcher()._jobs
     at.slider(key="k").set_value(2).run()
     assert not at.exception

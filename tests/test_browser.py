@@ -7,6 +7,7 @@ import pytest
 
 from conftest import DATA, HAVE_DATA
 from streamlit_server import CHROMIUM_ARGS, IDLE, PAGES, ROOT, serve
+from ui.nav import PAGES as PAGE_SPECS
 
 ART = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -66,6 +67,11 @@ def test_every_page_and_the_deletion_slider(server, browser):
     ART.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
     page = _open(ctx, server)
+    # the navigation is the app's one page list, titled by hand: "Home" first, no file-name label ("app")
+    links = page.get_by_test_id("stSidebarNavLink")
+    expect(links.first).to_be_visible()
+    labels = [t.strip().split("\n")[-1] for t in links.all_inner_texts()]  # the icon, then the title
+    assert labels == [p.title for p in PAGE_SPECS], labels
     for name in PAGES:
         page.goto(f"{server}/{name}")
         page.wait_for_selector(IDLE)

@@ -1,0 +1,179 @@
+"""One declaration per analysis: what it computes, the tables it returns, its defaults.
+
+An analysis module ends with ``register(Analysis(...))``. Everything that runs analyses loops over the
+registry instead of naming them: ``python -m analysis report`` and the Reports page (:func:`compute`
+in ``report.py``), the dashboard's cached results (``ui.results(name, models, settings)``) and the
+parametrised tests (every table and its columns, "the model is left bit-identical", a run on a tiny net).
+Adding an analysis is one module that registers itself, plus a page that draws it.
+
+An analysis of scope ``"model"`` runs once per model through ``run(ctx)``; one of scope ``"zoo"`` runs
+once for all chosen models (it reads model cards). ``run`` returns ``{table name: DataFrame}`` with the
+tables it declares; a ``combine`` step may add tables computed across models (e.g. plain vs residual).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+import torch
+
+from .common import Batch, Progress, eval_sample, random_sample
+from .models import CifarResNet
+
+# Modules of the package that are not analyses (never imported by :func:`load_all`).
+_NOT_ANALYSES = {"__main__", "common", "data", "images", "models", "registry", "report", "train", "zoo",
+                 "distributed"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table an analysis returns: its CSV name and the columns it always has."""
+
+    name: str
+    columns: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass
+class Context:
+    """What an analysis receives for one run.
+
+    ``model`` is shared and read-only (a cached model serves every session): an analysis that needs train
+    mode, hooks or changed weights works on ``common.private_copy``. ``sample(n)`` is a seeded random subset
+    of the test split (at most ``samples`` images), or of ``batch`` when one is given (tests, uploads).
+    """
+
+    name: str
+    model: CifarResNet | None = None
+    arch: str | None = None  # architecture name for a fresh initialisation (variants included)
+    names: tuple[str, ...] = ()  # scope "zoo": every chosen model
+    device: torch.device = torch.device("cpu")
+    seed: int = 0
+    samples: int = 1000
+    data: str | None = None
+    params: dict = field(default_factory=dict)
+    progress: Progress = None
+    batch: Batch | None = None
+    prefix_cache: Callable[[], Any] | None = None  # a provider of deletion.PrefixCache shared across analyses
+    sampler: Callable[[int, bool], Batch] | None = None  # (n, random_input) -> Batch, e.g. a cached one
+    _batches: dict = field(default_factory=dict)
+
+    def sample(self, n: int | None = None, random_input: bool = False) -> Batch:
+        n = min(n or self.samples, self.samples)
+        if self.sampler is not None:
+            return self.sampler(n, random_input)
+        if self.batch is not None:
+            return self.batch if n >= len(self.batch) else Batch(self.batch.x[:n], self.batch.y[:n],
+                                                                 self.batch.indices[:n], self.batch.source)
+        key = (n, random_input)
+        if key not in self._batches:
+            self._batches[key] = (random_sample(n, self.seed, self.device) if random_input
+                                  else eval_sample(n, self.seed, self.device, self.data))
+        return self._batches[key]
+
+    def init_model(self) -> CifarResNet:
+        """The same architecture freshly He-initialised with ``seed`` (for 'at initialisation')."""
+        from .zoo import fresh_model
+
+        return fresh_model(self.arch or self.model.name, self.seed, self.device)
+
+    def tick(self, frac: float, msg: str) -> None:
+        if self.progress:
+            self.progress(frac, msg)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The declaration of one analysis (see the module docstring)."""
+
+    name: str
+    title: str
+    run: Callable[[Context], dict[str, pd.DataFrame]]
+    tables: tuple[Table, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # parameters and their default values
+    quick: Mapping[str, Any] = field(default_factory=dict)  # parameters for a quick run (tests, tiny nets)
+    needs_data: bool = True
+    private_copy: bool = False  # runs on a private copy of the model (train mode, hooks, changed weights)
+    residual_only: bool = False  # skipped for plain nets (e.g. paths)
+    scope: str = "model"  # "model": once per model; "zoo": once for all chosen models, from their cards
+    group: str = ""  # a name several analyses answer to in ``--only`` (e.g. "deletion")
+    combine: Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]] | None = None
+    page: str = ""  # the dashboard page that draws it
+    order: float = 100.0
+
+    def params(self, **overrides) -> dict:
+        unknown = set(overrides) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter {', '.join(sorted(unknown))}; "
+                             f"its parameters are {', '.join(self.defaults) or 'none'}")
+        return {**self.defaults, **overrides}
+
+    def applies_to(self, model: CifarResNet | None) -> bool:
+        return not (self.residual_only and model is not None and not model.residual)
+
+
+_REGISTRY: dict[str, Analysis] = {}
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Add an analysis to the registry (each module calls this once per analysis it declares)."""
+    if analysis.name in _REGISTRY and _REGISTRY[analysis.name].run is not analysis.run:
+        raise ValueError(f"two analyses are called {analysis.name!r}")
+    _REGISTRY[analysis.name] = analysis
+    return analysis
+
+
+def load_all() -> dict[str, Analysis]:
+    """Import every analysis module of the package (each registers itself); the registry in run order."""
+    import analysis as pkg
+
+    for m in pkgutil.iter_modules(pkg.__path__):
+        if m.name not in _NOT_ANALYSES and not m.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{m.name}")
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
+
+
+def get(name: str) -> Analysis:
+    reg = load_all()
+    if name not in reg:
+        raise KeyError(f"unknown analysis {name!r}; choose from {', '.join(reg)}")
+    return reg[name]
+
+
+def select(only: list[str] | None = None) -> list[Analysis]:
+    """The analyses named by ``only`` (names or groups), in run order; all of them when None."""
+    reg = load_all()
+    if not only:
+        return list(reg.values())
+    groups = {a.group for a in reg.values() if a.group}
+    bad = [o for o in only if o not in reg and o not in groups]
+    if bad:
+        raise ValueError(f"unknown analyses {bad}; choose from {', '.join(list(reg) + sorted(groups))}")
+    return [a for a in reg.values() if a.name in only or (a.group and a.group in only)]
+
+
+def table_names() -> list[str]:
+    """Every CSV any analysis writes."""
+    return [t.name for a in load_all().values() for t in a.tables]
+
+
+def check_tables(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> None:
+    """Raise if a run returned a table it does not declare, or a declared table lacks a column."""
+    declared = {t.name: t for t in analysis.tables}
+    for k, df in tables.items():
+        if k not in declared:
+            raise ValueError(f"{analysis.name} returned an undeclared table {k!r}")
+        missing = [c for c in declared[k].columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"{analysis.name}: table {k} lacks the columns {missing}")
+
+
+def run_one(analysis: Analysis, ctx: Context) -> dict[str, pd.DataFrame]:
+    """Run one analysis in one context and check what it returns against its declaration."""
+    out = analysis.run(ctx)
+    check_tables(analysis, out)
+    return out
