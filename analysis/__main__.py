@@ -23,6 +23,7 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_models(a: argparse.Namespace) -> int:
+    from .models import parse_name
     from .zoo import PRETRAINED, available, load_card
 
     root = Path(a.root) if a.root else PRETRAINED
@@ -30,7 +31,7 @@ def _cmd_models(a: argparse.Namespace) -> int:
     if not names:
         print(f"no checkpoints in {root}: train one with `python -m analysis train resnet20`")
         return 1
-    from .models import parse_name
+    from .zoo import arch_of
 
     width = max(10, *(len(n) for n in names))
     head = (f"{'name':<{width}} {'depth':>5} {'residual':>8} {'unit':<15} {'shortcut':<9} {'params':>9} "
@@ -39,12 +40,15 @@ def _cmd_models(a: argparse.Namespace) -> int:
     print("-" * len(head))
     for n in names:
         c = load_card(n, root)
-        a = parse_name(n)
+        a = arch_of(n) if root == PRETRAINED else parse_name(c.get("arch", n))
         note = "  (stopped early)" if c.get("stopped_early") else ""
+        sched = c.get("schedule") or {}
+        train = "-" if c.get("train_error_pct") is None else f"{c['train_error_pct']:.2f}"
+        iters = "-" if sched.get("iterations") is None else f"{sched['iterations']:,}"
+        where = f"imported ({a.name}, {c['imported']['layout']} layout)" if c.get("imported") else c["device"]
         print(f"{n:<{width}} {c['depth']:>5} {str(c['residual']).lower():>8} {a.unit:<15} "
               f"{a.shortcut_token if a.residual else 'none':<9} {c['params']:>9,} "
-              f"{c['train_error_pct']:>11.2f} {c['test_error_pct']:>10.2f} {c['schedule']['iterations']:>10,} "
-              f"{c['schedule']['epochs']:>6}  {c['device']}{note}")
+              f"{train:>11} {c['test_error_pct']:>10.2f} {iters:>10} {sched.get('epochs', '-'):>6}  {where}{note}")
     print("\nErrors measured on the JPEG (quality 75) copy of CIFAR-10; not comparable to published numbers.")
     return 0
 
@@ -61,7 +65,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     dev = next(model.parameters()).device
     test = D.load_split("test", a.data, download=True, progress=True)
     idx = D.sample_indices(len(test), a.samples, a.seed)
-    err = evaluate_error(model, test.images[idx], test.labels[idx], dev, bf16=not a.fp32)
+    err = evaluate_error(model, test.images[idx], test.labels[idx], device=dev, bf16=not a.fp32)
     print(f"{a.name}: {err:.2f} % error on {len(idx)} test images"
           + ("" if len(idx) == len(test) else f" (random subset, seed {a.seed})"))
     return 0
@@ -96,6 +100,70 @@ def _cmd_report(a: argparse.Namespace) -> int:
         get(name).params(**ps)  # unknown analyses or parameters: one sentence, before any work
     run_report(names, samples=a.samples, out=Path(a.out), data=a.data, device=a.device, seed=a.seed, only=only,
                params=params)
+    return 0
+
+
+def _cmd_claims(a: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from tqdm import tqdm
+
+    from .claims import judge_all, measure_from_report, to_markdown
+    from .report import _versions
+
+    names = [n.strip() for n in a.models.split(",") if n.strip()]
+    t0 = time.time()
+    m = measure_from_report(names, samples=a.samples, seed=a.seed, data=a.data, device=a.device,
+                            heavy=not a.no_heavy, quick=a.quick)
+    bar = tqdm(total=1000, desc="claims", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def prog(frac: float, msg: str) -> None:
+        bar.n = int(1000 * min(1.0, frac))
+        bar.set_postfix_str(msg[:60])
+        bar.refresh()
+
+    try:
+        table, evidence = judge_all(m, progress=prog)
+    finally:
+        bar.close()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "claims.csv", index=False)
+    (out / "claims.md").write_text(to_markdown(table))
+    for cid, ev in evidence.items():
+        if len(ev):
+            ev.to_csv(out / f"claim_{cid:02d}_evidence.csv", index=False)
+    manifest = {"models": names, "samples": a.samples, "seed": a.seed, "heavy": not a.no_heavy, "quick": a.quick,
+                "device": str(m.model(names[0]).fc.weight.device) if names else None, "versions": _versions(),
+                "verdicts": dict(zip(table["id"].astype(str), table["verdict"])),
+                "total_wall_time_s": round(time.time() - t0, 1)}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    for r in table.itertuples():
+        print(f"{r.id:>2}. {r.claim}: {r.verdict}")
+    print(f"-> {out / 'claims.md'}, {out / 'claims.csv'}")
+    return 0
+
+
+def _cmd_import(a: argparse.Namespace) -> int:
+    from .zoo import IMPORTED, import_checkpoint
+
+    path = Path(a.file)
+    if not path.is_file():
+        print(f"error: no file {path}", file=sys.stderr)
+        return 2
+    residual = True if a.residual else (False if a.plain else None)
+    card = import_checkpoint(path.read_bytes(), path.name, a.name, residual=residual, normalization=a.normalization,
+                             samples=a.samples, data_root=a.data, device=a.device, out=Path(a.out) if a.out else None)
+    info = card["info"]
+    print(f"{a.name}: {card['arch']} ({info['depth']} layers, {'residual' if info['residual'] else 'plain'} decided by "
+          f"{info['residual_source']}), layout {info['layout']}, normalisation {info['normalization']} "
+          f"({info['normalization_source']}), {card['params']:,} parameters")
+    for note in info["notes"]:
+        print(f"  note: {note}")
+    print(f"  {card['test_error_pct']:.2f} % error on {card['test_images']} test images")
+    print(f"  -> {(Path(a.out) if a.out else IMPORTED) / (a.name + '.safetensors')} (+ .json); "
+          "it now works in every command and on every page")
     return 0
 
 
@@ -158,6 +226,33 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--param", action="append", default=None, metavar="ANALYSIS.NAME=VALUE",
                    help="replace a default, e.g. --param deletion_random.trials=10 (repeatable)")
     r.set_defaults(func=_cmd_report)
+
+    c = sub.add_parser("claims", help="judge every claim of the notes by a measurement; writes claims.csv and claims.md")
+    c.add_argument("--models", default="plain20,plain56,plain110,resnet20,resnet56,resnet110,resnet56-preact,"
+                                        "resnet56-bnafter,resnet56b,resnet56-scale0.5,resnet56-scale0.5f")
+    c.add_argument("--samples", type=int, default=500)
+    c.add_argument("--out", required=True)
+    c.add_argument("--data", default=None)
+    c.add_argument("--device", default=None)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--no-heavy", action="store_true", help="leave out the claims that take minutes (curvature)")
+    c.add_argument("--quick", action="store_true", help="light settings for every measurement (a smoke run)")
+    c.set_defaults(func=_cmd_claims)
+
+    im = sub.add_parser("import", help="convert a checkpoint (.safetensors .pt .pth .th .ckpt) into an imported model")
+    im.add_argument("file")
+    im.add_argument("--name", required=True)
+    kind = im.add_mutually_exclusive_group()
+    kind.add_argument("--residual", action="store_true", help="an option-A net with shortcuts")
+    kind.add_argument("--plain", action="store_true", help="an option-A net without shortcuts")
+    im.add_argument("--normalization", default=None,
+                    help="the input normalisation it was trained with: cifar10, imagenet, none or 'm,m,m/s,s,s' "
+                         "(default: the metadata's, else the key layout's)")
+    im.add_argument("--samples", type=int, default=None, help="measure the test error on a seeded subset")
+    im.add_argument("--data", default=None)
+    im.add_argument("--device", default=None)
+    im.add_argument("--out", default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
+    im.set_defaults(func=_cmd_import)
 
     an = sub.add_parser("analyses", help="list the registered analyses, their tables and parameters")
     an.set_defaults(func=_cmd_analyses)

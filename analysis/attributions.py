@@ -43,10 +43,10 @@ class AttributionResult:
 
     def map_frame(self, image_id: str) -> pd.DataFrame:
         """Every method's map as a tidy table: one row per (method, pixel)."""
-        return _pixels({m: a for m, a in self.maps.items()}, "method", "attribution", self.model, image_id)
+        return _pixels({m: a for m, a in self.maps.items()}, "method", "attribution", model=self.model, image_id=image_id)
 
     def gradcam_frame(self, image_id: str) -> pd.DataFrame:
-        return _pixels(self.gradcam, "stage", "gradcam", self.model, image_id)
+        return _pixels(self.gradcam, "stage", "gradcam", model=self.model, image_id=image_id)
 
 
 def _pixels(maps: dict[str, np.ndarray], key: str, value: str, model: str, image_id: str) -> pd.DataFrame:
@@ -110,8 +110,9 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
     res = AttributionResult(model_name)
     steps = len(methods) + (1 if gradcam else 0)
     for j, meth in enumerate(methods):
-        a, delta = retry_halving(lambda ibs: _attribute(meth, m, x.clone().requires_grad_(True), tgt, seed, ig_steps, ibs),
-                                   internal_batch_size)
+        a, delta = retry_halving(lambda ibs: _attribute(meth, m, x.clone().requires_grad_(True), target=tgt, seed=seed,
+                                                        ig_steps=ig_steps, internal_batch_size=ibs),
+                                 internal_batch_size)
         a = a.detach()
         if delta is not None:
             res.convergence_delta = delta
@@ -124,7 +125,8 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
                 return noise, inp - noise
 
             with torch.no_grad():
-                infid = float(infidelity(m, perturb, x, a, target=tgt, n_perturb_samples=16, normalize=True))
+                infid = float(infidelity(m, perturb, inputs=x, attributions=a, target=tgt, n_perturb_samples=16,
+                                         normalize=True))
         res.maps[meth] = a[0].sum(0).cpu().numpy()
         res.rows.append({"model": model_name, "residual": model.residual, "method": meth, "image": image_id,
                          "label": -1 if label is None else int(label), "target": tgt, "predicted": pred,
@@ -201,8 +203,8 @@ def _run_attributions(ctx: Context) -> dict[str, pd.DataFrame]:
     images = _images(ctx, p["n_images"])
     rows, maps, cams = [], [], []
     for j, (key, x, label) in enumerate(images):
-        res = attribute_image(ctx.model, x, ctx.name, key, label, p["methods"], seed=ctx.seed, ig_steps=p["ig_steps"],
-                              gradcam=p["gradcam"],
+        res = attribute_image(ctx.model, x, ctx.name, image_id=key, label=label, methods=p["methods"], seed=ctx.seed,
+                              ig_steps=p["ig_steps"], gradcam=p["gradcam"],
                               progress=lambda f, msg, j=j: ctx.tick((j + f) / len(images), msg))
         rows.append(res.frame())
         if p["maps"]:

@@ -56,7 +56,7 @@ def eval_sample(samples: int, seed: int, device: torch.device, data=None) -> Bat
     split = D.load_split("test", data)
     idx = D.sample_indices(len(split), samples, seed)
     x = D.normalize(split.images[idx]).to(device)
-    return Batch(x, split.labels[idx].to(device), idx, f"CIFAR-10 test split ({split.source.split(':', 1)[0]})")
+    return Batch(x, split.labels[idx].to(device), idx, source=f"CIFAR-10 test split ({split.source.split(':', 1)[0]})")
 
 
 def random_sample(samples: int, seed: int, device: torch.device) -> Batch:
@@ -64,7 +64,7 @@ def random_sample(samples: int, seed: int, device: torch.device) -> Batch:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(samples, 3, 32, 32, generator=g)
     y = torch.randint(0, 10, (samples,), generator=g)
-    return Batch(x.to(device), y.to(device), torch.full((samples,), -1), "random N(0,1) input, random labels")
+    return Batch(x.to(device), y.to(device), torch.full((samples,), -1), source="random N(0,1) input, random labels")
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

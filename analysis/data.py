@@ -128,7 +128,7 @@ def _load_imagefolder(root: Path, split: str, progress: bool) -> Split:
         try:
             d = torch.load(cache, weights_only=True)
             if d.get("fingerprint") == fp:
-                return Split(d["images"], d["labels"], tuple(d["classes"]), f"imagefolder:{root}", fp)
+                return Split(d["images"], d["labels"], tuple(d["classes"]), source=f"imagefolder:{root}", fingerprint=fp)
         except Exception:  # a damaged cache is rebuilt, never trusted
             pass
     paths = [split_dir / r for r in rel]
@@ -148,7 +148,7 @@ def _load_imagefolder(root: Path, split: str, progress: bool) -> Split:
         tmp.replace(cache)
     except OSError:
         pass  # read-only everywhere: decode again next time
-    return Split(images, labels, classes, f"imagefolder:{root}", fp)
+    return Split(images, labels, classes, source=f"imagefolder:{root}", fingerprint=fp)
 
 
 def _load_torchvision(root: Path, split: str) -> Split:
@@ -165,7 +165,7 @@ def _load_torchvision(root: Path, split: str) -> Split:
         xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.extend(d["labels"])
     return Split(torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64), CLASSES,
-                 f"torchvision:{root}", h.hexdigest())
+                 source=f"torchvision:{root}", fingerprint=h.hexdigest())
 
 
 def load_split(split: str, data: str | os.PathLike | None = None, download: bool = False,

@@ -254,13 +254,13 @@ def _run_random(ctx: Context) -> dict[str, pd.DataFrame]:
     c, p = _cache(ctx), ctx.params
     pool = len(deletable_blocks(ctx.model))
     ks = [k for k in p["ks"] if k <= pool]
-    return {"deletion_random": delete_random(ctx.model, c.batch, ctx.name, ks, p["trials"], ctx.seed, cache=c,
+    return {"deletion_random": delete_random(ctx.model, c.batch, ctx.name, ks=ks, trials=p["trials"], seed=ctx.seed, cache=c,
                                              progress=ctx.progress)}
 
 
 def _run_reorder(ctx: Context) -> dict[str, pd.DataFrame]:
     c = _cache(ctx)
-    return {"reorder": reorder(ctx.model, c.batch, ctx.name, ctx.params["trials"], ctx.seed, cache=c,
+    return {"reorder": reorder(ctx.model, c.batch, ctx.name, trials=ctx.params["trials"], seed=ctx.seed, cache=c,
                                progress=ctx.progress)}
 
 

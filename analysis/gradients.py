@@ -89,7 +89,7 @@ def lambda_sweep(init_model: CifarResNet, batch: Batch, model_name: str, lambdas
     frames = []
     for j, lam in enumerate(lambdas):
         sub = None if progress is None else (lambda f, s, j=j: progress((j + f) / len(lambdas), s))
-        frames.append(gradient_flow(init_model, batch, model_name, "init", lam=lam, batch_size=batch_size, progress=sub))
+        frames.append(gradient_flow(init_model, batch, model_name, weights="init", lam=lam, batch_size=batch_size, progress=sub))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -159,10 +159,10 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
         else:
             init = init if init is not None else ctx.init_model()
             m = init
-        frames.append(gradient_flow(m, b, ctx.name, state, batch_size=p["batch_size"], progress=sub(j)))
+        frames.append(gradient_flow(m, b, ctx.name, weights=state, batch_size=p["batch_size"], progress=sub(j)))
     if sweep:
         init = init if init is not None else ctx.init_model()
-        frames.append(lambda_sweep(init, b, ctx.name, sweep, batch_size=p["batch_size"], progress=sub(len(p["states"]))))
+        frames.append(lambda_sweep(init, b, ctx.name, lambdas=sweep, batch_size=p["batch_size"], progress=sub(len(p["states"]))))
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(GRADIENT_COLUMNS))
     df["input"] = b.source
     return {"gradients": df}
@@ -178,3 +178,79 @@ register(Analysis(
     defaults={"images": 256, "states": ("trained", "init"), "lambdas": LAMBDAS, "random_input": False,
               "batch_size": 128},
     quick={"images": 12, "lambdas": (0.5,), "batch_size": 6}))
+
+
+# ---------------------------------------------------------------------------- the identity term, block by block
+def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size: int = 64,
+                   progress: Progress = None) -> pd.DataFrame:
+    """How ∂loss/∂x at each block's input divides between the block's shortcut and its branch.
+
+    For block i with input x_i and output merge(F(x_i), s(x_i)), the gradient is the sum of the part that
+    flows back through the shortcut s and the part through the branch F (the notes' ∂(F(x) + x)/∂x =
+    ∂F/∂x + I, with the unit's activation after the addition included in both). Each part is computed by
+    back-propagating the summed cross-entropy with the other path detached; the rest of the net runs as
+    usual. Per image n: ‖g_shortcut[n]‖₂, ‖g_branch[n]‖₂; ``shortcut_share`` is the mean over images of
+    ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖) (0 in a plain net, which has no shortcut). Eval-mode BN,
+    float32, on a private copy.
+    """
+    m = private_copy(model)
+    dev = model_device(m)
+    n_blocks = m.num_blocks
+    acc = {k: torch.zeros(n_blocks, dtype=torch.float64) for k in ("s", "f", "t", "share", "cos")}
+    n_total = len(batch)
+
+    def run(sl: slice) -> None:
+        x, y = batch.x[sl].to(dev).float(), batch.y[sl].to(dev)
+        with torch.no_grad():
+            inputs, _ = m.block_inputs(x)
+        for info, blk in m.blocks():
+            i = info.index
+            grads = []
+            for through in ("shortcut", "branch"):
+                xi = inputs[i].clone().requires_grad_(True)
+                f, s = blk.branch(xi), blk.shortcut(xi)
+                out = blk.merge(f.detach(), s, blk.default_lam) if through == "shortcut" else \
+                    blk.merge(f, s.detach(), blk.default_lam)
+                loss = F.cross_entropy(m.forward_from(i + 1, out), y, reduction="sum")
+                if loss.requires_grad:
+                    (g,) = torch.autograd.grad(loss, xi, allow_unused=True)
+                else:
+                    g = None
+                grads.append(torch.zeros_like(xi) if g is None else g)
+            gs, gf = (g.flatten(1).double() for g in grads)
+            ns, nf, nt = gs.norm(dim=1), gf.norm(dim=1), (gs + gf).norm(dim=1)
+            acc["s"][i] += ns.sum().cpu()
+            acc["f"][i] += nf.sum().cpu()
+            acc["t"][i] += nt.sum().cpu()
+            acc["share"][i] += (ns / (ns + nf).clamp_min(1e-300)).sum().cpu()
+            acc["cos"][i] += ((gs * gf).sum(1) / (ns * nf).clamp_min(1e-300)).sum().cpu()
+            if progress:
+                progress(min(1.0, (sl.start + (i + 1) / n_blocks * (sl.stop - sl.start)) / n_total),
+                         f"shortcut and branch gradients of {model_name}, {info.name}")
+
+    chunked(run, n_total, batch_size)
+    rows = []
+    for info in m.block_info:
+        i = info.index
+        rows.append({"model": model_name, "residual": model.residual, "block": info.name, "block_index": i,
+                     "stage": info.stage, "downsample": info.downsample, "lambda": m.block(i).default_lam,
+                     "shortcut_grad_l2": (acc["s"][i] / n_total).item(), "branch_grad_l2": (acc["f"][i] / n_total).item(),
+                     "total_grad_l2": (acc["t"][i] / n_total).item(), "shortcut_share": (acc["share"][i] / n_total).item(),
+                     "cosine_shortcut_branch": (acc["cos"][i] / n_total).item(), "images": n_total})
+    del m
+    return pd.DataFrame(rows)
+
+
+def _run_split(ctx: Context) -> dict[str, pd.DataFrame]:
+    p = ctx.params
+    return {"gradient_split": gradient_split(ctx.model, ctx.sample(p["images"]), ctx.name, batch_size=p["batch_size"],
+                                             progress=ctx.progress)}
+
+
+register(Analysis(
+    name="gradient_split", title="The identity term: ∂loss/∂x through each block's shortcut vs its branch",
+    run=_run_split, page="pages/2_Gradient_flow.py", order=22, private_copy=True,
+    defaults={"images": 128, "batch_size": 64}, quick={"images": 6, "batch_size": 3},
+    tables=(Table("gradient_split", ("model", "residual", "block", "block_index", "stage", "downsample", "lambda",
+                                     "shortcut_grad_l2", "branch_grad_l2", "total_grad_l2", "shortcut_share",
+                                     "cosine_shortcut_branch", "images")),)))

@@ -21,7 +21,19 @@ class ImageRefused(ValueError):
 
 
 def load_image(data: bytes) -> tuple[torch.Tensor, list[str]]:
-    """(uint8 tensor 3 x 32 x 32, notes). Raises :class:`ImageRefused` with a clear sentence."""
+    """(uint8 tensor 3 x 32 x 32, notes). Raises :class:`ImageRefused` with a clear sentence, whatever the bytes:
+    a damaged file makes Pillow raise almost anything (IndexError, struct.error, TypeError, ...) while it decodes
+    or converts, and every one of those becomes "this image cannot be read"."""
+    try:
+        return _load_image(data)
+    except ImageRefused:
+        raise
+    except Exception as e:  # noqa: BLE001 - fuzzed images reach Pillow's corners; none may escape as a traceback
+        msg = str(e).splitlines()[0][:100] if str(e) else e.__class__.__name__
+        raise ImageRefused(f"this image cannot be read ({e.__class__.__name__}: {msg})") from None
+
+
+def _load_image(data: bytes) -> tuple[torch.Tensor, list[str]]:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not data:

@@ -48,6 +48,7 @@ every analysis at once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence, Union
@@ -133,7 +134,7 @@ class Arch:
         return self.unit != "original" or self.option != "A" or self.lam != 1.0
 
     def with_depth(self, depth: int) -> "Arch":
-        return Arch(depth, self.residual, self.unit, self.option, self.lam, self.scale_branch)
+        return dataclasses.replace(self, depth=depth)
 
     def describe(self) -> dict:
         return {"depth": self.depth, "residual": self.residual, "unit": self.unit, "shortcut": self.shortcut_token,
@@ -174,7 +175,7 @@ def parse_name(name: str) -> Arch:
             raise ValueError(f"{name!r}: unknown part {tok!r}; names are {GRAMMAR}")
     if not residual and seen_shortcut:
         raise ValueError(f"{name!r}: a plain net has no shortcut; drop '-{m.group(4).split('-')[-1]}'")
-    return Arch(depth, residual, unit, option, lam, scale_branch)
+    return Arch(depth, residual=residual, unit=unit, option=option, lam=lam, scale_branch=scale_branch)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -191,6 +192,52 @@ def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
         # Pad equally before and after the existing channels, as in the common CIFAR implementations.
         x = F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
     return x
+
+
+# Input normalisations by name: (mean, std) per RGB channel of an image in [0, 1].
+NORMALIZATIONS = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # ResLens's own (analysis.data.MEAN/STD)
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision's, used by many public CIFAR nets
+    "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the net was trained on [0, 1] inputs
+}
+
+
+def normalization_label(mean, std) -> str:
+    for name, (m, s) in NORMALIZATIONS.items():
+        if all(abs(a - b) < 1e-6 for a, b in zip(list(mean) + list(std), list(m) + list(s))):
+            return name
+    return "mean=(" + ",".join(f"{v:g}" for v in mean) + ") std=(" + ",".join(f"{v:g}" for v in std) + ")"
+
+
+class InputNorm(nn.Module):
+    """Turns ResLens's inputs (normalised with the CIFAR-10 mean and std) into the normalisation the net
+    was trained with: x_net = (x * std_c + mean_c - mean) / std. Identity for ResLens's own nets. Its buffers
+    are not part of the state dict: the normalisation is recorded in the checkpoint's metadata and card."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.ones(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.zeros(1, 3, 1, 1), persistent=False)
+        self.mean, self.std = NORMALIZATIONS["cifar10"]
+        self.identity = True
+
+    @property
+    def label(self) -> str:
+        return normalization_label(self.mean, self.std)
+
+    def set(self, mean, std) -> None:
+        if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+            raise ValueError("a normalisation needs three means and three positive standard deviations")
+        mc, sc = NORMALIZATIONS["cifar10"]
+        self.mean, self.std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
+        scale = torch.tensor([a / b for a, b in zip(sc, self.std)]).view(1, 3, 1, 1)
+        shift = torch.tensor([(a - m) / s for a, m, s in zip(mc, self.mean, self.std)]).view(1, 3, 1, 1)
+        self.scale.copy_(scale.to(self.scale.device))
+        self.shift.copy_(shift.to(self.shift.device))
+        self.identity = self.label == "cifar10"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.identity else x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
 
 
 class BasicBlock(nn.Module):
@@ -334,10 +381,11 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int, residual: bool = True, option: str = "A", num_classes: int = 10,
                  width: int = 16, unit: str = "original", lam: float = 1.0, scale_branch: bool = False) -> None:
         super().__init__()
-        self.arch = Arch(depth, residual, unit, option, lam, scale_branch)  # validates
+        self.arch = Arch(depth, residual=residual, unit=unit, option=option, lam=lam, scale_branch=scale_branch)  # validates
         self.depth, self.residual, self.option, self.unit = depth, residual, option, unit
         self.n = (depth - 2) // 6
         widths = [width * m // 16 for m in STAGE_WIDTHS]
+        self.input_norm = InputNorm()
         self.stem = nn.Sequential()
         self.stem.add_module("conv", conv3x3(3, widths[0]))
         self.stem.add_module("bn", nn.BatchNorm2d(widths[0]))
@@ -347,9 +395,11 @@ class CifarResNet(nn.Module):
             stage = nn.Sequential()
             for b in range(self.n):
                 stride = 2 if (s > 1 and b == 0) else 1
-                stage.add_module(f"block{b}", BasicBlock(in_planes, planes, stride, residual, option, unit=unit,
-                                                         lam=lam, scale_branch=scale_branch, first=not infos))
-                infos.append(BlockInfo(len(infos), f"stage{s}.block{b}", s, in_planes, planes, stride))
+                block = BasicBlock(in_planes, planes, stride, residual=residual, option=option, unit=unit, lam=lam,
+                                   scale_branch=scale_branch, first=not infos)
+                stage.add_module(f"block{b}", block)
+                infos.append(BlockInfo(len(infos), f"stage{s}.block{b}", s, in_planes=in_planes, planes=planes,
+                                       stride=stride))
                 in_planes = planes
             self.add_module(f"stage{s}", stage)
         # Pre-activation nets end with the activation their last addition lacks (He et al. 2016, sec. 4).
@@ -418,8 +468,13 @@ class CifarResNet(nn.Module):
 
     # ------------------------------------------------------------------ forward passes
     def stem_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The stem's output, which is the input of block 0."""
-        return self.stem(x)
+        """The stem's output, which is the input of block 0 (after the net's own input normalisation)."""
+        return self.stem(self.input_norm(x))
+
+    @property
+    def normalization(self) -> str:
+        """The input normalisation the net was trained with ("cifar10" for ResLens's own nets)."""
+        return self.input_norm.label
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         """The final activation of pre-activation nets, global average pooling and the linear classifier."""

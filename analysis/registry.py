@@ -58,6 +58,7 @@ class Context:
     params: dict = field(default_factory=dict)
     progress: Progress = None
     batch: Batch | None = None
+    models: dict = field(default_factory=dict)  # scope "zoo": the loaded models by name (uploads included)
     prefix_cache: Callable[[], Any] | None = None  # a provider of deletion.PrefixCache shared across analyses
     sampler: Callable[[int, bool], Batch] | None = None  # (n, random_input) -> Batch, e.g. a cached one
     _batches: dict = field(default_factory=dict)
@@ -68,18 +69,21 @@ class Context:
             return self.sampler(n, random_input)
         if self.batch is not None:
             return self.batch if n >= len(self.batch) else Batch(self.batch.x[:n], self.batch.y[:n],
-                                                                 self.batch.indices[:n], self.batch.source)
+                                                                 self.batch.indices[:n], source=self.batch.source)
         key = (n, random_input)
         if key not in self._batches:
             self._batches[key] = (random_sample(n, self.seed, self.device) if random_input
-                                  else eval_sample(n, self.seed, self.device, self.data))
+                                  else eval_sample(n, self.seed, self.device, data=self.data))
         return self._batches[key]
 
     def init_model(self) -> CifarResNet:
         """The same architecture freshly He-initialised with ``seed`` (for 'at initialisation')."""
         from .zoo import fresh_model
 
-        return fresh_model(self.arch or self.model.name, self.seed, self.device)
+        m = fresh_model(self.arch or self.model.name, self.seed, self.device)
+        if self.model is not None and not self.model.input_norm.identity:
+            m.input_norm.set(self.model.input_norm.mean, self.model.input_norm.std)
+        return m
 
     def tick(self, frac: float, msg: str) -> None:
         if self.progress:
@@ -102,6 +106,8 @@ class Analysis:
     scope: str = "model"  # "model": once per model; "zoo": once for all chosen models, from their cards
     group: str = ""  # a name several analyses answer to in ``--only`` (e.g. "deletion")
     combine: Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]] | None = None
+    # text files made from the tables (e.g. claims.md), written beside the CSVs by the report and the Reports page
+    documents: Callable[[dict[str, pd.DataFrame]], dict[str, str]] | None = None
     page: str = ""  # the dashboard page that draws it
     order: float = 100.0
 
@@ -173,7 +179,12 @@ def check_tables(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> None:
 
 
 def run_one(analysis: Analysis, ctx: Context) -> dict[str, pd.DataFrame]:
-    """Run one analysis in one context and check what it returns against its declaration."""
+    """Run one analysis in one context and check what it returns against its declaration. Every table of a
+    model gets the input normalisation that model was run with (a column ``normalization``)."""
     out = analysis.run(ctx)
     check_tables(analysis, out)
+    if ctx.model is not None:
+        for df in out.values():
+            if "model" in df.columns and "normalization" not in df.columns:
+                df["normalization"] = ctx.model.normalization
     return out

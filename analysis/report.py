@@ -75,7 +75,8 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
         t0 = time.time()
         sub = lambda f, msg, si=si: tick((si + f) / len(steps), msg)  # noqa: E731
         if a.scope == "zoo":
-            ctx = Context(name="all", names=tuple(names), device=dev, seed=seed, samples=samples, data=data)
+            ctx = Context(name="all", names=tuple(names), device=dev, seed=seed, samples=samples, data=data,
+                          models=loaded)
         else:
             ctx = contexts.setdefault(n, Context(name=n, model=loaded[n], arch=loaded[n].name, device=dev, seed=seed,
                                                  samples=samples, data=data))
@@ -109,12 +110,25 @@ def combine(analyses: list[Analysis], tables: dict[str, pd.DataFrame]) -> dict[s
     return out
 
 
+def documents(tables: dict[str, pd.DataFrame], only=None) -> dict[str, str]:
+    """The text files the analyses make from their tables (file name -> text)."""
+    out = {}
+    for a in select(list(only) if only else None):
+        if a.documents is not None and all(t.name in tables for t in a.tables[:1]):
+            out.update(a.documents(tables))
+    return out
+
+
 def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, df in tables.items():
         p = out / f"{k}.csv"
         df.to_csv(p, index=False)
+        paths.append(p)
+    for name, text in documents(tables, manifest.get("analyses")).items():
+        p = out / name
+        p.write_text(text)
         paths.append(p)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
     return paths + [out / "manifest.json"]

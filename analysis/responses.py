@@ -67,7 +67,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
 
     def run(sl: slice):
         x = batch.x[sl].to(dev)
-        h = model.stem.bn(model.stem.conv(x))
+        h = model.stem.bn(model.stem.conv(model.input_norm(x)))
         stat("stem.bn").add(h)
         h = model.stem.relu(h)
         for info, blk in model.blocks():

@@ -111,7 +111,7 @@ def _step(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
     loss.backward()
     with torch.no_grad():
         params = [p for p in model.parameters()]
-        _sgd_step(params, run.bufs, run.lr_t, run.schedule.momentum, run.schedule.weight_decay)
+        _sgd_step(params, run.bufs, run.lr_t, momentum=run.schedule.momentum, wd=run.schedule.weight_decay)
         run.acc[0] += loss.detach() * y.numel()
         run.acc[1] += (out.argmax(1) == y).sum()
         run.acc[2] += y.numel()
@@ -158,6 +158,162 @@ def _progress(total: int, initial: int, desc: str):
                 mininterval=0.5 if interactive else 30.0)
 
 
+@dataclass
+class TrainData:
+    """The whole data set on the training device (airbench's layout: a batch is an index)."""
+
+    train_split: D.Split
+    test_split: D.Split
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    steps_per_epoch: int
+
+
+def load_data(data: str | None, dev: torch.device, batch: int) -> TrainData:
+    train_split = D.load_split("train", data, download=True, progress=True)
+    test_split = D.load_split("test", data, download=True, progress=True)
+    return TrainData(train_split, test_split, x_train=train_split.images.to(dev), y_train=train_split.labels.to(dev),
+                     x_test=test_split.images.to(dev), y_test=test_split.labels.to(dev),
+                     steps_per_epoch=len(train_split) // batch)  # the last partial batch is dropped
+
+
+def make_run(name: str, sched: Schedule, seed: int, dev: torch.device, out: Path, log) -> tuple[Run, dict | None]:
+    """A freshly initialised model with its optimiser state, or the one of a matching resume point."""
+    torch.manual_seed(seed)
+    model = build_model(name).to(dev).to(memory_format=torch.channels_last).train()
+    run = Run(name, model, seed, schedule=sched)
+    run.bufs = [torch.zeros_like(p) for p in model.parameters()]
+    resumed = None
+    rp = _resume_path(out, name)
+    if rp.is_file():
+        st = torch.load(rp, map_location="cpu", weights_only=True)
+        if json.dumps(st["schedule"], sort_keys=True) == json.dumps(asdict(sched), sort_keys=True) and st["seed"] == seed:
+            model.load_state_dict(st["model"])
+            for b, s in zip(run.bufs, st["bufs"]):
+                b.copy_(s)
+            run.history, run.iteration, run.epoch, run.wall_s = st["history"], st["iteration"], st["epoch"], st["wall_s"]
+            resumed = st
+            log(f"{name}: resuming after epoch {run.epoch} (iteration {run.iteration})")
+        else:
+            log(f"{name}: a resume point with another schedule or seed exists; starting afresh")
+    run.lr_t = torch.tensor(sched.lr_at(run.iteration), device=dev)
+    run.acc = torch.zeros(3, device=dev)
+    return run, resumed
+
+
+def data_stream(seed: int, dev: torch.device, resumed: dict | None, epoch: int, log) -> torch.Generator:
+    """One random stream per seed: the permutation and the augmentation depend on the seed alone."""
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    if resumed is not None:
+        try:
+            gen.set_state(resumed["gen_state"])
+        except (RuntimeError, TypeError):
+            # The resume point came from another device type (e.g. a GPU run continued on a CPU):
+            # its random state does not transfer, so the data order continues from a derived seed.
+            gen.manual_seed(seed * 100003 + epoch)
+            log(f"resume point from another device type: data order re-seeded with {seed * 100003 + epoch}")
+    return gen
+
+
+def step_all(runs: list[Run], xb: torch.Tensor, yb: torch.Tensor, use_graphs: bool, dev: torch.device) -> None:
+    """One SGD step of every run on the same batch (a CUDA-graph replay on its own stream, or eagerly)."""
+    for r in runs:
+        lr_now = r.schedule.lr_at(r.iteration)
+        if use_graphs:
+            r.stream.wait_stream(torch.cuda.current_stream(dev))
+            with torch.cuda.stream(r.stream):
+                xb.record_stream(r.stream)
+                yb.record_stream(r.stream)
+                r.static_x.copy_(xb)
+                r.static_y.copy_(yb)
+                r.lr_t.fill_(lr_now)
+                r.graph.replay()
+        else:
+            r.lr_t.fill_(lr_now)
+            for p in r.model.parameters():
+                p.grad = None
+            _step(r, xb, yb)
+        r.iteration += 1
+
+
+def run_epoch(runs: list[Run], td: TrainData, gen: torch.Generator, batch: int, total_iters: int, use_graphs: bool,
+              dev: torch.device, bar) -> float:
+    """One epoch (or what is left of the schedule); returns its wall time in seconds."""
+    t0 = time.time()
+    perm = torch.randperm(len(td.y_train), device=dev, generator=gen)
+    steps = min(td.steps_per_epoch, total_iters - runs[0].iteration)
+    for r in runs:
+        r.acc.zero_()
+    for s in range(steps):
+        idx = perm[s * batch:(s + 1) * batch]
+        xb = D.normalize(D.augment(td.x_train[idx], gen)).contiguous(memory_format=torch.channels_last)
+        step_all(runs, xb, td.y_train[idx], use_graphs=use_graphs, dev=dev)
+        bar.update(1)
+    if use_graphs:
+        torch.cuda.synchronize(dev)
+    return time.time() - t0
+
+
+def record_epoch(runs: list[Run], td: TrainData, dev: torch.device, epoch_s: float, dev_name: str) -> None:
+    """Append the epoch's train error (augmented batches, train mode) and test error (eval mode) to each history."""
+    for r in runs:
+        loss_sum, correct, seen = r.acc.tolist()
+        test_err = evaluate_error(r.model, td.x_test, td.y_test, device=dev)
+        r.epoch += 1
+        r.wall_s += epoch_s
+        r.history.append({
+            "epoch": r.epoch, "iteration": r.iteration, "lr": r.schedule.lr_at(r.iteration - 1),
+            "train_loss": loss_sum / max(seen, 1), "train_error_pct": 100.0 * (1 - correct / max(seen, 1)),
+            "test_error_pct": test_err, "epoch_s": epoch_s, "device": dev_name,
+        })
+
+
+def log_epoch(runs: list[Run], total_iters: int, epoch_s: float, bar, log) -> None:
+    bar.set_postfix_str(" ".join(f"{r.name}:{r.history[-1]['train_error_pct']:.1f}/{r.history[-1]['test_error_pct']:.1f}%"
+                                 for r in runs), refresh=True)
+    if not os.isatty(2):
+        log(f"epoch {runs[0].epoch} it {runs[0].iteration}/{total_iters} {epoch_s:.1f}s " + " ".join(
+            f"{r.name} loss {r.history[-1]['train_loss']:.3f} train {r.history[-1]['train_error_pct']:.2f}% "
+            f"test {r.history[-1]['test_error_pct']:.2f}%" for r in runs))
+
+
+def write_card(r: Run, td: TrainData, out: Path, dev: torch.device, dev_name: str, use_graphs: bool,
+               names: list[str], command: str, total_iters: int, log) -> dict:
+    """Final errors, the weights (safetensors) and the model card that records exactly what ran."""
+    final_train = evaluate_error(r.model, td.x_train, td.y_train, device=dev)
+    final_test = evaluate_error(r.model, td.x_test, td.y_test, device=dev)
+    card = {
+        "name": r.name, **r.model.arch.describe(), "params": count_params(r.model), "normalization": D.NORMALIZATION,
+        "schedule": {**asdict(r.schedule), "epochs": r.epoch, "steps_per_epoch": td.steps_per_epoch,
+                     "optimizer": "SGD (momentum, weight decay on every parameter)",
+                     "augmentation": "pad 4 + random 32x32 crop, horizontal flip",
+                     "precision": "bfloat16 autocast, channels_last; float32 weights, loss and update",
+                     "cuda_graphs": use_graphs, "trained_with": names},
+        "history": r.history,
+        "stopped_early": None if r.iteration >= total_iters else {
+            "after_epoch": r.epoch, "iterations_run": r.iteration, "of_iterations": total_iters,
+            "note": "the run was ended before its schedule finished (--stop-after-epoch or a finish file); lr followed "
+                    "the full schedule up to that point"},
+        "train_error_pct": final_train, "test_error_pct": final_test,
+        "error_note": "train error: eval mode on the 50k un-augmented training images; test error: the 10k "
+                      "test images. Measured on the JPEG copy of CIFAR-10, not comparable to published numbers.",
+        "data": {"source": td.test_split.source.split(":", 1)[0], "train_images": len(td.train_split),
+                 "test_images": len(td.test_split), "train_fingerprint": td.train_split.fingerprint,
+                 "test_fingerprint": td.test_split.fingerprint},
+        "seed": r.seed, "device": ", ".join(dict.fromkeys(h.get("device", dev_name) for h in r.history)),
+        "torch": torch.__version__, "wall_time_s": round(r.wall_s, 1), "command": command,
+    }
+    model = r.model.to(memory_format=torch.contiguous_format)
+    card["sha256"] = save_checkpoint(model, out / f"{r.name}.safetensors", {"name": r.name})
+    (out / f"{r.name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    _resume_path(out, r.name).unlink(missing_ok=True)
+    log(f"{r.name}: {final_train:.2f} % train error, {final_test:.2f} % test error -> {out / (r.name + '.safetensors')}")
+    return card
+
+
 def train(names: list[str], epochs: float | None = None, device: str | None = None,
           data: str | None = None, seed: int = 0, out: Path = PRETRAINED, schedule_kind: str = "step",
           lr: float = 0.1, batch: int = 128, time_limit: float | None = None, graphs: bool = True,
@@ -175,58 +331,20 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
     out = Path(out)
     names = [parse_name(n).name for n in names]  # canonical names: one file per architecture
     t_start = time.time()
-    train_split = D.load_split("train", data, download=True, progress=True)
-    test_split = D.load_split("test", data, download=True, progress=True)
-    n_train = len(train_split)
-    steps_per_epoch = n_train // batch  # drop the last partial batch
-    x_train = train_split.images.to(dev)
-    y_train = train_split.labels.to(dev)
-    x_test, y_test = test_split.images.to(dev), test_split.labels.to(dev)
+    td = load_data(data, dev, batch)
     use_graphs = graphs and dev.type == "cuda"
     dev_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({platform.machine()})"
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    runs: list[Run] = []
-    resumed = {}
-    for name in names:
-        sched = make_schedule(name, epochs, steps_per_epoch, schedule_kind, lr, batch)
-        torch.manual_seed(seed)
-        model = build_model(name).to(dev).to(memory_format=torch.channels_last).train()
-        run = Run(name, model, seed, sched)
-        run.bufs = [torch.zeros_like(p) for p in model.parameters()]
-        rp = _resume_path(out, name)
-        if rp.is_file():
-            st = torch.load(rp, map_location="cpu", weights_only=True)
-            if json.dumps(st["schedule"], sort_keys=True) == json.dumps(asdict(sched), sort_keys=True) and st["seed"] == seed:
-                model.load_state_dict(st["model"])
-                for b, s in zip(run.bufs, st["bufs"]):
-                    b.copy_(s)
-                run.history, run.iteration, run.epoch, run.wall_s = st["history"], st["iteration"], st["epoch"], st["wall_s"]
-                resumed[name] = st
-                log(f"{name}: resuming after epoch {run.epoch} (iteration {run.iteration})")
-            else:
-                log(f"{name}: a resume point with another schedule or seed exists; starting afresh")
-        run.lr_t = torch.tensor(sched.lr_at(run.iteration), device=dev)
-        run.acc = torch.zeros(3, device=dev)
-        runs.append(run)
-
-    iters = {r.schedule.iterations for r in runs}
-    if len(iters) != 1 or len({r.iteration for r in runs}) != 1:
+    made = [make_run(n, make_schedule(n, epochs, td.steps_per_epoch, kind=schedule_kind, lr=lr, batch=batch),
+                     seed=seed, dev=dev, out=out, log=log) for n in names]
+    runs = [r for r, _ in made]
+    resumed = next((st for _, st in made if st is not None), None)
+    if len({r.schedule.iterations for r in runs}) != 1 or len({r.iteration for r in runs}) != 1:
         raise ValueError("models trained together need one schedule length and one resume point; train them apart")
-    total_iters = iters.pop()
-    # One data stream per seed: the permutation and augmentation depend on the seed alone.
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(seed)
-    if resumed:
-        try:
-            gen.set_state(next(iter(resumed.values()))["gen_state"])
-        except (RuntimeError, TypeError):
-            # The resume point came from another device type (e.g. a GPU run continued on a CPU):
-            # its random state does not transfer, so the data order continues from a derived seed.
-            gen.manual_seed(seed * 100003 + runs[0].epoch)
-            log(f"resume point from another device type: data order re-seeded with {seed * 100003 + runs[0].epoch}")
-
+    total_iters = runs[0].schedule.iterations
+    gen = data_stream(seed, dev, resumed, epoch=runs[0].epoch, log=log)
     if use_graphs:
         _capture_graphs(runs, dev, batch)
 
@@ -237,57 +355,14 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
         log("interrupt: finishing this epoch, then saving a resume point")
 
     old = signal.signal(signal.SIGINT, _sigint) if hasattr(signal, "SIGINT") else None
-    label = ",".join(names)
-    bar = _progress(total_iters, runs[0].iteration, f"train {label} on {dev.type}")
+    bar = _progress(total_iters, runs[0].iteration, f"train {','.join(names)} on {dev.type}")
     paused = False
     try:
         while runs[0].iteration < total_iters and (stop_after_epoch is None or runs[0].epoch < stop_after_epoch):
-            t_epoch = time.time()
-            perm = torch.randperm(n_train, device=dev, generator=gen)
-            steps = min(steps_per_epoch, total_iters - runs[0].iteration)
-            for r in runs:
-                r.acc.zero_()
-            for s in range(steps):
-                idx = perm[s * batch:(s + 1) * batch]
-                xb = D.normalize(D.augment(x_train[idx], gen)).contiguous(memory_format=torch.channels_last)
-                yb = y_train[idx]
-                for r in runs:
-                    lr_now = r.schedule.lr_at(r.iteration)
-                    if use_graphs:
-                        r.stream.wait_stream(torch.cuda.current_stream(dev))
-                        with torch.cuda.stream(r.stream):
-                            xb.record_stream(r.stream)
-                            yb.record_stream(r.stream)
-                            r.static_x.copy_(xb)
-                            r.static_y.copy_(yb)
-                            r.lr_t.fill_(lr_now)
-                            r.graph.replay()
-                    else:
-                        r.lr_t.fill_(lr_now)
-                        for p in r.model.parameters():
-                            p.grad = None
-                        _step(r, xb, yb)
-                    r.iteration += 1
-                bar.update(1)
-            if use_graphs:
-                torch.cuda.synchronize(dev)
-            epoch_s = time.time() - t_epoch
-            for r in runs:
-                loss_sum, correct, seen = r.acc.tolist()
-                test_err = evaluate_error(r.model, x_test, y_test, dev)
-                r.epoch += 1
-                r.wall_s += epoch_s
-                r.history.append({
-                    "epoch": r.epoch, "iteration": r.iteration, "lr": r.schedule.lr_at(r.iteration - 1),
-                    "train_loss": loss_sum / max(seen, 1), "train_error_pct": 100.0 * (1 - correct / max(seen, 1)),
-                    "test_error_pct": test_err, "epoch_s": epoch_s, "device": dev_name,
-                })
-            bar.set_postfix_str(" ".join(f"{r.name}:{r.history[-1]['train_error_pct']:.1f}/{r.history[-1]['test_error_pct']:.1f}%"
-                                         for r in runs), refresh=True)
-            if not os.isatty(2):
-                log(f"epoch {runs[0].epoch} it {runs[0].iteration}/{total_iters} {epoch_s:.1f}s " + " ".join(
-                    f"{r.name} loss {r.history[-1]['train_loss']:.3f} train {r.history[-1]['train_error_pct']:.2f}% "
-                    f"test {r.history[-1]['test_error_pct']:.2f}%" for r in runs))
+            epoch_s = run_epoch(runs, td, gen, batch=batch, total_iters=total_iters, use_graphs=use_graphs, dev=dev,
+                                bar=bar)
+            record_epoch(runs, td, dev, epoch_s=epoch_s, dev_name=dev_name)
+            log_epoch(runs, total_iters, epoch_s=epoch_s, bar=bar, log=log)
             if finish_file and os.path.exists(finish_file) and runs[0].iteration < total_iters:
                 stop_after_epoch = runs[0].epoch
                 log(f"{finish_file} exists: ending the run after epoch {runs[0].epoch}; the cards record the early stop")
@@ -295,7 +370,7 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
             elapsed = time.time() - t_start
             if not done and (stop["flag"] or (time_limit is not None and elapsed + 1.5 * epoch_s > time_limit)):
                 for r in runs:
-                    _save_resume(r, out, gen.get_state(), {})
+                    _save_resume(r, out, gen.get_state(), perm_state={})
                 paused = True
                 log(f"paused after epoch {runs[0].epoch}; run the same command again to continue")
                 break
@@ -305,41 +380,12 @@ def train(names: list[str], epochs: float | None = None, device: str | None = No
             signal.signal(signal.SIGINT, old)
     if paused:
         return {}
-
-    cards = {}
-    for r in runs:
-        final_train = evaluate_error(r.model, x_train, y_train, dev)
-        final_test = evaluate_error(r.model, x_test, y_test, dev)
-        card = {
-            "name": r.name, **r.model.arch.describe(), "params": count_params(r.model), "normalization": D.NORMALIZATION,
-            "schedule": {**asdict(r.schedule), "epochs": r.epoch, "steps_per_epoch": steps_per_epoch,
-                         "optimizer": "SGD (momentum, weight decay on every parameter)",
-                         "augmentation": "pad 4 + random 32x32 crop, horizontal flip",
-                         "precision": "bfloat16 autocast, channels_last; float32 weights, loss and update",
-                         "cuda_graphs": use_graphs, "trained_with": names},
-            "history": r.history,
-            "stopped_early": None if r.iteration >= total_iters else {
-                "after_epoch": r.epoch, "iterations_run": r.iteration, "of_iterations": total_iters,
-                "note": "the run was ended before its schedule finished (--stop-after-epoch or a finish file); lr followed the "
-                        "full schedule up to that point"},
-            "train_error_pct": final_train, "test_error_pct": final_test,
-            "error_note": "train error: eval mode on the 50k un-augmented training images; test error: the 10k "
-                          "test images. Measured on the JPEG copy of CIFAR-10, not comparable to published numbers.",
-            "data": {"source": test_split.source.split(":", 1)[0], "train_images": n_train, "test_images": len(test_split),
-                     "train_fingerprint": train_split.fingerprint, "test_fingerprint": test_split.fingerprint},
-            "seed": r.seed, "device": ", ".join(dict.fromkeys(h.get("device", dev_name) for h in r.history)),
-            "torch": torch.__version__, "wall_time_s": round(r.wall_s, 1),
-            "command": f"python -m analysis train {','.join(names)}" + (f" --epochs {epochs:g}" if epochs else "")
-                       + (f" --schedule {schedule_kind}" if schedule_kind != "step" else "") + f" --seed {seed}"
-                       + (f" --stop-after-epoch {stop_after_epoch}" if stop_after_epoch is not None and r.iteration < total_iters else ""),
-        }
-        model = r.model.to(memory_format=torch.contiguous_format)
-        card["sha256"] = save_checkpoint(model, out / f"{r.name}.safetensors", {"name": r.name})
-        (out / f"{r.name}.json").write_text(json.dumps(card, indent=1) + "\n")
-        _resume_path(out, r.name).unlink(missing_ok=True)
-        cards[r.name] = card
-        log(f"{r.name}: {final_train:.2f} % train error, {final_test:.2f} % test error -> {out / (r.name + '.safetensors')}")
-    return cards
+    command = (f"python -m analysis train {','.join(names)}" + (f" --epochs {epochs:g}" if epochs else "")
+               + (f" --schedule {schedule_kind}" if schedule_kind != "step" else "") + f" --seed {seed}"
+               + (f" --stop-after-epoch {stop_after_epoch}"
+                  if stop_after_epoch is not None and runs[0].iteration < total_iters else ""))
+    return {r.name: write_card(r, td, out, dev, dev_name=dev_name, use_graphs=use_graphs, names=names, command=command,
+                               total_iters=total_iters, log=log) for r in runs}
 
 
 def _capture_graphs(runs: list[Run], dev: torch.device, batch: int) -> None:

@@ -60,6 +60,8 @@ def variant_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd
         if not arch.residual or not (root / f"{n}.json").is_file():
             continue
         card = load_card(n, root)
+        if not card.get("schedule"):  # an imported checkpoint: no training record
+            continue
         sched = card["schedule"]
         paper, source = paper_error(arch.unit, arch.shortcut_token)
         rows.append({

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -19,11 +20,13 @@ from safetensors.torch import load_file, save_file
 from .models import UNITS, Arch, CifarResNet, build_model, count_params, parse_name
 
 PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+# Checkpoints a user imported (``python -m analysis import``, or Import on the Home page): they survive
+# restarts and work everywhere a shipped model does. $RESLENS_IMPORTED, else ~/.reslens/models.
+IMPORTED = Path(os.environ.get("RESLENS_IMPORTED", Path.home() / ".reslens" / "models"))
 ZOO = ("plain20", "plain56", "plain110", "resnet20", "resnet56", "resnet110")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why in one sentence."""
+from .checkpoints import CheckpointError  # noqa: E402  (one error class for every checkpoint problem)
 
 
 def default_device() -> torch.device:
@@ -40,9 +43,13 @@ def sha256_file(path: Path) -> str:
 
 def save_checkpoint(model: CifarResNet, path: Path, metadata: dict | None = None) -> str:
     """Write float32 weights and buffers as safetensors; returns the file's sha256."""
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
     meta = {"depth": str(model.depth), "residual": str(model.residual).lower(), "option": model.option,
             "arch": model.name}
+    if not model.input_norm.identity:
+        meta["normalization"] = ",".join(f"{v:g}" for v in model.input_norm.mean) + "/" + ",".join(
+            f"{v:g}" for v in model.input_norm.std)
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -51,10 +58,36 @@ def save_checkpoint(model: CifarResNet, path: Path, metadata: dict | None = None
     return sha256_file(path)
 
 
-def available(root: Path = PRETRAINED) -> list[str]:
-    """Names of the shipped checkpoints that have both weights and a card, zoo order first."""
-    have = {p.stem for p in root.glob("*.safetensors") if (root / f"{p.stem}.json").is_file()}
-    return [n for n in ZOO if n in have] + sorted(have - set(ZOO), key=zoo_order)
+def _names_in(root: Path) -> set[str]:
+    return {p.stem for p in root.glob("*.safetensors") if (root / f"{p.stem}.json").is_file()} if root.is_dir() else set()
+
+
+def available(root: Path = PRETRAINED, imported: bool = True) -> list[str]:
+    """Names of the shipped checkpoints that have both weights and a card, zoo order first, then the
+    imported ones (when ``root`` is the shipped zoo)."""
+    have = _names_in(root)
+    out = [n for n in ZOO if n in have] + sorted(have - set(ZOO), key=zoo_order)
+    if imported and root == PRETRAINED:
+        out += sorted(_names_in(IMPORTED) - have)
+    return out
+
+
+def root_of(name: str, root: Path = PRETRAINED) -> Path:
+    """Where a model's files are: the shipped zoo, else the imported models."""
+    if (root / f"{name}.json").is_file() or root != PRETRAINED:
+        return root
+    return IMPORTED if (IMPORTED / f"{name}.json").is_file() else root
+
+
+def is_imported(name: str) -> bool:
+    return root_of(name) == IMPORTED and (IMPORTED / f"{name}.json").is_file()
+
+
+def arch_of(name: str) -> Arch:
+    """The architecture of a shipped or imported model (imported names need not follow the grammar)."""
+    if is_imported(name):
+        return parse_name(load_card(name)["arch"])
+    return parse_name(name)
 
 
 def zoo_order(name: str) -> tuple:
@@ -68,7 +101,7 @@ def zoo_order(name: str) -> tuple:
 
 
 def load_card(name: str, root: Path = PRETRAINED) -> dict:
-    path = root / f"{name}.json"
+    path = root_of(name, root) / f"{name}.json"
     if not path.is_file():
         raise CheckpointError(f"no model card for {name!r} in {root}; shipped models: {', '.join(available(root)) or 'none'}")
     return json.loads(path.read_text())
@@ -133,8 +166,9 @@ def model_from_state(state: dict[str, torch.Tensor], residual: bool, option: str
 def load_pretrained(name: str, device: str | torch.device | None = None, root: Path = PRETRAINED,
                     verify: bool = True) -> CifarResNet:
     """A shipped model in eval mode on ``device`` (CUDA if available, else CPU), sha256-checked."""
+    root = root_of(name, root)
     try:
-        arch = parse_name(name)
+        arch = arch_of(name) if root == IMPORTED else parse_name(name)
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     weights = root / f"{name}.safetensors"
@@ -148,46 +182,20 @@ def load_pretrained(name: str, device: str | torch.device | None = None, root: P
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights.name} is not a readable safetensors file ({e})") from None
     model = model_from_state(state, residual=arch.residual, arch=arch)
+    norm = card.get("normalization")
+    if isinstance(norm, dict) and norm.get("mean") and norm.get("std"):
+        model.input_norm.set(norm["mean"], norm["std"])
     return model.to(device or default_device()).eval()
 
 
-def load_uploaded(data: bytes, residual: bool | None = None) -> tuple[CifarResNet, dict]:
-    """A user's .safetensors bytes -> (model in eval mode on the CPU, info). Never unpickles.
+def load_uploaded(data: bytes, residual: bool | None = None, file_name: str = "upload.safetensors",
+                  normalization: str | None = None) -> tuple[CifarResNet, dict]:
+    """A user's checkpoint bytes -> (model in eval mode on the CPU, info). Never unpickles: see
+    :mod:`analysis.checkpoints` for the formats and key layouts it reads."""
+    from .checkpoints import load_checkpoint
 
-    ``residual`` is taken from the file's metadata when present (ResLens writes it); plain and residual
-    option-A nets have identical tensors, so otherwise the caller must say which it is.
-    """
-    if len(data) < 8:
-        raise CheckpointError("the file is too short to be a safetensors checkpoint")
-    try:
-        state = st_load_bytes(data)
-    except Exception as e:  # safetensors raises several kinds for corrupt headers
-        raise CheckpointError(f"not a readable .safetensors file ({str(e).splitlines()[0][:120]}); "
-                              "export with safetensors.torch.save_file(model.state_dict(), path)") from None
-    meta = {}
-    try:
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(data[8:8 + n]).get("__metadata__", {}) or {}
-    except Exception:
-        meta = {}
-    if "arch" in meta:  # written by ResLens: the whole architecture, variants included
-        try:
-            arch = parse_name(meta["arch"])
-        except ValueError:
-            arch = None
-        if arch is not None:
-            model = model_from_state(state, residual=arch.residual, arch=arch)
-            return model.eval(), {"depth": model.depth, "residual": model.residual, "option": model.option,
-                                  "unit": model.unit, "name": model.name, "params": count_params(model), "metadata": meta}
-    if residual is None and "residual" in meta:
-        residual = meta["residual"] == "true"
-    if residual is None:
-        raise CheckpointError("say whether this checkpoint is plain or residual: option-A plain and residual "
-                              "nets have identical tensors")
-    model = model_from_state(state, residual=residual)
-    info = {"depth": model.depth, "residual": residual, "option": model.option, "unit": model.unit,
-            "name": model.name, "params": count_params(model), "metadata": meta}
-    return model.eval(), info
+    loaded = load_checkpoint(data, file_name, residual=residual, normalization=normalization)
+    return loaded.model, loaded.info()
 
 
 def fresh_model(name: str, seed: int, device: str | torch.device | None = None) -> CifarResNet:
@@ -196,3 +204,49 @@ def fresh_model(name: str, seed: int, device: str | torch.device | None = None) 
         torch.manual_seed(seed)
         model = build_model(name)
     return model.to(device or default_device()).eval()
+
+
+NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+
+def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | None = None,
+                      normalization: str | None = None, samples: int | None = None, data_root=None,
+                      device: str | torch.device | None = None, out: Path | None = None, progress=None) -> dict:
+    """Convert any accepted checkpoint into a ResLens safetensors file plus a card in the imported models
+    (``$RESLENS_IMPORTED``), with its test error measured as ``evaluate`` measures it. Returns the card."""
+    from datetime import datetime, timezone
+
+    from . import data as D
+    from .checkpoints import load_checkpoint
+    from .train import evaluate_error
+
+    if not NAME_OK.match(name or ""):
+        raise CheckpointError(f"name {name!r}: use 1-40 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    if name in _names_in(PRETRAINED):
+        raise CheckpointError(f"{name!r} is a shipped model; choose another name")
+    out = Path(out) if out is not None else IMPORTED
+    loaded = load_checkpoint(data, file_name, residual=residual, normalization=normalization)
+    model = loaded.model
+    dev = torch.device(device) if device else default_device()
+    test = D.load_split("test", data_root, download=True, progress=progress is not None)
+    idx = D.sample_indices(len(test), samples, 0)
+    err = evaluate_error(model.to(dev), test.images[idx], test.labels[idx], device=dev)
+    model = model.cpu()
+    info = loaded.info()
+    card = {
+        "name": name, "arch": loaded.arch.name, **loaded.arch.describe(), "params": count_params(model),
+        "normalization": {"mean": list(model.input_norm.mean), "std": list(model.input_norm.std),
+                          "label": loaded.normalization, "source": loaded.normalization_source},
+        "imported": {"file": file_name, "sha256_source": loaded.sha256, "format": loaded.file_format,
+                     "layout": loaded.layout, "residual_source": loaded.residual_source, "notes": loaded.notes,
+                     "when": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "test_error_pct": err, "test_images": len(idx), "train_error_pct": None,
+        "error_note": "test error measured at import (eval mode, bf16 autocast) on the JPEG copy of CIFAR-10; the "
+                      "training error is not known for an imported checkpoint",
+        "history": [], "schedule": None, "device": str(dev), "torch": torch.__version__,
+        "command": f"python -m analysis import {file_name} --name {name}",
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    card["sha256"] = save_checkpoint(model, out / f"{name}.safetensors", {"name": name})
+    (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return {**card, "info": info}

@@ -32,11 +32,11 @@ if names and ui.need_data():
         how = ("for each channel the standard deviation over the images and all positions, then the mean over "
                "channels" if ycol == "std" else "the standard deviation of all values of the layer at once "
                "(channels, positions and images together)")
-        ui.show_chart(chart, plot, f"responses_{ycol}.csv",
-                      f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
+        ui.show_chart(chart, plot, file_name=f"responses_{ycol}.csv",
+                      caption=f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
                       f"bn2 of each block; conv2 in units with no BN after it). std = {how}; {s.samples} test images "
                       f"(seed {s.seed}), eval-mode BN, float32.",
-                      "responses")
+                      key="responses")
         summary = summarize_responses(resp, ratio)
         st.dataframe(summary.rename(columns={"median_std": "median std (per channel)",
                                              "median_std_all": "median std (all values)",
@@ -61,8 +61,8 @@ if names and ui.need_data():
             tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), alt.Tooltip("ratio_shortcut:Q", format=".3f"), "downsample"])
         chart2 = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=320)
-        ui.show_chart(chart2, ratio.drop(columns=["definition"]), "residual_ratio.csv",
-                      "For each image, the L2 norm of the block's branch output F(x) (after bn2, before the addition) "
+        ui.show_chart(chart2, ratio.drop(columns=["definition"]), file_name="residual_ratio.csv",
+                      caption="For each image, the L2 norm of the block's branch output F(x) (after bn2, before the addition) "
                       "divided by the L2 norm of the block's input x, averaged over the images. In a plain net F(x) is "
                       "the whole block before its ReLU, so the same ratio shows how much each plain block rewrites its input.",
-                      "ratio")
+                      key="ratio")

@@ -26,12 +26,12 @@ if names:
     if g is not None and len(g):
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
         chart = ui.depth_chart(plot, metric, METRIC_TITLES[metric], dash="state", dash_title="weights", height=360)
-        ui.show_chart(chart, plot, "gradients.csv",
-                      f"Log scale. Input gradient: mean over {n_img} images of ‖∂loss_n/∂x_block‖₂ (per-image "
+        ui.show_chart(chart, plot, file_name="gradients.csv",
+                      caption=f"Log scale. Input gradient: mean over {n_img} images of ‖∂loss_n/∂x_block‖₂ (per-image "
                       "cross-entropy). Weight gradient: ‖∂L/∂W‖₂ over both 3x3 convs of the block, L = mean loss over "
                       "the sample. BN uses batch statistics (batches of 128, as in training) on a private copy of the "
                       "model; float32. 'init' = the same architecture freshly He-initialised with the sidebar seed.",
-                      "gradients")
+                      key="gradients")
 
     st.subheader("Scaled shortcuts: y = F(x) + λ·s(x)")
     st.markdown(
@@ -55,10 +55,10 @@ if names:
         chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="model", height=360,
                                color_enc=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
         summary = gradient_summary(g)
-        ui.show_chart(chart, plot, "gradients_lambda.csv",
-                      "At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
+        ui.show_chart(chart, plot, file_name="gradients_lambda.csv",
+                      caption="At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
                       "λ, BN with batch statistics (batches of 128) on a private copy, float32; same measurement as "
-                      "above. What it shows, from these numbers: " + " ".join(describe_lambda(summary)), "lambda")
+                      "above. What it shows, from these numbers: " + " ".join(describe_lambda(summary)), key="lambda")
         st.dataframe(summary.rename(columns={"first_over_last": "first block / last block"}), hide_index=True,
                      width="stretch")
 
@@ -74,6 +74,66 @@ if names:
             tsum = gradient_summary(t)
             words = "; ".join(f"{r['model']} (λ = {r['lambda']:g}): {r['first_over_last']:.3g}x"
                               for _, r in tsum.iterrows())
-            ui.show_chart(chart, plot, "gradients_trained_lambda.csv",
-                          f"Trained weights, same measurement. First block over last block: {words}.", "lambda_trained")
+            ui.show_chart(chart, plot, file_name="gradients_trained_lambda.csv",
+                          caption=f"Trained weights, same measurement. First block over last block: {words}.", key="lambda_trained")
         ui.link("pages/7_Identity_mappings.py", "How these nets trained, and the other variants: Identity mappings")
+
+    st.subheader("Shattered gradients (Balduzzi et al. 2017)")
+    st.markdown(
+        "Balduzzi et al. found that the gradient with respect to the input turns into white noise with depth in "
+        "feedforward nets, but not in residual nets. Here: a line of test inputs (between two test images), the "
+        "gradient of a fixed random read-out of each block's output at every point, and how far along the line two "
+        "gradients stay correlated.")
+    if not have_data:
+        st.info("This part needs the test images (the line runs between two of them).")
+    elif st.toggle("Measure shattering along a line of inputs", key="shatter",
+                   help="One backward pass per block over the line's points, for each model, trained and at "
+                        "initialisation, and for residual nets λ = 0.5 and 1.5 at initialisation."):
+        points = st.select_slider("Points on the line", [16, 32, 64, 128], value=32, key="shatter_points")
+        sh = ui.results("shattering", names, s, points=int(points), lambdas=(0.5, 1.5))
+        rows, curves = sh.get("shattering"), sh.get("shattering_autocorr")
+        if rows is not None and len(rows):
+            rows = rows.copy()
+            rows["series"] = rows["state"] + rows["lambda"].map(lambda v: f", λ={v:g}")
+            blocks = rows[rows["readout"] != "output"]
+            chart = alt.Chart(blocks).mark_line(point=True).encode(
+                x=alt.X("block_index:Q", title="block whose output is read", axis=alt.Axis(tickMinStep=1, format="d")),
+                y=alt.Y("correlation_length:Q", title="correlation length (input-space L2)", scale=alt.Scale(type="log")),
+                color=ui.color(blocks["model"]), strokeDash=alt.StrokeDash("series:N", title="weights"),
+                tooltip=["model", "state", "lambda", "readout", alt.Tooltip("correlation_length:Q", format=".3g"),
+                         alt.Tooltip("lag1_correlation:Q", format=".3f"), "censored"],
+            ).properties(height=360)
+            spacing = float(blocks["spacing"].median())
+            ui.show_chart(chart, rows.drop(columns=["series"]), file_name="shattering.csv",
+                          caption=f"{int(points)} inputs on the segment between two test images (seed {s.seed}); at each, the "
+                          "gradient w.r.t. the input of <u, block output>/√dim with a fixed random u (eval-mode BN, "
+                          "float32). Correlation length: the input-space distance at which the mean cosine similarity "
+                          f"of gradients at two points first falls below 1/e; neighbouring points are {spacing:.3g} "
+                          "apart, and a length equal to the whole segment means the gradients never decorrelated "
+                          "('censored' in the CSV).", key="shatter")
+            out = curves[curves["readout"] == "output"]
+            chart = alt.Chart(out).mark_line().encode(
+                x=alt.X("distance:Q", title="distance along the line (input-space L2)"),
+                y=alt.Y("correlation:Q", title="mean cosine similarity of input gradients"),
+                color=ui.color(out["model"]), strokeDash=alt.StrokeDash("state:N", title="weights"),
+                detail="lambda:N",
+                tooltip=["model", "state", "lambda", "lag", alt.Tooltip("correlation:Q", format=".3f")],
+            ).properties(height=300)
+            ui.show_chart(chart, out, file_name="shattering_autocorr_output.csv",
+                          caption="The same measurement for the net's output (a fixed random combination of the logits), as a "
+                          "function of the distance between the two points.", key="shatter_ac")
+
+    st.subheader("The identity term: how much of the gradient goes through the shortcut")
+    st.markdown(
+        "Through a residual block y = F(x) + x the gradient is ∂loss/∂y · (∂F/∂x + I): one part comes back through "
+        "the branch, one straight through the shortcut. Measured per block by back-propagating with one path "
+        "detached at a time.")
+    if have_data:
+        split = ui.results("gradient_split", names, s, images=min(s.samples, 64)).get("gradient_split")
+        if split is not None and len(split):
+            chart = ui.depth_chart(split, "shortcut_share", "share through the shortcut", log=False, height=300)
+            ui.show_chart(chart, split, "gradient_split.csv",
+                          f"Mean over {min(s.samples, 64)} test images of ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖), "
+                          "where g_shortcut and g_branch are the parts of ∂loss_n/∂x_block that flow back through the "
+                          "block's shortcut and through its branch (the activation after the addition included in "
+                          "both); eval-mode BN, float32. A plain net has no shortcut: its share is 0.", "split")

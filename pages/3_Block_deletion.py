@@ -26,10 +26,10 @@ if names and ui.need_data():
                      alt.Tooltip("intact_error_pct:Q", format=".1f")])
         chart = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=340)
-        ui.show_chart(chart, plot, "deletion_single.csv",
-                      f"Top-1 error on {s.samples} test images (seed {s.seed}) with one block deleted; intact error in "
+        ui.show_chart(chart, plot, file_name="deletion_single.csv",
+                      caption=f"Top-1 error on {s.samples} test images (seed {s.seed}) with one block deleted; intact error in "
                       "the tooltip. Downsampling blocks (squares) still run their shortcut when deleted. Eval-mode "
-                      "BN, bfloat16 autocast; each deletion reuses the cached input of the deleted block.", "single")
+                      "BN, bfloat16 autocast; each deletion reuses the cached input of the deleted block.", key="single")
 
     st.subheader("Delete k random blocks")
     c1, c2 = st.columns(2)
@@ -57,10 +57,10 @@ if names and ui.need_data():
             x="k:Q", y="mean_error_pct:Q", color=ui.color(summ["model"]),
             tooltip=["model", "k", "trials", alt.Tooltip("mean_error_pct:Q", format=".1f"),
                      alt.Tooltip("ci95_low:Q", format=".1f"), alt.Tooltip("ci95_high:Q", format=".1f")])
-        ui.show_chart((band + line).properties(height=340), summ, "deletion_random_summary.csv",
-                      f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact), "
+        ui.show_chart((band + line).properties(height=340), summ, file_name="deletion_random_summary.csv",
+                      caption=f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact), "
                       "with the 95 % Student-t interval of the mean; each k has its own seeded draws. "
-                      f"{s.samples} test images.", "random")
+                      f"{s.samples} test images.", key="random")
         with st.expander("Every trial"):
             st.dataframe(dr, hide_index=True, width="stretch")
             st.download_button("Download CSV", dr.to_csv(index=False).encode(), "deletion_random.csv", key="dl_random_all")
@@ -74,9 +74,9 @@ if names and ui.need_data():
             y=alt.Y("error_pct:Q", title="test error (%)"), color=ui.color(dro["model"]),
             tooltip=["model", "swaps", alt.Tooltip("kendall_tau:Q", format=".3f"), alt.Tooltip("error_pct:Q", format=".1f"), "order"],
         ).properties(height=320)
-        ui.show_chart(chart, dro, "reorder.csv",
-                      "Each point: random swaps of same-shape blocks (non-downsampling blocks of one stage); τ = 1 is the "
-                      "trained order. The run starts at the first moved block on its cached input.", "reorder")
+        ui.show_chart(chart, dro, file_name="reorder.csv",
+                      caption="Each point: random swaps of same-shape blocks (non-downsampling blocks of one stage); τ = 1 is the "
+                      "trained order. The run starts at the first moved block on its cached input.", key="reorder")
 
     st.subheader("Paths")
     res_names = [n for n in names if ui.is_residual(n)]
@@ -92,18 +92,18 @@ if names and ui.need_data():
                     x=alt.X("length:Q", title="path length (blocks whose branch the path enters)"),
                     y=alt.Y("fraction:Q", title="fraction of paths"), color=ui.color(dp["model"]),
                     tooltip=["model", "length", "n_paths", alt.Tooltip("fraction:Q", format=".4f")]).properties(height=300)
-                ui.show_chart(ch, dp[["model", "length", "n_paths", "fraction"]], "path_lengths.csv",
-                              "Exact: a net of n blocks has C(n, k) paths of length k, a Binomial(n, ½) distribution.", "pathlen")
+                ui.show_chart(ch, dp[["model", "length", "n_paths", "fraction"]], file_name="path_lengths.csv",
+                              caption="Exact: a net of n blocks has C(n, k) paths of length k, a Binomial(n, ½) distribution.", key="pathlen")
             with c2:
                 ch = alt.Chart(dp).mark_line(point=True).encode(
                     x=alt.X("length:Q", title="path length"), y=alt.Y("total_grad:Q", title="total gradient magnitude"),
                     color=ui.color(dp["model"]),
                     tooltip=["model", "length", alt.Tooltip("grad_norm:Q", format=".3e"), alt.Tooltip("total_grad:Q", format=".3e")]).properties(height=300)
                 ui.show_chart(ch, dp[["model", "length", "grad_norm", "total_grad", "total_grad_share", "samples", "batch"]],
-                              "paths.csv",
-                              "Veit et al.'s method: backpropagate through the branches of k random blocks only (skip path "
+                              file_name="paths.csv",
+                              caption="Veit et al.'s method: backpropagate through the branches of k random blocks only (skip path "
                               "elsewhere) and measure ‖∂loss/∂(input of block 0)‖ per image (batches of 16, float32); "
-                              "total = C(n, k) × that mean. The peak lies at short paths.", "pathgrad")
+                              "total = C(n, k) × that mean. The peak lies at short paths.", key="pathgrad")
 
     # While the page is being read, compute the slider's next step (k + 1) in the background: moving the
     # slider up then only collects it. Same seeded draws as computing it on demand.

@@ -64,10 +64,10 @@ if img is not None and names and methods:
         chart = alt.Chart(df).mark_bar().encode(
             x=alt.X("method:N", title=None), xOffset="model:N", y=alt.Y("infidelity:Q", title="infidelity (lower is better)"),
             color=ui.color(df["model"]), tooltip=["model", "method", alt.Tooltip("infidelity:Q", format=".4f")]).properties(height=280)
-        ui.show_chart(chart, df, "attributions.csv",
-                      "Captum's infidelity of each method's attribution (Gaussian perturbations, std 0.05 in normalised "
+        ui.show_chart(chart, df, file_name="attributions.csv",
+                      caption="Captum's infidelity of each method's attribution (Gaussian perturbations, std 0.05 in normalised "
                       "units, 16 draws, attributions rescaled optimally): how well attribution·perturbation predicts the "
-                      "change of the target logit. Target = the predicted class; baseline = the mean image.", "infid")
+                      "change of the target logit. Target = the predicted class; baseline = the mean image.", key="infid")
         st.download_button("Download the heat maps (CSV)", res["attribution_maps"].to_csv(index=False).encode(),
                            "attribution_maps.csv", key="dl_maps")
     st.subheader("Conductance per block")
@@ -78,7 +78,7 @@ if img is not None and names and methods:
             color=ui.color(dc["model"]),
             tooltip=["model", "block", alt.Tooltip("conductance:Q", format=".3f"), alt.Tooltip("logit_change:Q", format=".3f"),
                      alt.Tooltip("conductance_output:Q", format=".3f")]).properties(height=300)
-        ui.show_chart(chart, dc, "conductance.csv",
-                      "Captum LayerConductance (20 steps from the mean image) summed over each block's branch output F(x), "
+        ui.show_chart(chart, dc, file_name="conductance.csv",
+                      caption="Captum LayerConductance (20 steps from the mean image) summed over each block's branch output F(x), "
                       "divided by the change of the predicted class's logit. A plain block's branch is the only route "
-                      "(share ≈ 1); in a residual net the rest of the signal goes along the skip path.", "cond")
+                      "(share ≈ 1); in a residual net the rest of the signal goes along the skip path.", key="cond")

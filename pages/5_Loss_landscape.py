@@ -9,26 +9,37 @@ import ui
 s = ui.page("Loss landscape", "⛰️")
 st.title("Loss landscape")
 st.markdown("Li et al. (2018) found that shortcuts keep the loss surface of deep nets smooth. Slices of the "
-            "loss around the trained weights along random filter-normalised directions:")
+            "loss around the trained weights along random filter-normalised directions, or (1-D) along the top "
+            "eigenvector of the Hessian, the direction in which the loss curves most:")
 names = ui.need_models(s)
 if names and ui.need_data():
     c1, c2, c3 = st.columns(3)
     dims = c1.radio("Slice", [1, 2], format_func=lambda d: f"{d}-D", horizontal=True, key="dims")
+    direction = "random"
+    if dims == 1:
+        direction = c1.radio("Direction", ["random", "hessian"], horizontal=True, key="direction",
+                             format_func={"random": "random, filter-normalised", "hessian": "top Hessian eigenvector"}.get)
     steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 15, 21 if dims == 1 else 9, key="steps")
     radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
     n_img = min(s.samples, 500)
     df = ui.results("landscape", names, s, images=n_img, dims=(dims,), steps_1d=steps, steps_2d=steps,
-                    radius=radius).get("landscape")
+                    radius=radius, direction=direction, hessian_images=min(100, n_img)).get("landscape")
     if df is not None:
         frames = [g for _, g in df.groupby("model", sort=False)]
         caption = (f"Mean cross-entropy on {n_img} test images at θ + α·d₁ + β·d₂; d drawn with seed {s.seed}, each "
                    "filter rescaled to the norm of the trained filter, BN and bias entries zero. Eval-mode BN, bfloat16 "
                    "autocast; the model itself is never changed (torch.func.functional_call).")
+        if direction == "hessian":
+            tops = df.groupby("model")["top_eigenvalue"].first()
+            caption = (f"Mean cross-entropy on {n_img} test images at θ + α·v, v = the top eigenvector of the Hessian "
+                       f"of the loss on {min(100, n_img)} test images (power iteration, 20 products at most), rescaled as "
+                       "a whole to the norm of θ. Its eigenvalue: " + ", ".join(f"{m} {v:.4g}" for m, v in tops.items())
+                       + ". Eval-mode BN, bfloat16 autocast for the loss; float32 for the eigenvector.")
         if dims == 1:
             chart = alt.Chart(df).mark_line(point=True).encode(
                 x=alt.X("alpha:Q", title="α"), y=alt.Y("loss:Q", title="loss (log scale)", scale=alt.Scale(type="log")),
                 color=ui.color(df["model"]), tooltip=["model", "alpha", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(height=360)
-            ui.show_chart(chart, df, "landscape_1d.csv", caption, "land1")
+            ui.show_chart(chart, df, file_name="landscape_1d.csv", caption=caption, key="land1")
         else:
             cols = st.columns(len(frames))
             for col, f in zip(cols, frames):
@@ -39,4 +50,4 @@ if names and ui.need_data():
                         y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
                         color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"), title="loss"),
                         tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(title=n, height=300)
-                    ui.show_chart(ch, f, f"landscape_2d_{n.replace(':', '_')}.csv", caption, f"land2_{n}")
+                    ui.show_chart(ch, f, file_name=f"landscape_2d_{n.replace(':', '_')}.csv", caption=caption, key=f"land2_{n}")

@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from analysis.registry import load_all
-from analysis.report import compute
+from analysis.report import compute, documents
 
 s = ui.page("Reports", "📦")
 st.title("Reports")
@@ -32,8 +32,11 @@ if names and chosen:
         if out is not None:
             tables, manifest = out
             manifest["total_wall_time_s"] = round(time.time() - t0, 1)
-            st.session_state["report"] = (ui.zip_tables(tables, manifest), {k: len(v) for k, v in tables.items()})
+            docs = documents(tables, chosen)  # e.g. claims.md beside claims.csv
+            st.session_state["report"] = (ui.zip_tables(tables, manifest, extra=docs),
+                                          {**{f"{k}.csv": f"{len(v)} rows" for k, v in tables.items()},
+                                           **{k: "text" for k in docs}})
     if "report" in st.session_state:
         blob, counts = st.session_state["report"]
-        st.success("Report ready: " + ", ".join(f"{k}.csv ({n} rows)" for k, n in counts.items()))
+        st.success("Report ready: " + ", ".join(f"{k} ({n})" for k, n in counts.items()))
         st.download_button("Download the report (ZIP)", blob, "reslens_report.zip", "application/zip", key="dl_zip")

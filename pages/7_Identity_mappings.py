@@ -89,11 +89,11 @@ if not cur.empty:
         strokeDash=alt.StrokeDash("curve:N", title="curve", scale=alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])),
         tooltip=["model", "epoch", "curve", alt.Tooltip("error_pct:Q", format=".2f"), "lr"],
     ).properties(height=380)
-    ui.show_chart(chart, long, "variant_training_curves.csv",
-                  "Dashed: training error on the augmented batches of each epoch (train-mode BN, as the net trained); "
+    ui.show_chart(chart, long, file_name="variant_training_curves.csv",
+                  caption="Dashed: training error on the augmented batches of each epoch (train-mode BN, as the net trained); "
                   "solid: error on the 10,000 test images after each epoch (eval mode). The learning rate drops 10x "
                   "at 50 % and 75 % of the 64k iterations. " + ("Log scale, clipped at 0.01 %. " if log else
-                                                                "Clipped at 40 %. ") + ui.JPEG_NOTE, "im_curves")
+                                                                "Clipped at 40 %. ") + ui.JPEG_NOTE, key="im_curves")
     speed = epochs_to_reach(cur, 10.0)
     st.dataframe(speed.rename(columns={"first_epoch_below": "first epoch with train error < 10 %",
                                        "last_train_error_pct": "last epoch's train error % (augmented)",
@@ -110,11 +110,11 @@ g = ui.results("gradients", chosen, s, images=n_img, states=("trained", "init"),
 if g is not None and len(g):
     plot = g[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
     chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="state", dash_title="weights")
-    ui.show_chart(chart, plot, "variant_gradients.csv",
-                  f"Log scale. Mean over {n_img} test images of ‖∂loss_n/∂x_block‖₂, BN with batch statistics (batches "
+    ui.show_chart(chart, plot, file_name="variant_gradients.csv",
+                  caption=f"Log scale. Mean over {n_img} test images of ‖∂loss_n/∂x_block‖₂, BN with batch statistics (batches "
                   "of 128, as in training) on a private copy, float32; each net with the shortcut scale it was trained "
                   "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
-                  "as the Gradient flow page.", "im_grads")
+                  "as the Gradient flow page.", key="im_grads")
     summ = gradient_summary(g)
     st.dataframe(summ.rename(columns={"first_over_last": "first block / last block"}), hide_index=True, width="stretch")
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
@@ -127,9 +127,9 @@ if ratio is not None:
         y=alt.Y("ratio:Q", title="‖F(x)‖ / ‖x‖"), color=ui.color(ratio["model"]),
         tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), "downsample"])
     ui.show_chart((base.mark_line() + base.mark_point(filled=True, size=50)).properties(height=320),
-                  ratio.drop(columns=["definition"]), "variant_residual_ratio.csv",
-                  f"For each of {s.samples} test images, the L2 norm of the branch output F(x) as it is added to the "
+                  ratio.drop(columns=["definition"]), file_name="variant_residual_ratio.csv",
+                  caption=f"For each of {s.samples} test images, the L2 norm of the branch output F(x) as it is added to the "
                   "shortcut (times 0.5 in a scale0.5f net) over the L2 norm of the block's input, averaged over images; "
-                  "eval-mode BN, float32.", "im_ratio")
+                  "eval-mode BN, float32.", key="im_ratio")
 
 ui.link("pages/2_Gradient_flow.py", "Scaled shortcuts at initialisation: the Gradient flow page")

@@ -234,3 +234,24 @@ def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
     monkeypatch.setattr(torch.autograd, "grad", grad_with_oom)
     df = gradient_flow(m, b, "t", "trained", batch_size=16)
     assert seen[:3] == [16, 8, 4] and df["bn"].iloc[0] == "batch statistics, batches of 4"
+
+
+def test_gradient_split_adds_up_and_knows_a_dead_branch():
+    from analysis.gradients import gradient_split
+
+    m = tiny(True, 14)
+    with torch.no_grad():
+        m.block(1).bn2.weight.zero_()
+        m.block(1).bn2.bias.zero_()
+    b = batch(8)
+    df = gradient_split(m, b, "t", batch_size=4).set_index("block_index")
+    assert df.loc[1, "branch_grad_l2"] == 0.0 and df.loc[1, "shortcut_share"] == 1.0  # F(x) = 0 carries nothing
+    # the two parts add up to the whole gradient at each block's input (compared with plain autograd)
+    x = b.x.clone()
+    with torch.no_grad():
+        inputs, _ = m.block_inputs(x)
+    h = inputs[3].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(m.forward_from(3, h), b.y, reduction="sum"), h)
+    assert df.loc[3, "total_grad_l2"] == pytest.approx(g.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
+    plain = gradient_split(tiny(False, 14), b, "p", batch_size=8)
+    assert (plain["shortcut_share"] == 0).all() and (plain["shortcut_grad_l2"] == 0).all()

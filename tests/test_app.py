@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
@@ -238,3 +239,134 @@ def test_two_sessions_do_not_interfere_and_the_cached_model_is_unchanged():
     fresh = load_pretrained("resnet20", device="cpu")
     cs, fs = cached.state_dict(), fresh.state_dict()
     assert all(torch.equal(cs[k], fs[k]) for k in fs) and not cached.training
+
+
+@needs_data
+def test_curvature_page_measures_and_follows_the_models():
+    at = app("8_Curvature.py")
+    assert not charts(at)  # nothing heavy runs before it is asked for
+    at.select_slider(key="h_images").set_value(25)
+    at.number_input(key="h_k").set_value(1)
+    at.number_input(key="h_iter").set_value(5)
+    at.toggle(key="h_run").set_value(True).run()
+    assert not at.exception, at.exception
+    eig = charts(at)[0]
+    assert set(eig["model"]) == set(MODELS) and (eig["images"] == 25).all() and set(eig["k"]) == {1}
+    text = " ".join(m.value for m in at.markdown)
+    assert "20 layers: top eigenvalue resnet20" in text
+    at.multiselect(key="models").set_value(["resnet20"]).run()
+    assert not at.exception
+    assert set(charts(at)[0]["model"]) == {"resnet20"}
+
+
+@needs_data
+def test_gradient_page_shattering_and_landscape_hessian_direction():
+    at = app("2_Gradient_flow.py")
+    assert not any("correlation_length" in df.columns for df in charts(at))  # nothing before it is asked for
+    at.toggle(key="shatter").set_value(True).run()  # 32 points
+    at.select_slider(key="shatter_points").set_value(16).run()
+    assert not at.exception, at.exception
+    sh = next(df for df in charts(at) if "correlation_length" in df.columns)
+    split = next(df for df in charts(at) if "shortcut_share" in df.columns)  # the identity term, per block
+    assert (split.loc[split["model"] == "plain20", "shortcut_share"] == 0).all()
+    assert split.loc[split["model"] == "resnet20", "shortcut_share"].median() > 0.3
+    assert set(sh["model"]) == set(MODELS) and {"trained", "init"} <= set(sh["state"])
+    assert set(sh.loc[sh["model"] == "resnet20", "lambda"]) == {1.0, 0.5, 1.5}
+    assert (sh["correlation_length"] > 0).all() and (sh["points"] == 16).all()
+    at.switch_page("pages/5_Loss_landscape.py").run()
+    at.slider(key="steps").set_value(5).run()
+    rand = charts(at)[0]
+    at.radio(key="direction").set_value("hessian").run()
+    assert not at.exception, at.exception
+    hess = charts(at)[0]
+    assert set(hess["direction"]) == {"hessian"} and hess["top_eigenvalue"].notna().all()
+    at0 = lambda df: df[df["alpha"].abs() < 1e-9].set_index("model")["loss"]  # noqa: E731
+    pd.testing.assert_series_equal(at0(rand), at0(hess))  # both slices pass through the trained weights
+
+
+@needs_data
+def test_claims_page_judges_every_claim_and_follows_the_models():
+    at = app("9_Claims.py", models=["plain20", "resnet20"])
+    headers = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert len(headers) == 16  # every claim is stated before anything runs
+    at.toggle(key="claims_run").set_value(True).run()
+    assert not at.exception, at.exception
+    verdicts = [m.value for m in at.markdown if m.value.startswith("####")]
+    assert len(verdicts) == 16 and all(any(v in h for v in ("holds", "does not hold", "depends", "untested"))
+                                       for h in verdicts)
+    text = " ".join(m.value for m in at.markdown)
+    measured = [m.value for m in at.markdown if m.value.startswith("**Measured.**")]
+    assert len(measured) == 16
+    before = measured[2]  # claim 3: the response comparison of the chosen pair
+    assert "resnet20 vs plain20" in before
+    at.multiselect(key="models").set_value(["plain56", "resnet56"]).run()
+    assert not at.exception
+    after = [m.value for m in at.markdown if m.value.startswith("**Measured.**")][2]
+    assert "resnet56 vs plain56" in after and after != before
+
+
+def _akamaster_th(name="resnet20", counters=False) -> bytes:
+    import io
+
+    from analysis.zoo import load_pretrained
+
+    state = {}
+    for k, v in load_pretrained(name, device="cpu").state_dict().items():
+        if k.endswith("num_batches_tracked") and not counters:
+            continue
+        k2 = k.replace("stem.conv.", "conv1.").replace("stem.bn.", "bn1.").replace("fc.", "linear.")
+        for s in (1, 2, 3):
+            k2 = k2.replace(f"stage{s}.block", f"layer{s}.")
+        state["module." + k2] = v
+    b = io.BytesIO()
+    torch.save({"epoch": 200, "state_dict": state, "best_prec1": 91.7}, b)
+    return b.getvalue()
+
+
+@needs_data
+def test_an_upload_is_in_the_sidebar_on_the_same_run_and_stays_chosen():
+    at = app()
+    at.radio(key="upload_kind").set_value("residual net")
+    at.selectbox(key="upload_norm").set_value("CIFAR-10 mean/std")
+    at.file_uploader(key="upload_ckpt").set_value(("resnet20.th", _akamaster_th(), "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    ok = at.success[0].value
+    assert "layout **akamaster**" in ok and "% error on 1,000 test images" in ok and "decided by your choice" in ok
+    name = next(n for n in at.multiselect(key="models").options if n.startswith("upload:resnet20-"))
+    assert name in at.multiselect(key="models").value  # chosen on the same run
+    err = float(ok.split("% error on 1,000")[0].split("**")[-1])
+    from analysis.zoo import load_pretrained
+    from analysis.common import eval_sample
+    from analysis.train import evaluate_error
+    from analysis import data as D
+
+    test = D.load_split("test")
+    idx = D.sample_indices(len(test), 1000, 0)
+    assert err == pytest.approx(evaluate_error(load_pretrained("resnet20", "cpu"), test.images[idx], test.labels[idx],
+                                               device=torch.device("cpu")), abs=0.01)  # exactly the zoo net's
+    at.switch_page("pages/1_Responses.py").run()
+    assert not at.exception and name in at.multiselect(key="models").value
+    assert set(charts(at)[0]["model"]) == set(MODELS) | {name}
+
+
+def test_upload_refusals_and_metadata_in_the_app():
+    from safetensors.torch import save as st_save
+
+    from analysis.models import build_model
+
+    at = app()
+    state = {k: v.contiguous() for k, v in build_model("resnet20").state_dict().items()}
+    at.file_uploader(key="upload_ckpt").set_value(
+        ("r.safetensors", st_save(state, metadata={"residual": "True"}), "application/octet-stream")).run()
+    assert not at.exception and "residual (decided by metadata)" in at.success[0].value
+    fake = {"stem.conv.weight": torch.zeros(16, 3, 3, 3), "fc.weight": torch.zeros(10, 64)}
+    for s in (1, 2, 3):
+        for b in range(2000):
+            fake[f"stage{s}.block{b}.conv1.weight"] = torch.zeros(1)
+    at.file_uploader(key="upload_ckpt").set_value(("deep.safetensors", st_save(fake), "application/octet-stream")).run()
+    assert not at.exception and "12,002 layers" in at.error[0].value
+    import pickle
+
+    at.file_uploader(key="upload_ckpt").set_value(("x.pt", pickle.dumps(print), "application/octet-stream")).run()
+    assert not at.exception and "never unpickles" in at.error[0].value
+    assert any(n.startswith("upload:r-") for n in at.multiselect(key="models").options)  # the good one is still there

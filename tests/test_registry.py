@@ -7,7 +7,7 @@ import torch
 
 from analysis.common import random_sample, same_state, state_fingerprint
 from analysis.registry import Analysis, Context, Table, check_tables, load_all, register, run_one, select
-from conftest import tiny
+from conftest import HAVE_DATA, tiny
 
 REGISTRY = load_all()
 MODEL_ANALYSES = [a for a in REGISTRY.values() if a.scope == "model"]
@@ -45,10 +45,14 @@ def test_every_analysis_runs_on_a_tiny_net_and_leaves_it_bit_identical(analysis:
 
 
 @pytest.mark.parametrize("analysis", [a for a in REGISTRY.values() if a.scope == "zoo"], ids=lambda a: a.name)
-def test_zoo_analyses_read_the_cards(analysis):
-    out = run_one(analysis, Context(name="all", names=("resnet56", "resnet56-preact"), params=analysis.params()))
+def test_zoo_analyses_run_on_shipped_models(analysis):
+    if analysis.needs_data and not HAVE_DATA:
+        pytest.skip("CIFAR-10 not found")
+    names = ("resnet20", "resnet56-preact") if analysis.name != "claims" else ("plain20", "resnet20")
+    out = run_one(analysis, Context(name="all", names=names, samples=32, params=analysis.params(**analysis.quick)))
     first = out[analysis.tables[0].name]
-    assert set(first["model"]) == {"resnet56", "resnet56-preact"}
+    assert len(first) and set(", ".join(first["models"]).split(", ") if "models" in first else first["model"]) \
+        <= set(names)
 
 
 def test_declarations_are_enforced():

@@ -11,7 +11,9 @@ from conftest import needs_data
 @needs_data
 def test_report_cli_writes_every_csv(tmp_path, capsys):
     out = tmp_path / "rep"
-    assert main(["report", "--models", "plain20,resnet20", "--samples", "64", "--out", str(out), "--seed", "3"]) == 0
+    light = ["--param", "hessian.max_iter=3", "--param", "hessian.trace_iter=3", "--param", "hessian.lanczos_steps=4",
+             "--param", "shattering.points=8"]
+    assert main(["report", "--models", "plain20,resnet20", "--samples", "64", "--out", str(out), "--seed", "3"] + light) == 0
     # tables a default report leaves out: maps and Grad-CAM (parameters off by default); the identity-net
     # comparison has no rows when no variant was asked for
     optional = {"attribution_maps", "gradcam", "variant_comparison"}
@@ -30,7 +32,11 @@ def test_report_cli_writes_every_csv(tmp_path, capsys):
     assert set(pd.read_csv(out / "paths.csv")["model"]) == {"resnet20"}  # paths exist in residual nets only
     r = pd.read_csv(out / "deletion_random.csv")
     assert (r["k"] == 0).sum() == 2 and r["k"].max() == 6
+    h = pd.read_csv(out / "hessian.csv")
+    assert set(h["model"]) == {"plain20", "resnet20"} and (h[h["quantity"] == "eigenvalue"]["iterations"] <= 3).all()
+    assert (pd.read_csv(out / "shattering.csv")["points"] == 8).all()
     m = json.loads((out / "manifest.json").read_text())
+    assert m["parameters"]["hessian"]["max_iter"] == 3 and m["parameters"]["deletion_random"]["trials"] == 5
     assert m["seed"] == 3 and m["samples"] == 64 and "torch" in m["versions"] and m["data_source"]
     expected = {f"{a.name}:{n}" for a in load_all().values() if a.scope == "model" for n in ("plain20", "resnet20")
                 if not (a.residual_only and n == "plain20")}
@@ -54,3 +60,11 @@ def test_report_takes_variant_names(tmp_path):
     assert len(c) == 0  # resnet56 itself was not asked for: nothing to compare with
     d = pd.read_csv(out / "deletion_single.csv")
     assert set(d["model"]) == {"resnet56-scale0.5", "resnet56-preact"} and len(d) == 2 * 27
+
+
+def test_report_parameters_are_checked_before_any_work(tmp_path, capsys):
+    assert main(["report", "--models", "resnet20", "--out", str(tmp_path), "--param", "hessian.iters=3"]) == 2
+    assert "hessian has no parameter iters" in capsys.readouterr().err
+    assert main(["report", "--models", "resnet20", "--out", str(tmp_path), "--param", "nonsense"]) == 2
+    assert main(["report", "--models", "resnet20", "--out", str(tmp_path), "--only", "gradients,nope"]) == 2
+    assert not any(tmp_path.iterdir())

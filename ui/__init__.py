@@ -14,4 +14,5 @@ from .render import (JPEG_NOTE, Progress, color, depth_chart, heat_png, image_pn
 from .results import (Prefetcher, _batch, _prefix, batch, cached_error, prefetch, prefetch_key,  # noqa: F401
                       prefetcher, results, zoo_table)
 from .session import (Settings, _zoo_model, all_model_names, arch_name, data_found, friendly,  # noqa: F401
-                      get_model, is_residual, link, need_data, need_models, page, register_upload, sidebar, uploads)
+                      get_model, is_residual, link, need_data, need_models, page, register_upload, sidebar, uploads,
+                      MAX_UPLOADS, choose_model, escape_md, forget_uploads, upload_name)

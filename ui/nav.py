@@ -15,14 +15,16 @@ class PageSpec:
 
 
 PAGES: tuple[PageSpec, ...] = (
-    PageSpec("pages/home.py", "Home", "", ":material/home:"),
-    PageSpec("pages/1_Responses.py", "Responses", "Responses", ":material/straighten:"),
-    PageSpec("pages/2_Gradient_flow.py", "Gradient flow", "Gradient_flow", ":material/waves:"),
-    PageSpec("pages/3_Block_deletion.py", "Block deletion", "Block_deletion", ":material/content_cut:"),
-    PageSpec("pages/4_Attributions.py", "Attributions", "Attributions", ":material/local_fire_department:"),
-    PageSpec("pages/5_Loss_landscape.py", "Loss landscape", "Loss_landscape", ":material/landscape:"),
-    PageSpec("pages/7_Identity_mappings.py", "Identity mappings", "Identity_mappings", ":material/fork_right:"),
-    PageSpec("pages/6_Reports.py", "Reports", "Reports", ":material/inventory_2:"),
+    PageSpec("pages/home.py", "Home", url_path="", icon=":material/home:"),
+    PageSpec("pages/1_Responses.py", "Responses", url_path="Responses", icon=":material/straighten:"),
+    PageSpec("pages/2_Gradient_flow.py", "Gradient flow", url_path="Gradient_flow", icon=":material/waves:"),
+    PageSpec("pages/3_Block_deletion.py", "Block deletion", url_path="Block_deletion", icon=":material/content_cut:"),
+    PageSpec("pages/4_Attributions.py", "Attributions", url_path="Attributions", icon=":material/local_fire_department:"),
+    PageSpec("pages/5_Loss_landscape.py", "Loss landscape", url_path="Loss_landscape", icon=":material/landscape:"),
+    PageSpec("pages/8_Curvature.py", "Curvature", url_path="Curvature", icon=":material/query_stats:"),
+    PageSpec("pages/7_Identity_mappings.py", "Identity mappings", url_path="Identity_mappings", icon=":material/fork_right:"),
+    PageSpec("pages/9_Claims.py", "Claims", url_path="Claims", icon=":material/gavel:"),
+    PageSpec("pages/6_Reports.py", "Reports", url_path="Reports", icon=":material/inventory_2:"),
 )
 
 

@@ -22,8 +22,7 @@ from analysis.common import Batch, eval_sample, random_sample
 from analysis.deletion import PrefixCache
 from analysis.registry import Context, get, run_one
 from analysis.train import evaluate_error
-from analysis.zoo import available, load_card
-from analysis.models import parse_name
+from analysis.zoo import arch_of, available, load_card
 
 from .render import with_bar
 from .session import Settings, arch_name, friendly, get_model, is_residual
@@ -32,16 +31,16 @@ from .session import Settings, arch_name, friendly, get_model, is_residual
 # ---------------------------------------------------------------------------- samples
 @st.cache_resource(show_spinner="Reading the test images…", max_entries=8)
 def _batch(samples: int, seed: int, device: str, root: str) -> Batch:
-    return eval_sample(samples, seed, torch.device(device), root)
+    return eval_sample(samples, seed, torch.device(device), data=root)
 
 
 def batch(s: Settings, samples: int | None = None) -> Batch:
-    return _batch(samples or s.samples, s.seed, s.device, s.root)
+    return _batch(samples or s.samples, s.seed, s.device, root=s.root)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _prefix(name: str, samples: int, seed: int, device: str, root: str) -> PrefixCache:
-    return PrefixCache(get_model(name, device), _batch(samples, seed, device, root))
+    return PrefixCache(get_model(name, device), _batch(samples, seed, device, root=root))
 
 
 # ---------------------------------------------------------------------------- one door for every analysis
@@ -62,12 +61,12 @@ def _context(analysis: str, name: str, samples: int, seed: int, device: str, roo
     dev = torch.device(device)
     if foreground:
         def sampler(n: int, random_input: bool) -> Batch:
-            return random_sample(n, seed, dev) if random_input else _batch(n, seed, device, root)
+            return random_sample(n, seed, dev) if random_input else _batch(n, seed, device, root=root)
         cache = None
-        prefix = lambda: _prefix(name, samples, seed, device, root)  # noqa: E731
+        prefix = lambda: _prefix(name, samples, seed, device=device, root=root)  # noqa: E731
     else:  # a background job touches no Streamlit call: everything is resolved here, in the foreground
-        b = _batch(samples, seed, device, root)
-        cache = _prefix(name, samples, seed, device, root)
+        b = _batch(samples, seed, device, root=root)
+        cache = _prefix(name, samples, seed, device=device, root=root)
         sampler, prefix = None, (lambda: cache)
     return Context(name=name, model=get_model(name, device), arch=arch_name(name), device=dev, seed=seed,
                    samples=samples, data=root, params=params, prefix_cache=prefix, sampler=sampler,
@@ -81,7 +80,7 @@ def _model_result(analysis: str, name: str, samples: int, seed: int, device: str
     if got is not None:
         return got
     a = get(analysis)
-    ctx = _context(analysis, name, samples, seed, device, root, _params)
+    ctx = _context(analysis, name, samples, seed=seed, device=device, root=root, params=_params)
 
     def go(progress):
         ctx.progress = progress
@@ -177,7 +176,7 @@ def prefetch(analysis: str, name: str, s: Settings, **params) -> bool:
     a = get(analysis)
     p = a.params(**params)
     key = prefetch_key(analysis, name, s, **params)
-    ctx = _context(analysis, name, s.samples, s.seed, s.device, s.root, p, foreground=False)
+    ctx = _context(analysis, name, s.samples, seed=s.seed, device=s.device, root=s.root, params=p, foreground=False)
     return prefetcher().submit(key, run_one, a, ctx)
 
 
@@ -187,19 +186,21 @@ def zoo_table() -> pd.DataFrame:
     rows = []
     for n in available():
         c = load_card(n)
-        a = parse_name(n)
+        a = arch_of(n)
+        sched = c.get("schedule") or {}
         rows.append({"model": n, "depth": c["depth"], "residual": c["residual"], "unit": a.unit,
                      "shortcut": a.shortcut_token if a.residual else "none", "params": c["params"],
-                     "train_error_pct": round(c["train_error_pct"], 2), "test_error_pct": round(c["test_error_pct"], 2),
-                     "epochs": c["schedule"]["epochs"], "iterations": c["schedule"]["iterations"],
-                     "trained_on": c["device"]})
+                     "train_error_pct": None if c.get("train_error_pct") is None else round(c["train_error_pct"], 2),
+                     "test_error_pct": round(c["test_error_pct"], 2), "epochs": sched.get("epochs"),
+                     "iterations": sched.get("iterations"),
+                     "trained_on": "imported" if c.get("imported") else c["device"]})
     return pd.DataFrame(rows)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def cached_error(name: str, samples: int, seed: int, device: str, root: str) -> float:
     """Top-1 test error (%) of a model on the sidebar's sample, eval mode, bf16 autocast (as `evaluate`)."""
-    b = _batch(samples, seed, device, root)
+    b = _batch(samples, seed, device, root=root)
     split = D.load_split("test", root)
     return evaluate_error(get_model(name, device), split.images[b.indices], split.labels[b.indices],
-                          torch.device(device))
+                          device=torch.device(device))

@@ -8,13 +8,14 @@ widget is drawn on the next page (Streamlit forgets the state of a widget that a
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import streamlit as st
 import torch
 
 from analysis import data as D
-from analysis.zoo import CheckpointError, available, load_pretrained, load_uploaded
+from analysis.zoo import CheckpointError, arch_of, available, load_pretrained, load_uploaded
 
 SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
 DEFAULT_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
@@ -45,7 +46,10 @@ def all_model_names() -> list[str]:
 def is_residual(name: str) -> bool:
     if name in uploads():
         return bool(uploads()[name]["residual"])
-    return name.startswith("resnet")
+    try:
+        return arch_of(name).residual
+    except (ValueError, KeyError):
+        return name.startswith("resnet")
 
 
 @st.cache_resource(show_spinner="Loading a model…", max_entries=16)
@@ -54,8 +58,8 @@ def _zoo_model(name: str, device: str):
 
 
 @st.cache_resource(show_spinner="Loading the uploaded checkpoint…", max_entries=8)
-def _upload_model(sha: str, _data: bytes, residual: bool, device: str):
-    model, _ = load_uploaded(_data, residual=residual)
+def _upload_model(sha: str, _data: bytes, file_name: str, residual: bool, normalization: str | None, device: str):
+    model, _ = load_uploaded(_data, residual=residual, file_name=file_name, normalization=normalization)
     return model.to(device)
 
 
@@ -63,18 +67,66 @@ def get_model(name: str, device: str):
     """The shared, read-only model (one copy for every session)."""
     if name in uploads():
         u = uploads()[name]
-        return _upload_model(u["sha"], u["bytes"], u["residual"], device)
+        return _upload_model(u["sha"], u["bytes"], file_name=u["file_name"], residual=u["residual"],
+                             normalization=u["normalization"], device=device)
     return _zoo_model(name, device)
 
 
-def register_upload(file_name: str, data: bytes, residual: bool | None) -> tuple[str, dict]:
-    """Check an uploaded .safetensors and add it to this session's models. Raises CheckpointError."""
-    model, info = load_uploaded(data, residual=residual)
+MAX_UPLOADS = 4  # models a session holds from uploads (their bytes stay in memory, never on disk)
+MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # in all, for one session
+
+
+def escape_md(text: str) -> str:
+    """User-supplied text (a file name) shown literally in Streamlit markdown: no formatting, no links,
+    no images, no HTML."""
+    out = []
+    for ch in str(text):
+        if ch in "\\`*_{}[]()#+-.!|<>~$&\"':/@=%":
+            out.append("\\" + ch)
+        elif ch in "\r\n\t":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def upload_name(file_name: str, sha: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", file_name.rsplit(".", 1)[0])[:24].strip("._") or "checkpoint"
+    return f"upload:{stem}-{sha[:8]}"
+
+
+def register_upload(file_name: str, data: bytes, residual: bool | None,
+                    normalization: str | None = None) -> tuple[str, dict]:
+    """Check an uploaded checkpoint (any accepted format and layout) and add it to this session's models.
+    The same bytes are one model (uploading them again replaces how they are read). Raises CheckpointError."""
     sha = hashlib.sha256(data).hexdigest()
-    stem = file_name.rsplit(".", 1)[0][:24] or "checkpoint"
-    name = f"upload:{stem}-{sha[:8]}"
-    uploads()[name] = {"sha": sha, "bytes": data, "residual": info["residual"], "info": info}
+    name = upload_name(file_name, sha)
+    ups = uploads()
+    if name not in ups:
+        if len(ups) >= MAX_UPLOADS:
+            raise CheckpointError(f"this session already holds {MAX_UPLOADS} uploaded checkpoints, the most it keeps; "
+                                  "forget them (below) or import one to keep it for good")
+        used = sum(len(u["bytes"]) for u in ups.values())
+        if used + len(data) > MAX_UPLOAD_BYTES:
+            raise CheckpointError(f"this session's uploads would take {(used + len(data)) / 2**20:.0f} MB, more than the "
+                                  f"{MAX_UPLOAD_BYTES // 2**20} MB it keeps; forget some first")
+    model, info = load_uploaded(data, residual=residual, file_name=file_name, normalization=normalization)
+    ups[name] = {"sha": sha, "bytes": data, "file_name": file_name, "residual": info["residual"],
+                 "normalization": normalization, "info": info}
     return name, info
+
+
+def forget_uploads() -> None:
+    uploads().clear()
+    if "_models" in st.session_state:
+        st.session_state["_models"] = [n for n in st.session_state["_models"] if not n.startswith("upload:")]
+
+
+def choose_model(name: str) -> None:
+    """Put a model among the sidebar's chosen ones (e.g. a new upload), before the sidebar is drawn."""
+    chosen = list(st.session_state.get("_models", st.session_state.get("models", DEFAULT_MODELS)))
+    if name not in chosen:
+        st.session_state["_models"] = chosen + [name]
 
 
 def arch_name(name: str) -> str:
@@ -84,7 +136,10 @@ def arch_name(name: str) -> str:
         if i.get("name"):
             return i["name"]
         return f"{'resnet' if i['residual'] else 'plain'}{i['depth']}{'b' if i['option'] == 'B' else ''}"
-    return name
+    try:
+        return arch_of(name).name
+    except (ValueError, KeyError):
+        return name
 
 
 # ---------------------------------------------------------------------------- sidebar and page frame
@@ -125,7 +180,7 @@ def sidebar() -> Settings:
         st.session_state["_" + k] = v
     found, sentence = D.data_status()
     (sb.success if found else sb.warning)(sentence)
-    return Settings(tuple(models), int(samples), seed, device)
+    return Settings(tuple(models), int(samples), seed, device=device)
 
 
 def page(title: str, icon: str = "🔬") -> Settings:

@@ -1,0 +1,135 @@
+"""What a net costs: parameters, FLOPs counted by PyTorch, measured time per image, and every conv layer's
+count against the textbook formula.
+
+* ``params``: every parameter (BN scales and shifts included).
+* ``flops_per_image``: ``torch.utils.flop_counter.FlopCounterMode`` on one image in eval mode: it counts
+  convolutions and matrix products (2 FLOPs per multiply-add) and nothing else, so the shortcut's
+  additions, BN and ReLU are not in it; ``adds_per_image`` counts the shortcut additions separately
+  (one per output value of every residual block; 0 in a plain net).
+* ``ms_per_image``: wall time of eval-mode forward passes over ``images`` random inputs, bfloat16 autocast
+  and channels_last on the CPU (float32 on CUDA), the median over ``repeats`` after a warm-up, divided by
+  the number of images. Timings on a shared machine are noisy: compare nets measured in one run.
+* ``conv_cost``: per 3x3 or 1x1 conv, H_out·W_out·C_in·C_out·k² multiply-adds (the notes' formula with H, W
+  the *output* size; a stride-2 conv has a quarter of its input's positions) against the counter's FLOPs / 2.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from .common import autocast, model_device
+from .models import CifarResNet
+from .registry import Analysis, Context, Table, register
+
+
+def conv_costs(model: CifarResNet, model_name: str) -> pd.DataFrame:
+    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs."""
+    dev = model_device(model)
+    shapes: dict[str, tuple] = {}
+    hooks = []
+    for name, mod in model.named_modules():
+        if isinstance(mod, nn.Conv2d):
+            hooks.append(mod.register_forward_hook(
+                lambda m, inp, out, name=name: shapes.__setitem__(name, (tuple(inp[0].shape), tuple(out.shape)))))
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(torch.zeros(1, 3, 32, 32, device=dev))
+    finally:
+        for h in hooks:
+            h.remove()
+    counts = fc.get_flop_counts()
+    rows = []
+    for name, mod in model.named_modules():
+        if not isinstance(mod, nn.Conv2d) or name not in shapes:
+            continue
+        (_, c_in, h_in, w_in), (_, c_out, h_out, w_out) = shapes[name]
+        k = mod.kernel_size[0]
+        formula = h_out * w_out * c_in * c_out * k * k
+        counted = sum(v for op, v in counts.get(f"{type(model).__name__}.{name}", {}).items() if "convolution" in str(op))
+        rows.append({"model": model_name, "layer": name, "H_in": h_in, "W_in": w_in, "H_out": h_out, "W_out": w_out,
+                     "C_in": c_in, "C_out": c_out, "k": k, "stride": mod.stride[0], "formula_macs": formula,
+                     "formula_macs_input_size": h_in * w_in * c_in * c_out * k * k, "counted_flops": int(counted),
+                     "counted_macs": int(counted) // 2, "match": int(counted) == 2 * formula})
+    return pd.DataFrame(rows)
+
+
+def shortcut_adds(model: CifarResNet) -> int:
+    """Additions the shortcuts add to one image's forward pass (the counter does not count them)."""
+    if not model.residual:
+        return 0
+    dev = model_device(model)
+    total = 0
+    with torch.no_grad():
+        inputs, _ = model.block_inputs(torch.zeros(1, 3, 32, 32, device=dev))
+        for info, blk in model.blocks():
+            total += blk.shortcut(inputs[info.index]).numel()
+    return total
+
+
+@torch.no_grad()
+def time_per_image(model: CifarResNet, images: int = 256, repeats: int = 5, seed: int = 0) -> float:
+    """Median wall time (ms) per image of an eval-mode forward pass (see the module docstring)."""
+    dev = model_device(model)
+    x = torch.randn(images, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).to(dev)
+    x = x.contiguous(memory_format=torch.channels_last)
+    bf16 = dev.type == "cpu"
+    times = []
+    for r in range(repeats + 2):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        with autocast(dev, bf16):
+            model(x)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if r >= 2:  # two warm-up passes (kernel selection, allocations)
+            times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times) / images
+
+
+def interleaved_times(models: dict[str, CifarResNet], images: int = 256, repeats: int = 5, seed: int = 0
+                      ) -> dict[str, float]:
+    """ms per image for several nets measured in turns (net A, net B, net A, ...), so that a busy machine
+    slows all of them alike; the fastest of ``repeats`` rounds (the least disturbed one)."""
+    per: dict[str, list[float]] = {n: [] for n in models}
+    for n, m in models.items():  # warm-up
+        time_per_image(m, images=images, repeats=1, seed=seed)
+    for _ in range(repeats):
+        for n, m in models.items():
+            per[n].append(time_per_image(m, images=images, repeats=1, seed=seed))
+    return {n: min(v) for n, v in per.items()}
+
+
+def cost(model: CifarResNet, model_name: str, images: int = 256, repeats: int = 5, seed: int = 0
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    convs = conv_costs(model, model_name)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(torch.zeros(1, 3, 32, 32, device=model_device(model)))
+    row = {"model": model_name, "residual": model.residual, "depth": model.depth, "arch": model.name,
+           "params": sum(p.numel() for p in model.parameters()), "flops_per_image": int(fc.get_total_flops()),
+           "conv_macs_per_image": int(convs["counted_macs"].sum()), "adds_per_image": shortcut_adds(model),
+           "ms_per_image": time_per_image(model, images=images, repeats=repeats, seed=seed), "timed_images": images,
+           "repeats": repeats, "device": str(model_device(model)),
+           "precision": "bfloat16 autocast, channels_last" if model_device(model).type == "cpu" else "float32"}
+    return pd.DataFrame([row]), convs
+
+
+def _run(ctx: Context) -> dict[str, pd.DataFrame]:
+    c, convs = cost(ctx.model, ctx.name, images=ctx.params["images"], repeats=ctx.params["repeats"], seed=ctx.seed)
+    return {"cost": c, "conv_cost": convs}
+
+
+register(Analysis(
+    name="cost", title="Parameters, counted FLOPs, time per image, and each conv against H·W·C_in·C_out·k²",
+    run=_run, needs_data=False, page="pages/9_Claims.py", order=70,
+    defaults={"images": 256, "repeats": 5}, quick={"images": 4, "repeats": 1},
+    tables=(Table("cost", ("model", "residual", "depth", "params", "flops_per_image", "conv_macs_per_image",
+                           "adds_per_image", "ms_per_image", "timed_images", "repeats")),
+            Table("conv_cost", ("model", "layer", "H_out", "W_out", "C_in", "C_out", "k", "stride", "formula_macs",
+                                "counted_flops", "match")))))

@@ -1,0 +1,170 @@
+"""Every claim's verdict rule on synthetic tables whose answer is known (holds and does not hold)."""
+
+import pandas as pd
+import pytest
+
+from analysis import claims as C
+
+
+def cards(rows):
+    return pd.DataFrame([{"variant": False, "iterations": 64000, "milestones": (32000, 48000), "steps_per_epoch": 390,
+                          **r} for r in rows])
+
+
+def test_degradation():
+    good = cards([{"model": "plain20", "residual": False, "depth": 20, "train_error_pct": 2.0, "test_error_pct": 14},
+                  {"model": "plain56", "residual": False, "depth": 56, "train_error_pct": 8.0, "test_error_pct": 16}])
+    assert C.rule_degradation(good).verdict == C.HOLDS
+    bad = good.assign(train_error_pct=[8.0, 2.0])
+    assert C.rule_degradation(bad).verdict == C.FAILS
+    assert C.rule_degradation(good.iloc[:1]).verdict == C.UNTESTED
+
+
+def grads(model, residual, firsts_lasts, state="trained", lam=0.0):
+    rows = []
+    for i, g in enumerate(firsts_lasts):
+        rows.append({"model": model, "residual": residual, "state": state, "lambda": lam, "block_index": i,
+                     "grad_input_l2": g})
+    return pd.DataFrame(rows)
+
+
+def test_vanishing():
+    v = C.rule_vanishing(grads("plain56", False, [0.01, 0.5, 1.0]))
+    assert v.verdict == C.HOLDS and "0.01x" in v.summary
+    assert C.rule_vanishing(grads("plain56", False, [3.0, 1.0, 1.0])).verdict == C.FAILS
+    both = pd.concat([grads("plain56", False, [3.0, 1.0]), grads("plain110", False, [0.01, 1.0])])
+    assert C.rule_vanishing(both).verdict == C.DEPENDS
+
+
+def test_small_and_deeper_responses():
+    cmp = pd.DataFrame({"depth": [20, 20, 20], "plain": "plain20", "residual": "resnet20",
+                        "measure": ["std", "std_all", "ratio"], "plain_value": [0.8, 0.9, 1.6],
+                        "residual_value": [0.6, 0.7, 0.9], "residual_smaller": [True, True, True]})
+    assert C.rule_small_responses(cmp).verdict == C.HOLDS
+    mixed = cmp.assign(residual_smaller=[False, True, True], residual_value=[0.9, 0.7, 0.9])
+    v = C.rule_small_responses(mixed)
+    assert v.verdict == C.DEPENDS and "std at 20 layers" in v.summary
+    assert C.rule_small_responses(cmp.assign(residual_smaller=False)).verdict == C.FAILS
+    assert C.rule_small_responses(cmp.iloc[:0]).verdict == C.UNTESTED
+    s = pd.DataFrame({"model": ["resnet20", "resnet56"], "residual": True, "depth": [20, 56],
+                      "median_std": [0.6, 0.4], "median_std_all": [0.7, 0.5], "mean_ratio": [0.9, 0.3]})
+    assert C.rule_depth_responses(s).verdict == C.HOLDS
+    assert C.rule_depth_responses(s.assign(median_std=[0.4, 0.6], median_std_all=[0.5, 0.7],
+                                           mean_ratio=[0.3, 0.9])).verdict == C.FAILS
+
+
+def cost_rows(params_res=269722, flops_res=81102080):
+    return pd.DataFrame([
+        {"model": "plain20", "params": 269722, "flops_per_image": 81102080, "adds_per_image": 0},
+        {"model": "resnet20", "params": params_res, "flops_per_image": flops_res, "adds_per_image": 86016}])
+
+
+def test_cost_and_conv_formula():
+    assert C.rule_cost(cost_rows(), {"plain20": 1.0, "resnet20": 1.05}).verdict == C.HOLDS
+    assert C.rule_cost(cost_rows(), {"plain20": 1.0, "resnet20": 1.5}).verdict == C.DEPENDS
+    assert C.rule_cost(cost_rows(params_res=300000), {"plain20": 1.0, "resnet20": 1.0}).verdict == C.FAILS
+    conv = pd.DataFrame({"model": "m", "layer": ["a", "b"], "stride": [1, 2], "formula_macs": [10, 20],
+                         "formula_macs_input_size": [10, 80], "counted_macs": [10, 20], "counted_flops": [20, 40]})
+    assert C.rule_conv_formula(conv).verdict == C.HOLDS
+    assert C.rule_conv_formula(conv.assign(counted_flops=[21, 41])).verdict == C.FAILS
+
+
+def summ(model, lams_ratios, state):
+    return pd.DataFrame([{"model": model, "state": state, "lambda": l, "first_block_grad": r, "last_block_grad": 1.0,
+                          "first_over_last": r, "blocks": 27} for l, r in lams_ratios])
+
+
+def test_lambda():
+    init_ok = summ("resnet56", [(0.5, 0.01), (1.0, 5.0), (1.5, 100.0)], "init")
+    assert C.rule_lambda(init_ok, pd.DataFrame()).verdict == C.HOLDS
+    init_half = summ("resnet56", [(0.5, 2000.0), (1.0, 36.0), (1.5, 4e4)], "init")
+    v = C.rule_lambda(init_half, pd.DataFrame())
+    assert v.verdict == C.DEPENDS and "does not make it vanish" in v.summary and "Untested on trained nets" in v.summary
+    init_no = summ("resnet56", [(0.5, 2000.0), (1.0, 36.0), (1.5, 10.0)], "init")
+    trained = pd.concat([summ("resnet56", [(1.0, 6.0)], "trained"), summ("resnet56-scale0.5", [(0.5, 21.0)], "trained")])
+    assert C.rule_lambda(init_no, trained).verdict == C.FAILS
+    assert C.rule_lambda(pd.DataFrame(), pd.DataFrame()).verdict == C.UNTESTED
+
+
+def variants(rows):
+    return pd.DataFrame([{"depth": 56, **r} for r in rows])
+
+
+def test_units_and_option_b():
+    t = variants([{"unit": "original", "shortcut": "identity", "test_error_pct": 10.7},
+                  {"unit": "full-preact", "shortcut": "identity", "test_error_pct": 10.1},
+                  {"unit": "bn-after-add", "shortcut": "identity", "test_error_pct": 11.6},
+                  {"unit": "original", "shortcut": "B", "test_error_pct": 10.4}])
+    assert C.rule_units(t).verdict == C.HOLDS and C.rule_option_b(t).verdict == C.HOLDS
+    swapped = t.assign(test_error_pct=[10.7, 11.6, 10.1, 11.0])
+    assert C.rule_units(swapped).verdict == C.FAILS and C.rule_option_b(swapped).verdict == C.FAILS
+    assert C.rule_option_b(t.assign(test_error_pct=[10.7, 10.1, 11.6, 10.65])).verdict == C.DEPENDS  # a tie
+    assert C.rule_units(t.iloc[:1]).verdict == C.UNTESTED
+
+
+def test_paths_unroll_a_linear_net_into_two_to_the_n():
+    chk = C.linear_paths_check(3)
+    assert chk["paths"] == 8 and chk["max_abs_diff"] < 1e-12 and chk["lengths_binomial"]
+    from analysis.deletion import path_distribution
+
+    d = path_distribution(27).assign(model="resnet56")
+    assert C.rule_paths(pd.DataFrame([chk]), d).verdict == C.HOLDS
+    assert C.rule_paths(pd.DataFrame([{**chk, "paths": 7}]), d).verdict == C.FAILS
+
+
+def deletion_tables(res_delta, plain_err, steps):
+    single = pd.DataFrame([{"model": "resnet56", "residual": True, "downsample": False, "delta_error_pct": res_delta,
+                            "error_pct": 10 + res_delta}] * 3 +
+                          [{"model": "plain56", "residual": False, "downsample": False, "delta_error_pct": 70.0,
+                            "error_pct": plain_err}] * 3)
+    err, rows = 10.0, []
+    for k, s in enumerate([0.0] + steps):
+        err += s
+        rows.append({"model": "resnet56", "residual": True, "k": 2 * k, "error_pct": err})
+    return single, pd.DataFrame(rows)
+
+
+def test_deletion():
+    assert C.rule_deletion(*deletion_tables(1.0, 88.0, [2.0, 5.0, 10.0])).verdict == C.HOLDS
+    assert C.rule_deletion(*deletion_tables(30.0, 20.0, [40.0])).verdict == C.FAILS
+    assert C.rule_deletion(*deletion_tables(1.0, 88.0, [40.0])).verdict == C.DEPENDS
+
+
+def test_short_paths_and_identity_share():
+    p = pd.DataFrame({"model": "resnet56", "length": range(28), "total_grad": [0.1 if k != 7 else 5.0 for k in range(28)]})
+    assert C.rule_short_paths(p).verdict == C.HOLDS
+    assert C.rule_short_paths(p.assign(total_grad=[5.0 if k == 20 else 0.1 for k in range(28)])).verdict == C.FAILS
+    s = pd.DataFrame({"model": ["resnet56"] * 3 + ["plain56"] * 3, "residual": [True] * 3 + [False] * 3,
+                      "shortcut_share": [0.6, 0.7, 0.8, 0, 0, 0]})
+    assert C.rule_identity_share(s).verdict == C.HOLDS
+    assert C.rule_identity_share(s.assign(shortcut_share=[0.1, 0.2, 0.3, 0, 0, 0])).verdict == C.FAILS
+
+
+def curves(model, errors):
+    return pd.DataFrame({"model": model, "epoch": range(1, len(errors) + 1), "train_error_pct": errors,
+                         "test_error_pct": errors})
+
+
+def test_train_faster_and_gap():
+    cd = cards([{"model": "plain56", "residual": False, "depth": 56, "train_error_pct": 7.8, "test_error_pct": 16.2},
+                {"model": "resnet56", "residual": True, "depth": 56, "train_error_pct": 0.1, "test_error_pct": 10.7}])
+    fast = pd.concat([curves("plain56", [50, 40, 30, 25, 19]), curves("resnet56", [40, 19, 10, 5, 3])])
+    assert C.rule_train_faster(fast, cd).verdict == C.HOLDS
+    slow = pd.concat([curves("plain56", [40, 19, 10, 5, 3]), curves("resnet56", [50, 40, 30, 25, 19])])
+    assert C.rule_train_faster(slow, cd).verdict == C.FAILS
+    v = C.rule_gap(cd)  # 10.6 points vs 8.4: the residual net's gap is the larger one
+    assert v.verdict == C.FAILS and "10.60 points (resnet56) vs 8.40" in v.summary
+    assert C.rule_gap(cd.assign(test_error_pct=[20.0, 5.0])).verdict == C.HOLDS
+
+
+def test_sharpness():
+    h = pd.DataFrame({"model": ["plain56", "resnet56"], "quantity": "eigenvalue", "k": 1, "value": [500.0, 300.0]})
+    assert C.rule_sharpness(h).verdict == C.HOLDS
+    assert C.rule_sharpness(h.assign(value=[300.0, 500.0])).verdict == C.FAILS
+    assert C.rule_sharpness(pd.DataFrame()).verdict == C.UNTESTED
+
+
+def test_every_claim_has_a_rule_a_page_and_sixteen_in_all():
+    assert [c.id for c in C.CLAIMS] == list(range(1, 17))
+    for c in C.CLAIMS:
+        assert c.statement.endswith(".") and c.rule and c.page.startswith("pages/") and c.chart
