@@ -167,6 +167,78 @@ def _cmd_import(a: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_command(a: argparse.Namespace, csv: str, noun: str, sweep) -> int:
+    """Run ``sweep(names, out)`` (one process, or this rank's share under torchrun); rank 0 writes ``csv``."""
+    import time
+
+    from . import distributed as dd
+
+    out = Path(a.out)
+    t0 = time.time()
+    names = [n.strip() for n in a.models.split(",") if n.strip()]
+    df, skipped = sweep(names, out if a.resume else None)
+    if dd.world().main:
+        out.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out / csv, index=False)
+        print(f"{len(df)} {noun} ({skipped} finished by an earlier run) on {dd.world().size} process(es) in "
+              f"{time.time() - t0:.1f} s -> {out / csv}")
+    return 0
+
+
+def _cmd_landscape(a: argparse.Namespace) -> int:
+    from .sweeps import landscape_sweep
+
+    return _sweep_command(a, "landscape.csv", "grid points", lambda names, out: landscape_sweep(
+        names, a.steps, radius=a.radius, dims=a.dims, samples=a.samples, seed=a.seed, data=a.data, device=a.device,
+        out=out, points_per_pass=a.points_per_pass, bf16=not a.fp32))
+
+
+def _cmd_deletion(a: argparse.Namespace) -> int:
+    from .sweeps import deletion_sweep
+
+    ks = [int(k) for k in a.ks.split(",") if k.strip()]
+    return _sweep_command(a, "deletion_random.csv", "trials", lambda names, out: deletion_sweep(
+        names, ks, a.trials, samples=a.samples, seed=a.seed, data=a.data, device=a.device, out=out))
+
+
+def _cmd_curvature(a: argparse.Namespace) -> int:
+    """The Hessian analysis with every product split across the ranks by images (data parallel)."""
+    import time
+
+    import pandas as pd
+
+    from . import distributed as dd
+    from .common import eval_sample
+    from .hessian import hessian_analysis
+    from .registry import get
+    from .zoo import load_pretrained
+
+    w = dd.world()
+    dev = w.device(a.device)
+    p = get("hessian").params(images=a.images, top_k=a.top_k, max_iter=a.max_iter, tol=a.tol, trace_iter=a.trace_iter,
+                              lanczos_steps=a.lanczos_steps, method=a.method)
+    names = [n.strip() for n in a.models.split(",") if n.strip()]
+    t0 = time.time()
+    batch = eval_sample(p["images"], a.seed, dev, a.data)
+    tables, dens = [], []
+    for n in names:
+        log = (lambda f, msg: print(f"\r{msg} {100 * f:5.1f} %", end="", flush=True)) if w.main else None
+        df, de, _ = hessian_analysis(load_pretrained(n, device=dev), batch, n, top_k=p["top_k"], max_iter=p["max_iter"],
+                                     tol=p["tol"], trace_iter=p["trace_iter"], density_runs=p["density_runs"],
+                                     lanczos_steps=p["lanczos_steps"], method=p["method"], seed=a.seed, progress=log,
+                                     data_parallel=True)
+        tables.append(df)
+        dens.append(de)
+    if w.main:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        pd.concat(tables, ignore_index=True).to_csv(out / "hessian.csv", index=False)
+        pd.concat(dens, ignore_index=True).to_csv(out / "hessian_density.csv", index=False)
+        print(f"\n{len(names)} model(s), {p['images']} images, each Hessian-vector product split across {w.size} "
+              f"process(es), {time.time() - t0:.1f} s -> {out / 'hessian.csv'}, {out / 'hessian_density.csv'}")
+    return 0
+
+
 def _cmd_analyses(a: argparse.Namespace) -> int:
     from .registry import load_all
 
@@ -254,18 +326,70 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--out", default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
     im.set_defaults(func=_cmd_import)
 
+    la = sub.add_parser("landscape", help="a loss-landscape grid as one sweep (torchrun shards it; resumable)")
+    la.add_argument("--models", default="resnet56")
+    la.add_argument("--steps", type=int, default=51, help="grid points per axis")
+    la.add_argument("--radius", type=float, default=1.0)
+    la.add_argument("--dims", type=int, choices=[1, 2], default=2)
+    la.add_argument("--samples", type=int, default=10000)
+    la.add_argument("--points-per-pass", type=int, default=1,
+                    help="grid points evaluated together with torch.func.vmap (faster on a GPU)")
+    la.add_argument("--fp32", action="store_true", help="float32 instead of bfloat16 autocast")
+    la.add_argument("--out", required=True)
+    la.add_argument("--no-resume", dest="resume", action="store_false",
+                    help="do not keep finished points on disk (a rerun starts over)")
+    la.add_argument("--data", default=None)
+    la.add_argument("--device", default=None)
+    la.add_argument("--seed", type=int, default=0)
+    la.set_defaults(func=_cmd_landscape)
+
+    de = sub.add_parser("deletion", help="random block deletion, k x trials, as one sweep (torchrun shards it)")
+    de.add_argument("--models", default="resnet56,resnet110")
+    de.add_argument("--ks", default="0,2,4,6,8,10,12,14,16,18,20")
+    de.add_argument("--trials", type=int, default=5)
+    de.add_argument("--samples", type=int, default=1000)
+    de.add_argument("--out", required=True)
+    de.add_argument("--no-resume", dest="resume", action="store_false")
+    de.add_argument("--data", default=None)
+    de.add_argument("--device", default=None)
+    de.add_argument("--seed", type=int, default=0)
+    de.set_defaults(func=_cmd_deletion)
+
+    cu = sub.add_parser("curvature", help="Hessian eigenvalues, trace and density; torchrun splits every "
+                                            "Hessian-vector product across the ranks by images")
+    cu.add_argument("--models", default="plain56,resnet56")
+    cu.add_argument("--images", type=int, default=1000)
+    cu.add_argument("--top-k", type=int, default=1)
+    cu.add_argument("--max-iter", type=int, default=20)
+    cu.add_argument("--tol", type=float, default=1e-2)
+    cu.add_argument("--trace-iter", type=int, default=20)
+    cu.add_argument("--lanczos-steps", type=int, default=16)
+    cu.add_argument("--method", choices=["func", "double_backward"], default="func")
+    cu.add_argument("--out", required=True)
+    cu.add_argument("--data", default=None)
+    cu.add_argument("--device", default=None)
+    cu.add_argument("--seed", type=int, default=0)
+    cu.set_defaults(func=_cmd_curvature)
+
     an = sub.add_parser("analyses", help="list the registered analyses, their tables and parameters")
     an.set_defaults(func=_cmd_analyses)
 
     a = p.parse_args(argv)
+    from . import distributed as dd
     from .data import DataNotFound
     from .zoo import CheckpointError
 
+    w = dd.init(getattr(a, "device", None))
     try:
         return a.func(a)
     except (DataNotFound, CheckpointError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}" if not w.distributed else f"error (rank {w.rank}): {e}", file=sys.stderr)
         return 2
+    except dd.RankFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    finally:
+        dd.finish()
 
 
 if __name__ == "__main__":

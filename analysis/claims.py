@@ -408,9 +408,12 @@ def rule_train_faster(curves: pd.DataFrame, cards: pd.DataFrame, threshold: floa
         rows.append({"plain": p, "residual": r, "depth": d, "plain_epoch": ep, "residual_epoch": er,
                      "first_lr_drop_epoch": drop, "faster": faster})
     ev = pd.DataFrame(rows)
+    def epoch(v) -> str:  # the frame holds a missing epoch as NaN and makes the others floats
+        return "never" if v is None or pd.isna(v) else str(int(v))
+
     words = "; ".join(f"{r.depth} layers: training error below {threshold:g} % first at epoch "
-                      f"{r.residual_epoch if r.residual_epoch is not None else 'never'} ({r.residual}) vs "
-                      f"{r.plain_epoch if r.plain_epoch is not None else 'never'} ({r.plain})" for r in ev.itertuples())
+                      f"{epoch(r.residual_epoch)} ({r.residual}) vs {epoch(r.plain_epoch)} ({r.plain})"
+                      for r in ev.itertuples())
     return Verdict(_all_some(list(ev["faster"])), words + " (augmented batches, train mode, from the cards)", ev,
                    tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
@@ -784,3 +787,8 @@ def _register() -> None:
 
 
 _register()
+
+
+def readme_block(markdown: str, levels: int = 2) -> str:
+    """``claims.md`` as a section of a longer document: every heading ``levels`` deeper."""
+    return "\n".join("#" * levels + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"

@@ -181,9 +181,14 @@ def scope_of(param_name: str) -> str:
     return head if head in ("stem", "stage1", "stage2", "stage3") else "head"
 
 
-def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = "func") -> tuple[HVP, Vec, list[str]]:
+def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = "func",
+              data_parallel: bool = False) -> tuple[HVP, Vec, list[str]]:
     """(hvp, parameters as a template, their names) for the mean cross-entropy of ``model`` on ``batch``.
-    ``model`` must be a private copy: it is put in eval mode and its parameters are read, never written."""
+    ``model`` must be a private copy: it is put in eval mode and its parameters are read, never written.
+
+    ``data_parallel`` (under torchrun): every rank holds the same model and batch and computes the product on
+    its share of the images; an ``all_reduce`` sums the shares, so every rank gets the whole
+    product and the iterations built on it (same seeds) stay identical on all ranks."""
     if method not in ("func", "double_backward"):
         raise ValueError(f"method must be 'func' or 'double_backward', not {method!r}")
     model.eval()
@@ -198,11 +203,19 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
         out = functional_call(model, ({k: v for k, v in zip(names, p)}, buffers), (x,))
         return F.cross_entropy(out, y)
 
+    from . import distributed as dd
+
+    w = dd.world()
+    shared = data_parallel and w.distributed
+    if shared:  # this rank's contiguous share of the images, in chunks
+        lo, hi = n_total * w.rank // w.size, n_total * (w.rank + 1) // w.size
+        chunks = [(s, min(hi, s + chunk)) for s in range(lo, hi, chunk)]
+
     def hvp(v: Vec) -> Vec:
         acc = [torch.zeros_like(p) for p in params]
         for s, e in chunks:
             x, y = batch.x[s:e].to(dev).float(), batch.y[s:e].to(dev)
-            w = (e - s) / n_total
+            wt = (e - s) / n_total
             if method == "func":
                 _, hv = jvp(lambda *p: grad(loss_of)(list(p), x, y), tuple(params), tuple(v))
             else:
@@ -210,7 +223,13 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
                 g = torch.autograd.grad(loss_of(ps, x, y), ps, create_graph=True)
                 hv = torch.autograd.grad(g, ps, grad_outputs=v)
             for a, h in zip(acc, hv):
-                a.add_(h.detach(), alpha=w)
+                a.add_(h.detach(), alpha=wt)
+        if shared:
+            import torch.distributed as dist
+
+            flat = torch.cat([a.reshape(-1) for a in acc])  # one collective per product
+            dist.all_reduce(flat)
+            acc = [t.view_as(a) for t, a in zip(flat.split([a.numel() for a in acc]), acc)]
         return acc
 
     return hvp, params, names
@@ -219,10 +238,11 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
 def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: int = 1, max_iter: int = 20,
                      tol: float = 1e-3, trace_iter: int = 20, density_runs: int = 1, lanczos_steps: int = 20,
                      density_points: int = 200, chunk: int = 250, method: str = "func", seed: int = 0,
-                     progress: Progress = None) -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
-    """(hessian rows, density rows, the top eigenvector) for one model; see the module docstring."""
+                     progress: Progress = None, data_parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
+    """(hessian rows, density rows, the top eigenvector) for one model; see the module docstring.
+    ``data_parallel``: under torchrun, every Hessian-vector product is split across the ranks by images."""
     m = private_copy(model)
-    hvp, template, names = model_hvp(m, batch, chunk=chunk, method=method)
+    hvp, template, names = model_hvp(m, batch, chunk=chunk, method=method, data_parallel=data_parallel)
     counted = {"n": 0}
 
     def counting(v: Vec) -> Vec:

@@ -67,22 +67,72 @@ def hessian_direction(model: CifarResNet, batch: Batch, seed: int = 0, max_iter:
     return {k: t * (theta_norm / v_norm.clamp_min(1e-12)) for k, t in v.items()}, lam
 
 
+def grid_losses(model: CifarResNet, batch: Batch, points: Sequence[tuple[float, float]], d1: dict, d2: dict | None,
+                bf16: bool = True, points_per_pass: int = 1, chunk: int | None = None) -> list[tuple[float, float]]:
+    """(loss, error %) at each (alpha, beta): one point per forward pass, or ``points_per_pass`` points at
+    once through ``torch.func.vmap`` over stacked parameter sets (the convolutions become grouped ones: faster
+    on a GPU, whose small-net kernels leave most of it idle; slower on a CPU, see benchmarks/landscape_grid.py).
+    The loss is computed in float32 from the logits. ``chunk``: images x grid points per forward pass (default
+    500 on the CPU, 10,000 on a GPU; halved on out-of-memory)."""
+    dev = model_device(model)
+    images = chunk or (500 if dev.type == "cpu" else 10_000)
+    theta = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+    if points_per_pass <= 1:
+        out = []
+        for a, b in points:
+            params = {k: theta[k] + a * d1[k] + (b * d2[k] if d2 is not None else 0) for k in theta}
+            out.append(_loss_err(model, params, buffers, batch, dev, bf16=bf16, chunk=images))
+        return out
+    from torch.func import vmap
+
+    out = []
+    for s in range(0, len(points), points_per_pass):
+        pts = points[s:s + points_per_pass]
+        a = torch.tensor([p[0] for p in pts], device=dev, dtype=torch.float32)
+        b = torch.tensor([p[1] for p in pts], device=dev, dtype=torch.float32)
+        stacked = {}
+        for k, t in theta.items():
+            shape = (-1,) + (1,) * t.dim()
+            v = t[None] + a.view(shape).to(t.dtype) * d1[k][None]
+            if d2 is not None:
+                v = v + b.view(shape).to(t.dtype) * d2[k][None]
+            stacked[k] = v
+        sums = torch.zeros(len(pts), dtype=torch.float64)
+        wrong = torch.zeros(len(pts), dtype=torch.long)
+
+        def run(sl: slice):
+            x = batch.x[sl].to(dev).contiguous(memory_format=torch.channels_last)
+            y = batch.y[sl].to(dev)
+
+            def f(p):
+                with autocast(dev, bf16):
+                    logits = functional_call(model, (p, buffers), (x,))
+                logits = logits if logits.dtype == torch.float64 else logits.float()
+                return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) != y).sum()
+
+            with torch.no_grad():
+                l, w = vmap(f)(stacked)
+            sums.add_(l.double().cpu())
+            wrong.add_(w.cpu())
+
+        chunked(run, len(batch), max(1, images // len(pts)))  # images x points per pass stays at `images`
+        out += [(float(sums[i]) / len(batch), error_pct(int(wrong[i]), len(batch))) for i in range(len(pts))]
+    return out
+
+
 def landscape(model: CifarResNet, batch: Batch, model_name: str, alphas: Sequence[float],
               betas: Sequence[float] | None = None, seed: int = 0, bf16: bool = True,
               direction: dict[str, torch.Tensor] | None = None, direction_name: str = "random",
               progress: Progress = None) -> pd.DataFrame:
     """Loss and error on a 1-D (``betas`` None) or 2-D grid of (alpha, beta). ``direction`` replaces the
     first filter-normalised random direction (e.g. :func:`hessian_direction`)."""
-    dev = model_device(model)
-    theta = {k: v.detach() for k, v in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
     d1 = direction if direction is not None else filter_normalized_direction(model, seed)
     d2 = filter_normalized_direction(model, seed + 1) if betas is not None else None
     grid = [(float(a), 0.0) for a in alphas] if betas is None else [(float(a), float(b)) for b in betas for a in alphas]
     rows = []
     for j, (a, b) in enumerate(grid):
-        params = {k: theta[k] + a * d1[k] + (b * d2[k] if d2 is not None else 0) for k in theta}
-        loss, err = _loss_err(model, params, buffers, batch=batch, dev=dev, bf16=bf16)
+        ((loss, err),) = grid_losses(model, batch, [(a, b)], d1, d2, bf16=bf16)
         rows.append({"model": model_name, "residual": model.residual, "dims": 1 if betas is None else 2,
                      "alpha": a, "beta": b, "loss": loss, "error_pct": err, "images": len(batch), "seed": seed,
                      "direction": direction_name})
@@ -128,3 +178,73 @@ register(Analysis(
            "hessian_iter": 3},
     tables=(Table("landscape", ("model", "residual", "dims", "alpha", "beta", "loss", "error_pct", "images",
                                 "seed", "direction")),)))
+
+
+# ---------------------------------------------------------------------------- contours (Li et al.'s 2-D figure)
+# The edges of a grid cell, as pairs of its corners (0 = (i, j), 1 = (i+1, j), 2 = (i+1, j+1), 3 = (i, j+1)),
+# and the two edges that meet at each corner.
+_EDGES = ((0, 1), (1, 2), (3, 2), (0, 3))
+_CORNER_EDGES = ((3, 0), (0, 1), (1, 2), (2, 3))
+
+
+def contour_segments(alphas: Sequence[float], betas: Sequence[float], z: np.ndarray,
+                     levels: Sequence[float]) -> pd.DataFrame:
+    """Iso-loss lines of a grid by marching squares: ``z[j, i]`` is the value at (alphas[i], betas[j]).
+
+    Each crossing of a level on a cell edge is placed by linear interpolation (exact for a function linear
+    along the edge); a saddle cell (all four edges crossed) is split by the mean of its corners. Cells with a
+    missing value are left out. Returns one row per segment end: level, segment, end (0/1), alpha, beta."""
+    a, b, z = np.asarray(alphas, float), np.asarray(betas, float), np.asarray(z, float)
+    if z.shape != (len(b), len(a)):
+        raise ValueError(f"z has shape {z.shape}, expected {(len(b), len(a))} (betas x alphas)")
+    rows, seg = [], 0
+    for lev in levels:
+        for j in range(len(b) - 1):
+            for i in range(len(a) - 1):
+                v = (z[j, i], z[j, i + 1], z[j + 1, i + 1], z[j + 1, i])
+                if any(np.isnan(v)):
+                    continue
+                xy = ((a[i], b[j]), (a[i + 1], b[j]), (a[i + 1], b[j + 1]), (a[i], b[j + 1]))
+                above = [x >= lev for x in v]
+                if all(above) or not any(above):
+                    continue
+                cross = {}
+                for e, (p, q) in enumerate(_EDGES):
+                    if above[p] != above[q]:
+                        t = (lev - v[p]) / (v[q] - v[p])
+                        cross[e] = (xy[p][0] + t * (xy[q][0] - xy[p][0]), xy[p][1] + t * (xy[q][1] - xy[p][1]))
+                if len(cross) == 2:
+                    pairs = [tuple(cross)]
+                else:  # a saddle: cut off the two corners on the other side of the cell's mean
+                    centre_above = float(np.mean(v)) >= lev
+                    pairs = [_CORNER_EDGES[k] for k in range(4) if above[k] != centre_above]
+                for e1, e2 in pairs:
+                    for end, e in enumerate((e1, e2)):
+                        rows.append({"level": float(lev), "segment": seg, "end": end,
+                                     "alpha": float(cross[e][0]), "beta": float(cross[e][1])})
+                    seg += 1
+    return pd.DataFrame(rows, columns=["level", "segment", "end", "alpha", "beta"])
+
+
+def contour_levels(lo: float, hi: float, n: int = 12) -> list[float]:
+    """``n`` levels spaced evenly in log(loss) strictly inside (lo, hi): the same levels for every model."""
+    lo, hi = max(float(lo), 1e-6), max(float(hi), 1e-6)
+    if hi <= lo:
+        return [lo]
+    return [float(v) for v in np.exp(np.linspace(np.log(lo), np.log(hi), n + 2)[1:-1])]
+
+
+def landscape_contours(df: pd.DataFrame, n_levels: int = 12) -> pd.DataFrame:
+    """Contour segments of each model's 2-D grid in ``df`` (rows of :func:`landscape`), all on one set of
+    levels spanning every model's losses, so that one colour means one loss across the side-by-side plots."""
+    two = df[df["dims"] == 2]
+    if two.empty:
+        return pd.DataFrame(columns=["model", "level", "segment", "end", "alpha", "beta"])
+    levels = contour_levels(two["loss"].min(), two["loss"].max(), n_levels)
+    out = []
+    for name, g in two.groupby("model", sort=False):
+        piv = g.pivot_table(index="beta", columns="alpha", values="loss")
+        seg = contour_segments(piv.columns.to_numpy(), piv.index.to_numpy(), piv.to_numpy(), levels)
+        seg.insert(0, "model", name)
+        out.append(seg)
+    return pd.concat(out, ignore_index=True)

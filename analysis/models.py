@@ -480,7 +480,7 @@ class CifarResNet(nn.Module):
         """The final activation of pre-activation nets, global average pooling and the linear classifier."""
         if self.post is not None:
             h = self.post(h)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(h, 1), 1))
+        return self.fc(h.mean((2, 3)))  # global average pooling (vmap-friendly form of adaptive_avg_pool2d)
 
     def run_blocks(self, h: torch.Tensor, start: int = 0, stop: int | None = None,
                    skip: Iterable[int | str] | None = None, scale: Scale = None,

@@ -26,7 +26,7 @@ from .models import CifarResNet
 
 # Modules of the package that are not analyses (never imported by :func:`load_all`).
 _NOT_ANALYSES = {"__main__", "common", "data", "images", "models", "registry", "report", "train", "zoo",
-                 "distributed"}
+                 "distributed", "sweeps", "checkpoints", "results_store"}
 
 
 @dataclass(frozen=True)

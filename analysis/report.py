@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from . import data as D
+from . import distributed as dd
 from .common import Progress
 from .registry import Analysis, Context, check_tables, run_one, select
 from .zoo import default_device, load_pretrained
@@ -47,33 +48,31 @@ def plan(analyses: list[Analysis], names: list[str], models: Mapping) -> list[tu
 
 def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, device=None, only=None,
             params: Mapping[str, Mapping] | None = None, quick: bool = False, progress: Progress = None,
-            models: dict | None = None, steps_filter=None) -> tuple[dict[str, pd.DataFrame], dict]:
+            models: dict | None = None) -> tuple[dict[str, pd.DataFrame], dict]:
     """Run the analyses; returns ({csv name: DataFrame}, manifest).
 
     ``params``: per analysis, parameters that replace its defaults (``{"deletion_random": {"trials": 10}}``);
     ``quick``: start from each analysis' light parameters instead of its defaults (the Reports page).
     ``models`` may supply loaded models by name (e.g. an uploaded checkpoint); the rest come from the zoo.
-    ``steps_filter(i, step)`` keeps a subset of the steps (the distributed report gives each rank its share).
+    Under ``torchrun`` each rank runs its share of the (analysis, model) steps and rank 0 returns them all.
     """
     analyses = select(list(only) if only else None)
     params = dict(params or {})
     unknown = set(params) - {a.name for a in analyses}
     if unknown:
         raise ValueError(f"parameters given for analyses that do not run: {', '.join(sorted(unknown))}")
-    dev = torch.device(device) if device else default_device()
+    dev = dd.world().device(device) if dd.world().distributed else (torch.device(device) if device else default_device())
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
     steps = plan(analyses, names, loaded)
-    if steps_filter is not None:
-        steps = [s for i, s in enumerate(steps) if steps_filter(i, s)]
     settings = {a.name: a.params(**{**(a.quick if quick else {}), **params.get(a.name, {})}) for a in analyses}
-    tables: dict[str, list[pd.DataFrame]] = {}
-    timings: dict[str, float] = {}
     tick = progress or (lambda frac, msg: None)
     contexts: dict[str, Context] = {}  # one per model: its samples and prefix cache are shared by its analyses
-    source = None
-    for si, (a, n) in enumerate(steps):
+    w = dd.world()
+
+    def work(si: int, step: tuple[Analysis, str]) -> tuple[dict[str, pd.DataFrame], float, str | None]:
+        a, n = step
         t0 = time.time()
-        sub = lambda f, msg, si=si: tick((si + f) / len(steps), msg)  # noqa: E731
+        sub = lambda f, msg: tick((si + f) / len(steps), msg)  # noqa: E731
         if a.scope == "zoo":
             ctx = Context(name="all", names=tuple(names), device=dev, seed=seed, samples=samples, data=data,
                           models=loaded)
@@ -81,16 +80,28 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
             ctx = contexts.setdefault(n, Context(name=n, model=loaded[n], arch=loaded[n].name, device=dev, seed=seed,
                                                  samples=samples, data=data))
         ctx.params, ctx.progress = settings[a.name], sub
-        for k, df in run_one(a, ctx).items():
-            tables.setdefault(k, []).append(df)
-        if ctx._batches and source is None:
-            source = next(iter(ctx._batches.values())).source
-        timings[f"{a.name}:{n}"] = round(time.time() - t0, 2)
+        out = run_one(a, ctx)
         tick((si + 1) / len(steps), f"{a.name} done for {n}")
+        source = next(iter(ctx._batches.values())).source if ctx._batches else None
+        return out, round(time.time() - t0, 2), source
+
+    # In one process every step runs here; under torchrun each rank runs its share and rank 0 gets all of
+    # them back in the plan's order, so the tables are concatenated exactly as one process would.
+    done = dd.run_sharded(steps, work, w)
+    if done is None:  # not rank 0
+        return {}, {}
+    tables: dict[str, list[pd.DataFrame]] = {}
+    timings: dict[str, float] = {}
+    source = None
+    for (a, n), (out_tables, secs, src) in zip(steps, done):
+        for k, df in out_tables.items():
+            tables.setdefault(k, []).append(df)
+        timings[f"{a.name}:{n}"] = secs
+        source = source or src
     out = {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}
     out.update(combine(analyses, out))
     manifest = {
-        "models": names, "analyses": [a.name for a in analyses], "device": str(dev),
+        "models": names, "analyses": [a.name for a in analyses], "device": str(dev), "processes": w.size,
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
         "seed": seed, "samples": samples, "parameters": settings, "data_source": source,
         "data_root": str(D.resolve_root(data)), "versions": _versions(), "wall_time_s": timings,
@@ -151,6 +162,8 @@ def run_report(names: list[str], samples: int, out: Path, data=None, device=None
                                    params=params, progress=prog)
     finally:
         bar.close()
+    if not dd.world().main:
+        return []
     manifest["total_wall_time_s"] = round(time.time() - t0, 1)
     paths = write_report(tables, manifest, out)
     for p in paths:

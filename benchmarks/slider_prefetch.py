@@ -1,11 +1,13 @@
-"""Block-deletion k slider in Chromium: background prefetch of k + 1 on vs off, side by side in one run.
+"""Block-deletion k slider in Chromium: background prefetch off, one step ahead and two steps ahead (the
+default), side by side in one run.
 
-    python benchmarks/slider_prefetch.py [--presses 4] [--pause 8]     (Debian's chromium, RESLENS_DATA)
+    python benchmarks/slider_prefetch.py [--presses 4] [--pause 8] [--depths 0,1,2]   (Debian's chromium, RESLENS_DATA)
 
 For each setting a fresh server opens the Block deletion page with the default sidebar, waits until it is
 idle, then moves the k slider one step right ``--presses`` times, pausing ``--pause`` seconds before each
-press (a reader looking at the chart; the prefetch runs in that pause). Each time is from the key press to
-the end of the rerun it starts. Prints every time, the medians, and their ratio.
+press (a reader looking at the chart; the prefetch runs in that pause; ``--pause 0`` presses the moment the
+page is idle). Each time is from the key press to the end of the rerun it starts. Prints every time, the
+medians, and their ratios to "off".
 """
 
 import argparse
@@ -21,12 +23,14 @@ from streamlit_server import CHROMIUM_ARGS, IDLE, press_slider, serve  # noqa: E
 ap = argparse.ArgumentParser()
 ap.add_argument("--presses", type=int, default=4)
 ap.add_argument("--pause", type=float, default=8.0)
+ap.add_argument("--depths", default="0,1,2", help="RESLENS_PREFETCH settings: steps prefetched ahead (0 = off)")
 a = ap.parse_args()
 
 results = {}
 with sync_playwright() as p:
     b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-    for label, flag in (("prefetch off", "0"), ("prefetch on", "1")):
+    for flag in a.depths.split(","):
+        label = "prefetch off" if flag == "0" else f"{flag} ahead"
         with serve({"RESLENS_PREFETCH": flag}) as url:
             ctx = b.new_context(viewport={"width": 1400, "height": 1200})
             page = ctx.new_page()
@@ -40,5 +44,8 @@ with sync_playwright() as p:
 for label, times in results.items():
     print(f"{label:<13} k -> k+1, s: " + ", ".join(f"{t:.2f}" for t in times)
           + f"   median {statistics.median(times):.2f}")
-off, on = (statistics.median(results[k]) for k in ("prefetch off", "prefetch on"))
-print(f"median slider step, prefetch off / on: {off:.2f} / {on:.2f} s = {off / on:.2f}x")
+if "prefetch off" in results:
+    off = statistics.median(results["prefetch off"])
+    print("median slider step vs prefetch off: " + ", ".join(
+        f"{label} {statistics.median(t):.2f} s = {off / statistics.median(t):.2f}x" for label, t in results.items()
+        if label != "prefetch off"))

@@ -35,18 +35,22 @@ if names and ui.need_data():
     c1, c2 = st.columns(2)
     k_max = c1.slider("k: largest number of deleted blocks", 0, 20, 6, key="k")
     trials = c2.number_input("Trials per k", 1, 50, 3, key="trials")
-    rows, next_k = [], []
+    rows, ahead = [], []
     for n in names:
         model = ui.friendly(ui.get_model, n, s.device)
         if model is None:
             continue
         pool = sum(not b.downsample for b in model.block_info)
-        if k_max < pool:
-            next_k.append(n)
+        ahead += [(n, k) for k in range(k_max + 1, min(pool, k_max + ui.prefetch_depth()) + 1)]
         for k in range(0, min(k_max, pool) + 1):
             df = ui.results("deletion_random", [n], s, ks=(k,), trials=int(trials)).get("deletion_random")
             if df is not None:
                 rows.append(df)
+    # Compute the slider's likely next steps (k + 1, k + 2) in the background, every model's k + 1 first,
+    # started before the charts below are drawn so that drawing them overlaps it: moving the slider up then
+    # only collects them (the same seeded draws as computing them on demand).
+    for n, k in sorted(ahead, key=lambda t: t[1]):
+        ui.prefetch("deletion_random", n, s, ks=(k,), trials=int(trials))
     if rows:
         dr = pd.concat(rows, ignore_index=True)
         summ = summarize_random(dr)
@@ -104,8 +108,3 @@ if names and ui.need_data():
                               caption="Veit et al.'s method: backpropagate through the branches of k random blocks only (skip path "
                               "elsewhere) and measure ‖∂loss/∂(input of block 0)‖ per image (batches of 16, float32); "
                               "total = C(n, k) × that mean. The peak lies at short paths.", key="pathgrad")
-
-    # While the page is being read, compute the slider's next step (k + 1) in the background: moving the
-    # slider up then only collects it. Same seeded draws as computing it on demand.
-    for n in next_k:
-        ui.prefetch("deletion_random", n, s, ks=(k_max + 1,), trials=int(trials))

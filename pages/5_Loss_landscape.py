@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from analysis.landscape import landscape_contours
 
 s = ui.page("Loss landscape", "⛰️")
 st.title("Loss landscape")
@@ -19,7 +20,12 @@ if names and ui.need_data():
     if dims == 1:
         direction = c1.radio("Direction", ["random", "hessian"], horizontal=True, key="direction",
                              format_func={"random": "random, filter-normalised", "hessian": "top Hessian eigenvector"}.get)
-    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 15, 21 if dims == 1 else 9, key="steps")
+    else:
+        view = c1.radio("View", ["contour", "heatmap"], horizontal=True, key="view2d",
+                        format_func={"contour": "contour lines", "heatmap": "heatmap"}.get)
+    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 25, 21 if dims == 1 else 9, key="steps",
+                      help="2-D: steps² forward passes over the test images per model. For large grids (Li et al.'s "
+                           "51x51) use `python -m analysis landscape`, which torchrun can spread over processes.")
     radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
     n_img = min(s.samples, 500)
     df = ui.results("landscape", names, s, images=n_img, dims=(dims,), steps_1d=steps, steps_2d=steps,
@@ -41,13 +47,37 @@ if names and ui.need_data():
                 color=ui.color(df["model"]), tooltip=["model", "alpha", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(height=360)
             ui.show_chart(chart, df, file_name="landscape_1d.csv", caption=caption, key="land1")
         else:
+            lo, hi = float(df["loss"].min()), float(df["loss"].max())
+            scale = alt.Scale(type="log", scheme="viridis", domain=[lo, hi])  # one colour scale for every model
             cols = st.columns(len(frames))
+            if view == "contour":
+                segs = landscape_contours(df)
+                levels = sorted(segs["level"].unique()) if len(segs) else []
+                caption += (f" Contour lines by marching squares on the {steps}x{steps} grid at {len(levels)} losses "
+                            f"spaced evenly in log(loss) from {lo:.3g} to {hi:.3g}, the same for every model; the "
+                            "cross marks the trained weights (α = β = 0). The CSV holds the segments drawn; the "
+                            "heatmap view's CSV holds the grid itself.")
             for col, f in zip(cols, frames):
                 with col:
                     n = f["model"].iloc[0]
-                    ch = alt.Chart(f).mark_rect().encode(
-                        x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f")),
-                        y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
-                        color=alt.Color("loss:Q", scale=alt.Scale(type="log", scheme="viridis"), title="loss"),
-                        tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(title=n, height=300)
-                    ui.show_chart(ch, f, file_name=f"landscape_2d_{n.replace(':', '_')}.csv", caption=caption, key=f"land2_{n}")
+                    if view == "contour":
+                        sf = segs[segs["model"] == n]
+                        lines = alt.Chart(sf).mark_line(strokeWidth=1.5).encode(
+                            x=alt.X("alpha:Q", title="α", scale=alt.Scale(domain=[-radius, radius], nice=False)),
+                            y=alt.Y("beta:Q", title="β", scale=alt.Scale(domain=[-radius, radius], nice=False)),
+                            detail="segment:N", order="end:O",
+                            color=alt.Color("level:Q", scale=scale, title="loss"),
+                            tooltip=[alt.Tooltip("level:Q", title="loss", format=".3f")])
+                        centre = alt.Chart(pd.DataFrame({"alpha": [0.0], "beta": [0.0]})).mark_point(
+                            shape="cross", size=120, color="red", filled=True).encode(x="alpha:Q", y="beta:Q")
+                        ch = (lines + centre).properties(title=n, height=320)
+                        ui.show_chart(ch, sf, file_name=f"landscape_contours_{n.replace(':', '_')}.csv", caption=caption,
+                                      key=f"land2c_{n}")
+                    else:
+                        ch = alt.Chart(f).mark_rect().encode(
+                            x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f")),
+                            y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
+                            color=alt.Color("loss:Q", scale=scale, title="loss"),
+                            tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(title=n, height=300)
+                        ui.show_chart(ch, f, file_name=f"landscape_2d_{n.replace(':', '_')}.csv", caption=caption,
+                                      key=f"land2_{n}")

@@ -14,6 +14,7 @@ needs_data = pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found; set R
 def _data_env(monkeypatch):
     if HAVE_DATA:
         monkeypatch.setenv("RESLENS_DATA", str(DATA))
+    monkeypatch.setenv("RESLENS_RESULTS", "off")  # every test computes; tests of the store name a folder
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

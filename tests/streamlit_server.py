@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
+if str(ROOT) not in sys.path:  # run from benchmarks/ too
+    sys.path.insert(0, str(ROOT))
 from ui.nav import PAGES as _SPECS  # noqa: E402  (the app's one page list)
 
 PAGES = [p.url_path for p in _SPECS]
@@ -23,13 +25,14 @@ PAGES = [p.url_path for p in _SPECS]
 
 @contextlib.contextmanager
 def serve(env: dict | None = None, timeout_s: float = 60.0):
-    """Yield the URL of a healthy server on a free loopback port; stop it by its own PID afterwards."""
+    """Yield the URL of a healthy server on a free loopback port; stop it by its own PID afterwards. The
+    on-disk results are off unless ``env`` (or the environment) names a folder for them."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env=dict(os.environ, **(env or {})),
+                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env={"RESLENS_RESULTS": "off", **os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

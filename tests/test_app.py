@@ -197,6 +197,31 @@ def test_landscape_page_grid_slider():
 
 
 @needs_data
+def test_landscape_page_2d_contours_on_one_colour_scale():
+    at = app("5_Loss_landscape.py", samples=100)
+    at.radio(key="dims").set_value(2).run()
+    at.slider(key="steps").set_value(7).run()
+    assert not at.exception, at.exception
+    segs = charts(at)  # the contour view is the default: one chart per model, its data the segments drawn
+    assert len(segs) == 2 and all({"level", "segment", "alpha", "beta"} <= set(df.columns) for df in segs)
+    levels = [set(df["level"]) for df in segs]
+    assert all(len(lv) >= 3 for lv in levels)
+    scales = [c.spec for c in at.get("vega_lite_chart")]
+    assert len({s.count('"domain"') for s in scales}) == 1  # both charts carry an explicit domain...
+    import json
+    doms = [json.loads(sp)["layer"][0]["encoding"]["color"]["scale"]["domain"] for sp in scales]
+    assert doms[0] == doms[1]  # ...and it is the same one: one colour means one loss
+    at.radio(key="view2d").set_value("heatmap").run()
+    grid = charts(at)
+    assert all(len(df) == 49 for df in grid)
+    lo = min(df["loss"].min() for df in grid)
+    assert doms[0][0] == pytest.approx(lo)
+    # every contour level lies between the lowest and highest loss of the grid
+    hi = max(df["loss"].max() for df in grid)
+    assert all(lo < lv < hi for lvs in levels for lv in lvs)
+
+
+@needs_data
 def test_reports_page_builds_a_zip():
     import io
     import zipfile

@@ -150,6 +150,8 @@ def test_train_faster_and_gap():
                 {"model": "resnet56", "residual": True, "depth": 56, "train_error_pct": 0.1, "test_error_pct": 10.7}])
     fast = pd.concat([curves("plain56", [50, 40, 30, 25, 19]), curves("resnet56", [40, 19, 10, 5, 3])])
     assert C.rule_train_faster(fast, cd).verdict == C.HOLDS
+    never = C.rule_train_faster(pd.concat([curves("plain56", [50, 40, 30, 25, 21]), curves("resnet56", [40, 19, 10, 5, 3])]), cd)
+    assert never.verdict == C.HOLDS and "vs never (plain56)" in never.summary and ".0 (" not in never.summary
     slow = pd.concat([curves("plain56", [40, 19, 10, 5, 3]), curves("resnet56", [50, 40, 30, 25, 19])])
     assert C.rule_train_faster(slow, cd).verdict == C.FAILS
     v = C.rule_gap(cd)  # 10.6 points vs 8.4: the residual net's gap is the larger one
@@ -168,3 +170,22 @@ def test_every_claim_has_a_rule_a_page_and_sixteen_in_all():
     assert [c.id for c in C.CLAIMS] == list(range(1, 17))
     for c in C.CLAIMS:
         assert c.statement.endswith(".") and c.rule and c.page.startswith("pages/") and c.chart
+
+
+def test_the_readme_shows_the_shipped_claims_report_verbatim():
+    """docs/claims.md is what `to_markdown` makes of docs/claims.csv (the CLI's output on the shipped zoo), and
+    the README's claims section is that file, headings demoted: no verdict in the README is written by hand."""
+    from pathlib import Path
+
+    from analysis.claims import readme_block, to_markdown
+
+    root = Path(__file__).resolve().parent.parent
+    table = pd.read_csv(root / "docs" / "claims.csv")
+    md = (root / "docs" / "claims.md").read_text()
+    assert to_markdown(table) == md
+    readme = (root / "README.md").read_text()
+    start, end = "<!-- claims:start -->\n", "<!-- claims:end -->"
+    assert readme.count(start) == 1 and readme.count(end) == 1
+    block = readme[readme.index(start) + len(start):readme.index(end)]
+    assert block == readme_block(md)
+    assert len(table) == 16 and set(table["verdict"]) <= {"holds", "does not hold", "depends", "untested"}

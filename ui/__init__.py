@@ -11,7 +11,7 @@ from analysis.zoo import available  # noqa: F401
 from .nav import PAGES, PageSpec  # noqa: F401
 from .render import (JPEG_NOTE, Progress, color, depth_chart, heat_png, image_png, model_color,  # noqa: F401
                      show_chart, with_bar, zip_tables)
-from .results import (Prefetcher, _batch, _prefix, batch, cached_error, prefetch, prefetch_key,  # noqa: F401
+from .results import (Prefetcher, _batch, _prefix, batch, cached_error, prefetch, prefetch_depth, prefetch_key,  # noqa: F401
                       prefetcher, results, zoo_table)
 from .session import (Settings, _zoo_model, all_model_names, arch_name, data_found, friendly,  # noqa: F401
                       get_model, is_residual, link, need_data, need_models, page, register_upload, sidebar, uploads,

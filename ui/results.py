@@ -21,6 +21,7 @@ from analysis import data as D
 from analysis.common import Batch, eval_sample, random_sample
 from analysis.deletion import PrefixCache
 from analysis.registry import Context, get, run_one
+from analysis.results_store import ResultStore, weights_sha256
 from analysis.train import evaluate_error
 from analysis.zoo import arch_of, available, load_card
 
@@ -73,26 +74,48 @@ def _context(analysis: str, name: str, samples: int, seed: int, device: str, roo
                    batch=None if foreground else b)
 
 
+def store() -> ResultStore:
+    """The on-disk results (``$RESLENS_RESULTS``, read on each call): a restarted server shows what an
+    earlier one computed."""
+    return ResultStore()
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _model_result(analysis: str, name: str, samples: int, seed: int, device: str, root: str, key: tuple,
-                  _params: dict) -> dict[str, pd.DataFrame]:
+def _model_result(analysis: str, name: str, weights: str, samples: int, seed: int, device: str, root: str,
+                  key: tuple, _params: dict) -> dict[str, pd.DataFrame]:
+    inputs = {"model": name, "weights": weights, "samples": samples, "seed": seed, "device": device, "root": root,
+              "params": key}
     got = prefetcher().take((analysis, name, samples, seed, device, root, key))
-    if got is not None:
-        return got
-    a = get(analysis)
-    ctx = _context(analysis, name, samples, seed=seed, device=device, root=root, params=_params)
+    if got is None:
+        got = store().get(analysis, inputs)
+        if got is not None:
+            return got
+        a = get(analysis)
+        ctx = _context(analysis, name, samples, seed=seed, device=device, root=root, params=_params)
 
-    def go(progress):
-        ctx.progress = progress
-        return run_one(a, ctx)
+        def go(progress):
+            ctx.progress = progress
+            return run_one(a, ctx)
 
-    return with_bar(f"{a.title}: {name}…", go)
+        got = with_bar(f"{a.title}: {name}…", go)
+    store().put(analysis, inputs, got)
+    return got
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _zoo_result(analysis: str, names: tuple[str, ...], key: tuple, _params: dict) -> dict[str, pd.DataFrame]:
-    a = get(analysis)
-    return run_one(a, Context(name="all", names=names, params=_params))
+def _zoo_result(analysis: str, names: tuple[str, ...], weights: tuple[str, ...], key: tuple,
+                _params: dict) -> dict[str, pd.DataFrame]:
+    inputs = {"models": dict(zip(names, weights)), "params": key}
+    got = store().get(analysis, inputs)
+    if got is None:
+        got = run_one(get(analysis), Context(name="all", names=names, params=_params))
+        store().put(analysis, inputs, got)
+    return got
+
+
+def weights(name: str, device: str) -> str:
+    """sha256 of a model's weights (the zoo's or an upload's): part of every result's key."""
+    return weights_sha256(get_model(name, device))
 
 
 def results(analysis: str, names, s: Settings, **params) -> dict[str, pd.DataFrame]:
@@ -101,13 +124,17 @@ def results(analysis: str, names, s: Settings, **params) -> dict[str, pd.DataFra
     a = get(analysis)
     p = a.params(**params)
     if a.scope == "zoo":
-        out = friendly(_zoo_result, analysis, tuple(names), _key(p), _params=p) or {}
+        w = tuple(friendly(weights, n, s.device) or "" for n in names)
+        out = friendly(_zoo_result, analysis, tuple(names), w, _key(p), _params=p) or {}
     else:
         parts: dict[str, list[pd.DataFrame]] = {}
         for n in names:
             if a.residual_only and not is_residual(n):
                 continue
-            r = friendly(_model_result, analysis, n, s.samples, s.seed, s.device, s.root, _key(p), _params=p)
+            w = friendly(weights, n, s.device)
+            if w is None:
+                continue
+            r = friendly(_model_result, analysis, n, w, s.samples, s.seed, s.device, s.root, _key(p), _params=p)
             for k, df in (r or {}).items():
                 parts.setdefault(k, []).append(df)
         out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
@@ -163,6 +190,14 @@ def prefetcher() -> Prefetcher:
     return Prefetcher()
 
 
+def prefetch_depth() -> int:
+    """How many steps ahead a slider prefetches: ``RESLENS_PREFETCH`` (0 = off; default 2)."""
+    try:
+        return max(0, int(os.environ.get("RESLENS_PREFETCH", "2")))
+    except ValueError:
+        return 2
+
+
 def prefetch_key(analysis: str, name: str, s: Settings, **params) -> tuple:
     return (analysis, name, s.samples, s.seed, s.device, s.root, _key(get(analysis).params(**params)))
 
@@ -170,8 +205,8 @@ def prefetch_key(analysis: str, name: str, s: Settings, **params) -> tuple:
 def prefetch(analysis: str, name: str, s: Settings, **params) -> bool:
     """Start computing ``results(analysis, [name], s, **params)`` in the background (e.g. the slider's
     likely next step); the foreground call collects it. ``RESLENS_PREFETCH=0`` turns this off
-    (benchmarks/slider_prefetch.py compares the two)."""
-    if os.environ.get("RESLENS_PREFETCH", "1") == "0":
+    (benchmarks/slider_prefetch.py compares the settings)."""
+    if prefetch_depth() == 0:
         return False
     a = get(analysis)
     p = a.params(**params)

@@ -1,0 +1,90 @@
+"""Results survive a restart: stored on disk keyed by the weights, the library and every input; a damaged or
+foreign entry is never served."""
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from analysis.common import random_sample
+from analysis.registry import Context, get, run_one
+from analysis.results_store import ResultStore, weights_sha256
+from conftest import ROOT, needs_data, tiny
+
+
+def _tables(m):
+    a = get("responses")
+    return run_one(a, Context(name="t", model=m, arch="resnet14", batch=random_sample(8, 0, torch.device("cpu")),
+                              samples=8, params=a.params(**a.quick)))
+
+
+def test_round_trip_and_what_changes_the_key(tmp_path):
+    m = tiny(depth=14)
+    tables = _tables(m)
+    store = ResultStore(tmp_path)
+    inputs = {"model": "t", "weights": weights_sha256(m), "samples": 8, "seed": 0, "params": (("images", 8),)}
+    assert store.get("responses", inputs) is None
+    assert store.put("responses", inputs, tables)
+    got = store.get("responses", inputs)
+    assert got.keys() == tables.keys()
+    for k in tables:
+        pd.testing.assert_frame_equal(got[k], tables[k], check_dtype=False)
+    # other weights (one number changed), another seed or another analysis: not found
+    m2 = tiny(depth=14)
+    with torch.no_grad():
+        next(m2.parameters()).view(-1)[0] += 1e-3
+    assert weights_sha256(m2) != weights_sha256(m) and weights_sha256(tiny(depth=14)) == weights_sha256(m)
+    assert store.get("responses", {**inputs, "weights": weights_sha256(m2)}) is None
+    assert store.get("responses", {**inputs, "seed": 1}) is None
+    assert store.get("gradients", inputs) is None
+
+
+def test_a_damaged_entry_is_computed_again_and_off_means_off(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    inputs = {"model": "t", "weights": "x"}
+    store.put("responses", inputs, {"responses": pd.DataFrame({"a": [1.0, 2.0]})})
+    (f,) = tmp_path.glob("responses/*/responses.parquet")
+    f.write_bytes(f.read_bytes()[:40])
+    assert store.get("responses", inputs) is None
+    monkeypatch.setenv("RESLENS_RESULTS", "off")
+    off = ResultStore()
+    assert not off.enabled and not off.put("responses", inputs, {}) and off.get("responses", inputs) is None
+    # a folder that cannot be written is no error: nothing is stored
+    ro = tmp_path / "file"
+    ro.write_text("not a folder")
+    assert not ResultStore(ro).put("responses", inputs, {"responses": pd.DataFrame({"a": [1]})})
+
+
+@needs_data
+def test_a_restarted_app_shows_the_stored_results_without_computing(tmp_path, monkeypatch):
+    import streamlit as st
+
+    from analysis import registry
+
+    monkeypatch.setenv("RESLENS_RESULTS", str(tmp_path))
+
+    def page():
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.session_state["models"] = ["plain20", "resnet20"]
+        at.session_state["samples"] = 100
+        at.run()
+        at.switch_page("pages/1_Responses.py").run()
+        assert not at.exception, at.exception
+        return [c.proto.datasets[0].data.data for c in at.get("vega_lite_chart")]
+
+    st.cache_data.clear()  # a fresh server: nothing computed yet (earlier tests share this process's caches)
+    st.cache_resource.clear()
+    first = page()
+    assert len(list(tmp_path.glob("responses/*/tables.json"))) == 2  # one entry per model
+    st.cache_data.clear()  # a restart: Streamlit's caches are empty...
+    st.cache_resource.clear()
+
+    def boom(ctx):
+        raise AssertionError("computed again")
+
+    a = registry.get("responses")
+    monkeypatch.setitem(registry._REGISTRY, "responses", dataclasses.replace(a, run=boom))
+    assert page() == first  # ...and the page draws exactly the stored numbers
+    st.cache_data.clear()
