@@ -26,7 +26,7 @@ from analysis.train import evaluate_error
 from analysis.zoo import arch_of, available, load_card
 
 from .render import with_bar
-from .session import Settings, arch_name, friendly, get_model, is_residual
+from .session import Settings, arch_name, friendly, get_model, is_residual, uploads
 
 
 # ---------------------------------------------------------------------------- samples
@@ -118,13 +118,23 @@ def weights(name: str, device: str) -> str:
     return weights_sha256(get_model(name, device))
 
 
+def weights_id(name: str, device: str) -> str:
+    """The same identity without loading the model where a file already names it: an upload's bytes, or a
+    zoo or imported model's safetensors file (its sha256 is in the card and checked whenever it is loaded).
+    Zoo-scope analyses (e.g. the training curves of the Home page) then need no model in memory."""
+    if name in uploads():
+        return "upload:" + uploads()[name]["sha"]
+    sha = load_card(name).get("sha256") if name in available() else None
+    return "file:" + sha if sha else weights(name, device)
+
+
 def results(analysis: str, names, s: Settings, **params) -> dict[str, pd.DataFrame]:
     """Every table of ``analysis`` for ``names`` (concatenated over models, plus its cross-model tables).
     A model whose run fails shows one sentence and is left out; plain nets skip residual-only analyses."""
     a = get(analysis)
     p = a.params(**params)
     if a.scope == "zoo":
-        w = tuple(friendly(weights, n, s.device) or "" for n in names)
+        w = tuple(friendly(weights_id, n, s.device) or "" for n in names)
         out = friendly(_zoo_result, analysis, tuple(names), w, _key(p), _params=p) or {}
     else:
         parts: dict[str, list[pd.DataFrame]] = {}
