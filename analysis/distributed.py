@@ -72,9 +72,16 @@ def init(device: str | None = None) -> World:
     if use_cuda:
         torch.cuda.set_device(world.device(device))
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(seconds=TIMEOUT_S))
+        dist.init_process_group(backend_for(use_cuda), timeout=timedelta(seconds=TIMEOUT_S))
     _WORLD = world
     return world
+
+
+def backend_for(use_cuda: bool) -> str:
+    """NCCL when every local rank has a GPU of its own; gloo on CPUs, and where ranks share a GPU (NCCL
+    refuses two ranks on one device)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return "nccl" if use_cuda and torch.cuda.device_count() >= local else "gloo"
 
 
 def world() -> World:

@@ -126,3 +126,11 @@ def test_data_parallel_hessian_vector_products_give_the_single_process_curvature
         assert a[col].to_numpy() == pytest.approx(b[col].to_numpy(), rel=1e-4, abs=1e-6 * scale)
     h = pd.read_csv(tmp_path / "two" / "hessian.csv")
     assert (h[h.quantity == "eigenvalue"]["value"] > 0).all() and set(h["scope"]) >= {"all", "stage1", "stage3"}
+
+
+def test_backend_is_nccl_only_with_a_gpu_per_local_rank(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert dd.backend_for(True) == "gloo" and dd.backend_for(False) == "gloo"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert dd.backend_for(True) == "nccl"
