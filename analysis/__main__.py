@@ -107,26 +107,16 @@ def _cmd_claims(a: argparse.Namespace) -> int:
     import json
     import time
 
-    from tqdm import tqdm
-
     from .claims import judge_all, measure_from_report, to_markdown
+    from .common import terminal_bar
     from .report import _versions
 
     names = [n.strip() for n in a.models.split(",") if n.strip()]
     t0 = time.time()
     m = measure_from_report(names, samples=a.samples, seed=a.seed, data=a.data, device=a.device,
                             heavy=not a.no_heavy, quick=a.quick)
-    bar = tqdm(total=1000, desc="claims", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
-
-    def prog(frac: float, msg: str) -> None:
-        bar.n = int(1000 * min(1.0, frac))
-        bar.set_postfix_str(msg[:60])
-        bar.refresh()
-
-    try:
+    with terminal_bar("claims") as prog:
         table, evidence = judge_all(m, progress=prog)
-    finally:
-        bar.close()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "claims.csv", index=False)
@@ -208,7 +198,7 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
     import pandas as pd
 
     from . import distributed as dd
-    from .common import eval_sample
+    from .common import eval_sample, terminal_bar
     from .hessian import hessian_analysis
     from .registry import get
     from .zoo import load_pretrained
@@ -222,11 +212,11 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
     batch = eval_sample(p["images"], a.seed, dev, a.data)
     tables, dens = [], []
     for n in names:
-        log = (lambda f, msg: print(f"\r{msg} {100 * f:5.1f} %", end="", flush=True)) if w.main else None
-        df, de, _ = hessian_analysis(load_pretrained(n, device=dev), batch, n, top_k=p["top_k"], max_iter=p["max_iter"],
-                                     tol=p["tol"], trace_iter=p["trace_iter"], density_runs=p["density_runs"],
-                                     lanczos_steps=p["lanczos_steps"], method=p["method"], seed=a.seed, progress=log,
-                                     data_parallel=True)
+        with terminal_bar(f"curvature of {n}", enabled=w.main) as prog:
+            df, de, _ = hessian_analysis(load_pretrained(n, device=dev), batch, n, top_k=p["top_k"],
+                                         max_iter=p["max_iter"], tol=p["tol"], trace_iter=p["trace_iter"],
+                                         density_runs=p["density_runs"], lanczos_steps=p["lanczos_steps"],
+                                         method=p["method"], seed=a.seed, progress=prog, data_parallel=True)
         tables.append(df)
         dens.append(de)
     if w.main:
@@ -234,7 +224,7 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         pd.concat(tables, ignore_index=True).to_csv(out / "hessian.csv", index=False)
         pd.concat(dens, ignore_index=True).to_csv(out / "hessian_density.csv", index=False)
-        print(f"\n{len(names)} model(s), {p['images']} images, each Hessian-vector product split across {w.size} "
+        print(f"{len(names)} model(s), {p['images']} images, each Hessian-vector product split across {w.size} "
               f"process(es), {time.time() - t0:.1f} s -> {out / 'hessian.csv'}, {out / 'hessian_density.csv'}")
     return 0
 

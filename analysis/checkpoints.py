@@ -63,6 +63,12 @@ class Layout:
 
 _BLOCK = r"(conv1|bn1|conv2|bn2|bn0)"
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
+# The stem and the blocks as torch-style CIFAR ResNet code names them (conv1, bn1, layer{1,2,3}.{i}.*).
+_LAYER_RULES = (
+    (r"conv1\.weight", r"stem.conv.weight"),
+    (rf"bn1\.{_BN}", r"stem.bn.\1"),
+    (rf"layer([123])\.(\d+)\.(conv1|bn1|conv2|bn2)\.(.+)", r"stage\1.block\2.\3.\4"),
+)
 LAYOUTS: tuple[Layout, ...] = (
     Layout("reslens", "ResLens's own names: stem.conv, stem.bn, stage{1,2,3}.block{i}.conv1/bn1/conv2/bn2, fc",
            "cifar10", (
@@ -73,18 +79,12 @@ LAYOUTS: tuple[Layout, ...] = (
                (r"fc\.(weight|bias)", r"fc.\1"),
            )),
     Layout("akamaster", "akamaster/pytorch_resnet_cifar10: conv1, bn1, layer{1,2,3}.{i}.conv1/bn1/conv2/bn2, "
-                        "shortcut.0/1 (option B), linear", "imagenet", (
-               (r"conv1\.weight", r"stem.conv.weight"),
-               (rf"bn1\.{_BN}", r"stem.bn.\1"),
-               (rf"layer([123])\.(\d+)\.(conv1|bn1|conv2|bn2)\.(.+)", r"stage\1.block\2.\3.\4"),
+                        "shortcut.0/1 (option B), linear", "imagenet", _LAYER_RULES + (
                (r"layer([123])\.(\d+)\.shortcut\.([01])\.(.+)", r"stage\1.block\2.projection.\3.\4"),
                (r"linear\.(weight|bias)", r"fc.\1"),
            )),
     Layout("torchvision-cifar", "torchvision-style CIFAR ResNets: conv1, bn1, layer{1,2,3}.{i}.conv1/bn1/conv2/bn2, "
-                                "downsample.0/1 or shortcut.0/1 (option B), fc", "cifar10", (
-               (r"conv1\.weight", r"stem.conv.weight"),
-               (rf"bn1\.{_BN}", r"stem.bn.\1"),
-               (rf"layer([123])\.(\d+)\.(conv1|bn1|conv2|bn2)\.(.+)", r"stage\1.block\2.\3.\4"),
+                                "downsample.0/1 or shortcut.0/1 (option B), fc", "cifar10", _LAYER_RULES + (
                (r"layer([123])\.(\d+)\.(?:downsample|shortcut)\.([01])\.(.+)", r"stage\1.block\2.projection.\3.\4"),
                (r"fc\.(weight|bias)", r"fc.\1"),
            )),

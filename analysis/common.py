@@ -144,3 +144,25 @@ def state_fingerprint(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def same_state(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> bool:
     cur = model.state_dict()
     return cur.keys() == saved.keys() and all(torch.equal(cur[k], saved[k]) for k in saved)
+
+
+@contextlib.contextmanager
+def terminal_bar(desc: str, enabled: bool = True):
+    """A tqdm bar on the terminal fed by the analyses' (fraction, message) callbacks; yields the callback
+    (``None`` when disabled, e.g. on every torchrun rank but 0)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=desc, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+
+    def prog(frac: float, msg: str) -> None:
+        bar.n = int(1000 * min(1.0, frac))
+        bar.set_postfix_str(msg[:60])
+        bar.refresh()
+
+    try:
+        yield prog
+    finally:
+        bar.close()

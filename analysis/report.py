@@ -18,9 +18,9 @@ import torch
 
 from . import data as D
 from . import distributed as dd
-from .common import Progress
+from .common import Progress, terminal_bar
 from .registry import Analysis, Context, check_tables, run_one, select
-from .zoo import default_device, load_pretrained
+from .zoo import load_pretrained
 
 
 def _versions() -> dict[str, str]:
@@ -61,13 +61,13 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
     unknown = set(params) - {a.name for a in analyses}
     if unknown:
         raise ValueError(f"parameters given for analyses that do not run: {', '.join(sorted(unknown))}")
-    dev = dd.world().device(device) if dd.world().distributed else (torch.device(device) if device else default_device())
+    w = dd.world()
+    dev = w.device(device)  # the requested device, else this rank's GPU, else the CPU
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
     steps = plan(analyses, names, loaded)
     settings = {a.name: a.params(**{**(a.quick if quick else {}), **params.get(a.name, {})}) for a in analyses}
     tick = progress or (lambda frac, msg: None)
     contexts: dict[str, Context] = {}  # one per model: its samples and prefix cache are shared by its analyses
-    w = dd.world()
 
     def work(si: int, step: tuple[Analysis, str]) -> tuple[dict[str, pd.DataFrame], float, str | None]:
         a, n = step
@@ -147,21 +147,10 @@ def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> 
 
 def run_report(names: list[str], samples: int, out: Path, data=None, device=None, seed: int = 0,
                only=None, params: Mapping[str, Mapping] | None = None) -> list[Path]:
-    from tqdm import tqdm
-
     t0 = time.time()
-    bar = tqdm(total=1000, desc="report", unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
-
-    def prog(frac: float, msg: str) -> None:
-        bar.n = int(1000 * min(1.0, frac))
-        bar.set_postfix_str(msg[:60])
-        bar.refresh()
-
-    try:
+    with terminal_bar("report", enabled=dd.world().main) as prog:
         tables, manifest = compute(names, samples=samples, seed=seed, data=data, device=device, only=only,
                                    params=params, progress=prog)
-    finally:
-        bar.close()
     if not dd.world().main:
         return []
     manifest["total_wall_time_s"] = round(time.time() - t0, 1)

@@ -79,9 +79,7 @@ class ResultStore:
         try:
             names = json.loads((d / "tables.json").read_text())
             return {n: pd.read_parquet(d / f"{n}.parquet") for n in names}
-        except (OSError, ValueError, KeyError, TypeError):  # missing, or unreadable: compute again
-            return None
-        except Exception:  # noqa: BLE001 - a damaged Parquet file raises pyarrow's own errors
+        except Exception:  # noqa: BLE001 - missing, or damaged (pyarrow raises its own errors): compute again
             return None
 
     def put(self, analysis: str, inputs: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> bool:

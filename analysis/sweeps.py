@@ -76,9 +76,9 @@ def landscape_sweep(names: Sequence[str], steps: int, radius: float = 1.0, dims:
 
     def work(i: int, item) -> list[dict]:
         name, chunk = item
-        d1, d2 = lazy.directions(name, dims)
-        res = grid_losses(lazy.model(name), lazy.batch(), chunk, d1, d2, bf16=bf16, points_per_pass=points_per_pass)
         m = lazy.model(name)
+        d1, d2 = lazy.directions(name, dims)
+        res = grid_losses(m, lazy.batch(), chunk, d1, d2, bf16=bf16, points_per_pass=points_per_pass)
         return [{"model": name, "residual": m.residual, "dims": dims, "alpha": a, "beta": b, "loss": loss,
                  "error_pct": err, "images": samples, "seed": seed, "direction": "random",
                  "normalization": m.normalization} for (a, b), (loss, err) in zip(chunk, res)]

@@ -32,7 +32,8 @@ if names and ui.need_data():
                     radius=radius, direction=direction, hessian_images=min(100, n_img)).get("landscape")
     if df is not None:
         frames = [g for _, g in df.groupby("model", sort=False)]
-        caption = (f"Mean cross-entropy on {n_img} test images at θ + α·d₁ + β·d₂; d drawn with seed {s.seed}, each "
+        at = "θ + α·d₁" if dims == 1 else "θ + α·d₁ + β·d₂"
+        caption = (f"Mean cross-entropy on {n_img} test images at {at}; d drawn with seed {s.seed}, each "
                    "filter rescaled to the norm of the trained filter, BN and bias entries zero. Eval-mode BN, bfloat16 "
                    "autocast; the model itself is never changed (torch.func.functional_call).")
         if direction == "hessian":
@@ -49,35 +50,40 @@ if names and ui.need_data():
         else:
             lo, hi = float(df["loss"].min()), float(df["loss"].max())
             scale = alt.Scale(type="log", scheme="viridis", domain=[lo, hi])  # one colour scale for every model
-            cols = st.columns(len(frames))
+            legend = alt.Legend(orient="bottom", direction="horizontal", gradientLength=260, format=".3g")
             if view == "contour":
                 segs = landscape_contours(df)
                 levels = sorted(segs["level"].unique()) if len(segs) else []
                 caption += (f" Contour lines by marching squares on the {steps}x{steps} grid at {len(levels)} losses "
                             f"spaced evenly in log(loss) from {lo:.3g} to {hi:.3g}, the same for every model; the "
-                            "cross marks the trained weights (α = β = 0). The CSV holds the segments drawn; the "
-                            "heatmap view's CSV holds the grid itself.")
-            for col, f in zip(cols, frames):
-                with col:
-                    n = f["model"].iloc[0]
-                    if view == "contour":
-                        sf = segs[segs["model"] == n]
-                        lines = alt.Chart(sf).mark_line(strokeWidth=1.5).encode(
-                            x=alt.X("alpha:Q", title="α", scale=alt.Scale(domain=[-radius, radius], nice=False)),
-                            y=alt.Y("beta:Q", title="β", scale=alt.Scale(domain=[-radius, radius], nice=False)),
-                            detail="segment:N", order="end:O",
-                            color=alt.Color("level:Q", scale=scale, title="loss"),
-                            tooltip=[alt.Tooltip("level:Q", title="loss", format=".3f")])
-                        centre = alt.Chart(pd.DataFrame({"alpha": [0.0], "beta": [0.0]})).mark_point(
-                            shape="cross", size=120, color="red", filled=True).encode(x="alpha:Q", y="beta:Q")
-                        ch = (lines + centre).properties(title=n, height=320)
-                        ui.show_chart(ch, sf, file_name=f"landscape_contours_{n.replace(':', '_')}.csv", caption=caption,
-                                      key=f"land2c_{n}")
-                    else:
-                        ch = alt.Chart(f).mark_rect().encode(
-                            x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f")),
-                            y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
-                            color=alt.Color("loss:Q", scale=scale, title="loss"),
-                            tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(title=n, height=300)
-                        ui.show_chart(ch, f, file_name=f"landscape_2d_{n.replace(':', '_')}.csv", caption=caption,
-                                      key=f"land2_{n}")
+                            "cross marks the trained weights (α = β = 0). Each CSV holds the segments drawn; the "
+                            "heatmap view's CSVs hold the grid itself.")
+            st.caption(caption)
+            per_row = 2  # wide enough for a square-ish plot and its axis labels
+            for i in range(0, len(frames), per_row):
+                for col, f in zip(st.columns(per_row), frames[i:i + per_row]):
+                    with col:
+                        n = f["model"].iloc[0]
+                        if view == "contour":
+                            sf = segs[segs["model"] == n]
+                            axis = alt.Scale(domain=[-radius, radius], nice=False)
+                            lines = alt.Chart(sf).mark_line(strokeWidth=1.5).encode(
+                                x=alt.X("alpha:Q", title="α", scale=axis), y=alt.Y("beta:Q", title="β", scale=axis),
+                                detail="segment:N", order="end:O",
+                                color=alt.Color("level:Q", scale=scale, title="loss", legend=legend),
+                                tooltip=[alt.Tooltip("level:Q", title="loss", format=".3f")])
+                            centre = alt.Chart(pd.DataFrame({"alpha": [0.0], "beta": [0.0]})).mark_point(
+                                shape="cross", size=120, color="red", filled=True).encode(x="alpha:Q", y="beta:Q")
+                            ch = (lines + centre).properties(title=n, height=400)
+                            ui.show_chart(ch, sf, file_name=f"landscape_contours_{n.replace(':', '_')}.csv",
+                                          caption=f"{n}: {len(sf['segment'].unique()) if len(sf) else 0} contour "
+                                          "segments.", key=f"land2c_{n}")
+                        else:
+                            ch = alt.Chart(f).mark_rect().encode(
+                                x=alt.X("alpha:O", title="α", axis=alt.Axis(format=".2f")),
+                                y=alt.Y("beta:O", title="β", sort="descending", axis=alt.Axis(format=".2f")),
+                                color=alt.Color("loss:Q", scale=scale, title="loss", legend=legend),
+                                tooltip=["alpha", "beta", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]
+                            ).properties(title=n, height=400)
+                            ui.show_chart(ch, f, file_name=f"landscape_2d_{n.replace(':', '_')}.csv",
+                                          caption=f"{n}: {len(f)} grid points.", key=f"land2_{n}")
