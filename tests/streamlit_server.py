@@ -16,11 +16,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 IDLE = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
-if str(ROOT) not in sys.path:  # run from benchmarks/ too
-    sys.path.insert(0, str(ROOT))
-from ui.nav import PAGES as _SPECS  # noqa: E402  (the app's one page list)
 
-PAGES = [p.url_path for p in _SPECS]
+
+def _page_specs():
+    """The app's one page list (ui/nav.py), read by its path: importing the ``ui`` package would import
+    Streamlit's caches, PyTorch and every analysis into the harness too."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_reslens_nav", ROOT / "ui" / "nav.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(mod)
+    return mod.PAGES
+
+
+PAGE_SPECS = _page_specs()
+PAGES = [p.url_path for p in PAGE_SPECS]
 
 
 @contextlib.contextmanager

@@ -395,3 +395,30 @@ def test_upload_refusals_and_metadata_in_the_app():
     at.file_uploader(key="upload_ckpt").set_value(("x.pt", pickle.dumps(print), "application/octet-stream")).run()
     assert not at.exception and "never unpickles" in at.error[0].value
     assert any(n.startswith("upload:r-") for n in at.multiselect(key="models").options)  # the good one is still there
+
+
+def test_the_server_imports_the_library_before_its_first_visitor():
+    """`streamlit run app.py` finds the st.App in app.py, whose start-up imports PyTorch and every analysis;
+    a session still runs app.py as __main__ (the navigation, as AppTest does above)."""
+    import subprocess
+    import sys
+
+    from streamlit.web.server.app_discovery import discover_asgi_app
+
+    found = discover_asgi_app(ROOT / "app.py")
+    assert found.is_asgi_app and found.app_name == "app"
+    probe = (
+        "import asyncio, sys\n"
+        "import app\n"
+        "import streamlit as st\n"
+        "assert isinstance(app.app, st.App)\n"
+        "before = {m for m in ('torch', 'captum', 'analysis.attributions', 'analysis.hessian') if m in sys.modules}\n"
+        "async def start():\n"
+        "    async with app._start(app.app):\n"
+        "        pass\n"
+        "asyncio.run(start())\n"
+        "after = {m for m in ('torch', 'captum', 'analysis.attributions', 'analysis.hessian') if m in sys.modules}\n"
+        "print(sorted(before), sorted(after))\n")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "[] ['analysis.attributions', 'analysis.hessian', 'captum', 'torch']"

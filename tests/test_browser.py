@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, HAVE_DATA
-from streamlit_server import CHROMIUM_ARGS, IDLE, PAGES, ROOT, serve
-from ui.nav import PAGES as PAGE_SPECS
+from streamlit_server import CHROMIUM_ARGS, IDLE, PAGE_SPECS, PAGES, ROOT, serve
 
 ART = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -60,6 +59,26 @@ def _slider_value(page) -> str:
     return _k(page).get_by_test_id("stSliderThumbValue").inner_text()
 
 
+def _nav_labels(page) -> list[str]:
+    links = page.get_by_test_id("stSidebarNavLink")
+    links.first.wait_for()
+    return [t.strip().split("\n")[-1] for t in links.all_inner_texts()]  # the icon, then the title
+
+
+def test_a_fresh_server_opened_at_a_page_url_lists_the_app_pages(browser):
+    """The first visitor of a new server who comes by a page's link (a bookmark of /Claims) gets that page and
+    the app's own page list, not Streamlit's legacy list of the files in pages/ ("app", "home", ...)."""
+    with serve({"RESLENS_DATA": str(DATA), "OMP_NUM_THREADS": "2"}) as url:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+        page = _open(ctx, f"{url}/Claims")
+        page.wait_for_selector(IDLE)
+        assert _nav_labels(page) == [p.title for p in PAGE_SPECS]
+        assert page.url.endswith("/Claims")
+        assert page.locator("h1").first.inner_text().startswith("Claims")
+        assert page.get_by_test_id("stException").count() == 0
+        ctx.close()
+
+
 @pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
 def test_every_page_and_the_deletion_slider(server, browser):
     from playwright.sync_api import expect
@@ -68,9 +87,7 @@ def test_every_page_and_the_deletion_slider(server, browser):
     ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
     page = _open(ctx, server)
     # the navigation is the app's one page list, titled by hand: "Home" first, no file-name label ("app")
-    links = page.get_by_test_id("stSidebarNavLink")
-    expect(links.first).to_be_visible()
-    labels = [t.strip().split("\n")[-1] for t in links.all_inner_texts()]  # the icon, then the title
+    labels = _nav_labels(page)
     assert labels == [p.title for p in PAGE_SPECS], labels
     for name in PAGES:
         page.goto(f"{server}/{name}")
