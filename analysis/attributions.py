@@ -18,10 +18,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from captum.attr import (DeepLift, GradientShap, IntegratedGradients, LayerAttribution, LayerConductance,
-                         LayerGradCam, Occlusion, Saliency)
-from captum.metrics import infidelity
-
 from . import data as D
 from .common import Progress, model_device, private_copy, retry_halving
 from .models import CifarResNet
@@ -74,6 +70,10 @@ def pixel_map(df: pd.DataFrame, **where) -> np.ndarray:
 
 def _attribute(method: str, m: CifarResNet, x: torch.Tensor, target: int, seed: int, ig_steps: int,
                internal_batch_size: int | None):
+    # Captum is imported where it is used: it pulls in matplotlib and IPython (about 1 s), which every
+    # `python -m analysis` command would otherwise pay through the registry.
+    from captum.attr import DeepLift, GradientShap, IntegratedGradients, Occlusion, Saliency
+
     base = torch.zeros_like(x)
     if method == "Saliency":
         return Saliency(m).attribute(x, target=target, abs=False), None
@@ -118,6 +118,8 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
             res.convergence_delta = delta
         infid = float("nan")
         if with_infidelity:
+            from captum.metrics import infidelity
+
             g = torch.Generator(device="cpu").manual_seed(seed)
 
             def perturb(inp, g=g):
@@ -135,6 +137,8 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
         if progress:
             progress((j + 1) / steps, f"{meth} on {model_name}")
     if gradcam:
+        from captum.attr import LayerAttribution, LayerGradCam
+
         for s in (1, 2, 3):
             stage = m.get_submodule(f"stage{s}")
             layer = stage[len(stage) - 1]
@@ -157,6 +161,8 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
     only route, so it carries all of it; in a residual net the rest goes along the skip path.
     ``conductance_output``: summed over the block's output, a cut through the net, so it stays close to
     ``logit_change`` (Captum's completeness) in both kinds of net; ``branch_share`` = conductance / logit_change."""
+    from captum.attr import LayerConductance
+
     m = private_copy(model)
     dev = model_device(m)
     x = x.to(dev).float()
