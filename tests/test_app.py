@@ -398,8 +398,9 @@ def test_upload_refusals_and_metadata_in_the_app():
 
 
 def test_the_server_imports_the_library_before_its_first_visitor():
-    """`streamlit run app.py` finds the st.App in app.py, whose start-up imports PyTorch and every analysis;
-    a session still runs app.py as __main__ (the navigation, as AppTest does above)."""
+    """`streamlit run app.py` finds the st.App in app.py, whose start-up imports PyTorch and every analysis and
+    turns Streamlit's pages/ folder mode off; a session still runs app.py as __main__ (the navigation, as
+    AppTest does above). The browser test opens a fresh server at a page's URL."""
     import subprocess
     import sys
 
@@ -418,7 +419,11 @@ def test_the_server_imports_the_library_before_its_first_visitor():
         "        pass\n"
         "asyncio.run(start())\n"
         "after = {m for m in ('torch', 'captum', 'analysis.attributions', 'analysis.hessian') if m in sys.modules}\n"
-        "print(sorted(before), sorted(after))\n")
+        "from streamlit.runtime.pages_manager import PagesManager\n"
+        "print(sorted(before), sorted(after))\n"
+        "print(PagesManager.uses_pages_directory)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split("\n")[0] == "[] ['analysis.attributions', 'analysis.hessian', 'captum', 'torch']"
+    imports, pages_folder_mode = out.stdout.split("\n")[:2]
+    assert imports == "[] ['analysis.attributions', 'analysis.hessian', 'captum', 'torch']"
+    assert pages_folder_mode == "False"  # the app's st.navigation list from the first session on, not pages/

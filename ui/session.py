@@ -185,20 +185,7 @@ def sidebar() -> Settings:
 
 def page(title: str, icon: str = "🔬") -> Settings:
     """The sidebar's settings, drawn on this page (app.py sets the page config and the navigation)."""
-    _leave_legacy_pages_mode()
     return sidebar()
-
-
-def _leave_legacy_pages_mode() -> None:
-    """The first session of a fresh server that opens at a page's URL (say /Curvature) is run by Streamlit in its
-    legacy ``pages/`` folder mode: app.py, whose ``st.navigation`` turns that mode off, is not run, and the
-    sidebar lists the files of ``pages/``. Turn the mode off here, as ``st.navigation`` would, and rerun: the
-    same URL then goes through app.py and its page list. Once per server; later sessions never get here."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def data_found() -> bool:

@@ -1,16 +1,30 @@
-"""What a fresh server does once, before its first visitor: the imports that every page needs.
+"""What a fresh server does once, before its first visitor (``app.py`` calls :func:`warm_up` from the
+server's start-up).
 
-Importing this module imports the ``ui`` package, hence PyTorch, pandas, Altair and pyarrow (about 2 s on
-this project's 2-core CPU); :func:`warm_up` adds every analysis module (through the registry), Captum (which
-the library imports only where it attributes: with its matplotlib, about 1 s) and Streamlit's emoji table
-(read by ``st.set_page_config``). Without it the first page of a new server waited for all of that (Home's
-first chart 4.8-4.9 s after a restart, 2.7 s with it: ``benchmarks/page_timings.py``).
+1. The imports every page needs. Importing this module imports the ``ui`` package, hence PyTorch, pandas,
+   Altair and pyarrow (about 2 s on this project's 2-core CPU); :func:`warm_up` adds every analysis module
+   (through the registry), Captum (which the library imports only where it attributes: with its matplotlib,
+   about 1 s) and Streamlit's emoji table (read by ``st.set_page_config``). Without this the first page of
+   a new server waited for all of it (Home's first chart 4.8-4.9 s after a restart, 2.7 s with it:
+   ``benchmarks/page_timings.py``).
+2. The page list is app.py's ``st.navigation`` from the first session on. Streamlit decides whether an app
+   uses its legacy ``pages/`` folder mode when the first session starts and switches it off only when
+   ``st.navigation`` runs; a first visitor who came by a page's link (say /Curvature) had that page run
+   without app.py, under a sidebar listing the files of ``pages/``. This sets that switch at start-up,
+   where ``st.navigation`` would set it.
 """
 
 from __future__ import annotations
 
 
+def use_app_navigation() -> None:
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+
+
 def warm_up() -> None:
+    use_app_navigation()
     from analysis import registry
 
     registry.load_all()
