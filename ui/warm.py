@@ -5,7 +5,7 @@ server's start-up).
    Altair and pyarrow (about 2 s on this project's 2-core CPU); :func:`warm_up` adds every analysis module
    (through the registry), Captum (which the library imports only where it attributes: with its matplotlib,
    about 1 s) and Streamlit's emoji table (read by ``st.set_page_config``). Without this the first page of
-   a new server waited for all of it (Home's first chart 4.8-4.9 s after a restart, 2.7 s with it:
+   a new server waited for all of it (Home's first chart 4.8-4.9 s after a restart, 2.6-2.7 s with it:
    ``benchmarks/page_timings.py``).
 2. The page list is app.py's ``st.navigation`` from the first session on. Streamlit decides whether an app
    uses its legacy ``pages/`` folder mode when the first session starts and switches it off only when
