@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -66,8 +68,10 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     test = D.load_split("test", a.data, download=True, progress=True)
     idx = D.sample_indices(len(test), a.samples, a.seed)
     err = evaluate_error(model, test.images[idx], test.labels[idx], device=dev, bf16=not a.fp32)
-    print(f"{a.name}: {err:.2f} % error on {len(idx)} test images"
+    print(f"{a.name}: {err:.2f} % error on {len(idx):,} test images"
           + ("" if len(idx) == len(test) else f" (random subset, seed {a.seed})"))
+    if test.note:
+        print(f"note: {test.note}", file=sys.stderr)
     return 0
 
 
@@ -151,9 +155,11 @@ def _cmd_import(a: argparse.Namespace) -> int:
           f"({info['normalization_source']}), {card['params']:,} parameters")
     for note in info["notes"]:
         print(f"  note: {note}")
-    print(f"  {card['test_error_pct']:.2f} % error on {card['test_images']} test images")
+    print(f"  {card['test_error_pct']:.2f} % error on {card['test_images']:,} test images")
     print(f"  -> {(Path(a.out) if a.out else IMPORTED) / (a.name + '.safetensors')} (+ .json); "
           "it now works in every command and on every page")
+    if card.get("warning"):
+        print(f"warning: {card['warning']}", file=sys.stderr)
     return 0
 
 
@@ -241,23 +247,144 @@ def _cmd_analyses(a: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- arguments, checked before any work
+def _whole(v: str, least: int) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if n < least:
+        raise argparse.ArgumentTypeError(f"{n} is not a positive number" if least else f"{n} is negative")
+    return n
+
+
+def _positive_int(v: str) -> int:
+    return _whole(v, 1)
+
+
+def _nonneg_int(v: str) -> int:
+    return _whole(v, 0)
+
+
+def _positive_float(v: str) -> float:
+    try:
+        x = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"{v} is not a positive number")
+    return x
+
+
+def _nonneg_float(v: str) -> float:
+    x = _positive_float(v) if v.strip() not in ("0", "0.0") else 0.0
+    return x
+
+
+def _int_list(v: str) -> str:
+    try:
+        ks = [int(k) for k in v.split(",") if k.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r}: write whole numbers separated by commas, e.g. 0,2,4") from None
+    if not ks or any(k < 0 for k in ks):
+        raise argparse.ArgumentTypeError(f"{v!r}: at least one number, none negative")
+    return v
+
+
+def _device(v: str) -> str:
+    """cpu, cuda or cuda:N with that GPU present: one sentence otherwise (before anything is loaded)."""
+    import torch
+
+    try:
+        dev = torch.device(v)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{v!r} is not a device: use cpu, cuda or cuda:N") from None
+    if dev.type == "cpu":
+        return v
+    if dev.type != "cuda":
+        raise argparse.ArgumentTypeError(f"{v!r}: ResLens runs on cpu or cuda")
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        raise argparse.ArgumentTypeError(f"{v!r}: this machine has no CUDA GPU; use --device cpu")
+    if dev.index is not None and dev.index >= n:
+        raise argparse.ArgumentTypeError(f"{v!r}: this machine has {n} GPU(s), cuda:0 to cuda:{n - 1}")
+    return v
+
+
+def _out_dir(v: str) -> str:
+    """A folder that exists and can be written, or can be made: checked before any work, not after it."""
+    p = Path(v).expanduser()
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise argparse.ArgumentTypeError(f"{v}: {probe} is a file, not a folder")
+    try:  # the one sure test: write a file there (and remove it)
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as e:
+        raise argparse.ArgumentTypeError(f"{v}: cannot write in {probe} ({e.strerror or e.__class__.__name__})") from None
+    return v
+
+
+def _model_list(v: str) -> str:
+    """Comma-separated names of models that exist (shipped or imported)."""
+    from .zoo import available
+
+    names = [n.strip() for n in v.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no model named")
+    have = set(available())
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no model {unknown[0]!r}; `python -m analysis models` lists them")
+    return v
+
+
+def _arch_list(v: str) -> str:
+    """Comma-separated architecture names (the name grammar), for training."""
+    from .models import parse_name
+
+    names = [n.strip() for n in v.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no model named")
+    for n in names:
+        try:
+            parse_name(n)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return v
+
+
+def _shared(seed: bool = True, device: bool = True, data: bool = True) -> argparse.ArgumentParser:
+    """The options most commands share, declared once."""
+    p = argparse.ArgumentParser(add_help=False)
+    if data:
+        p.add_argument("--data", default=None, help="CIFAR-10 root (default: $RESLENS_DATA, else ./data)")
+    if device:
+        p.add_argument("--device", type=_device, default=None, help="cpu, cuda or cuda:N (default: CUDA when present)")
+    if seed:
+        p.add_argument("--seed", type=_nonneg_int, default=0)
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analysis", description="ResLens: why residual networks train")
     sub = p.add_subparsers(dest="cmd", required=True)
+    common = _shared()
 
-    t = sub.add_parser("train", help="train one or more nets (comma-separated) and write pretrained/NAME.*")
-    t.add_argument("names", help="e.g. resnet20 or plain20,resnet20 (trained together on one device)")
-    t.add_argument("--epochs", type=float, default=None, help="shorter schedule (default: the paper's 64k iterations)")
+    t = sub.add_parser("train", parents=[common], help="train one or more nets (comma-separated) and write pretrained/NAME.*")
+    t.add_argument("names", type=_arch_list, help="e.g. resnet20 or plain20,resnet20 (trained together on one device)")
+    t.add_argument("--epochs", type=_positive_float, default=None, help="shorter schedule (default: the paper's 64k iterations)")
     t.add_argument("--schedule", choices=["step", "onecycle"], default="step")
-    t.add_argument("--lr", type=float, default=0.1)
-    t.add_argument("--batch", type=int, default=128)
-    t.add_argument("--device", default=None, help="cuda, cuda:1 or cpu (default: CUDA when present)")
-    t.add_argument("--data", default=None, help="CIFAR-10 root (default: $RESLENS_DATA, else ./data)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "pretrained"))
-    t.add_argument("--time-limit", type=float, default=None, help="seconds; pause with a resume point before it")
+    t.add_argument("--lr", type=_positive_float, default=0.1)
+    t.add_argument("--batch", type=_positive_int, default=128)
+    t.add_argument("--out", type=_out_dir, default=str(Path(__file__).resolve().parent.parent / "pretrained"))
+    t.add_argument("--time-limit", type=_nonneg_float, default=None, help="seconds; pause with a resume point before it")
     t.add_argument("--no-graphs", action="store_true", help="on CUDA, run eagerly instead of replaying CUDA graphs")
-    t.add_argument("--stop-after-epoch", type=int, default=None,
+    t.add_argument("--stop-after-epoch", type=_positive_int, default=None,
                    help="end the run after this epoch and write the model (the card records the early stop)")
     t.add_argument("--finish-file", default=None,
                    help="end the run after the epoch in which this file appears (the card records the early stop)")
@@ -267,41 +394,34 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--root", default=None)
     m.set_defaults(func=_cmd_models)
 
-    e = sub.add_parser("evaluate", help="measure a shipped model's test error")
-    e.add_argument("name")
-    e.add_argument("--data", default=None)
-    e.add_argument("--samples", type=int, default=None, help="a seeded random subset of the test split")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default=None)
+    e = sub.add_parser("evaluate", parents=[common], help="measure a shipped model's test error")
+    e.add_argument("name", type=_model_list)
+    e.add_argument("--samples", type=_positive_int, default=None, help="a seeded random subset of the test split")
     e.add_argument("--fp32", action="store_true", help="evaluate in float32 instead of bfloat16 autocast")
     e.set_defaults(func=_cmd_evaluate)
 
-    r = sub.add_parser("report", help="run every analysis and write one CSV each plus manifest.json")
-    r.add_argument("--models", default="plain20,plain56,resnet20,resnet56,resnet110",
+    r = sub.add_parser("report", parents=[common], help="run every analysis and write one CSV each plus manifest.json")
+    r.add_argument("--models", type=_model_list, default="plain20,plain56,resnet20,resnet56,resnet110",
                    help="comma-separated zoo names, variants included (e.g. resnet56,resnet56-preact,resnet56-scale0.5)")
-    r.add_argument("--samples", type=int, default=1000)
-    r.add_argument("--out", required=True)
-    r.add_argument("--data", default=None)
-    r.add_argument("--device", default=None)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--samples", type=_positive_int, default=1000)
+    r.add_argument("--out", type=_out_dir, required=True)
     r.add_argument("--only", default=None, help="comma-separated analyses or groups (`python -m analysis analyses`)")
     r.add_argument("--param", action="append", default=None, metavar="ANALYSIS.NAME=VALUE",
                    help="replace a default, e.g. --param deletion_random.trials=10 (repeatable)")
     r.set_defaults(func=_cmd_report)
 
-    c = sub.add_parser("claims", help="judge every claim of the notes by a measurement; writes claims.csv and claims.md")
-    c.add_argument("--models", default="plain20,plain56,plain110,resnet20,resnet56,resnet110,resnet56-preact,"
-                                        "resnet56-bnafter,resnet56b,resnet56-scale0.5,resnet56-scale0.5f")
-    c.add_argument("--samples", type=int, default=500)
-    c.add_argument("--out", required=True)
-    c.add_argument("--data", default=None)
-    c.add_argument("--device", default=None)
-    c.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("claims", parents=[common], help="judge every claim of the notes by a measurement; writes claims.csv and claims.md")
+    c.add_argument("--models", type=_model_list, default="plain20,plain56,plain110,resnet20,resnet56,resnet110,"
+                                                          "resnet56-preact,resnet56-bnafter,resnet56b,resnet56-scale0.5,"
+                                                          "resnet56-scale0.5f")
+    c.add_argument("--samples", type=_positive_int, default=500)
+    c.add_argument("--out", type=_out_dir, required=True)
     c.add_argument("--no-heavy", action="store_true", help="leave out the claims that take minutes (curvature)")
     c.add_argument("--quick", action="store_true", help="light settings for every measurement (a smoke run)")
     c.set_defaults(func=_cmd_claims)
 
-    im = sub.add_parser("import", help="convert a checkpoint (.safetensors .pt .pth .th .ckpt) into an imported model")
+    im = sub.add_parser("import", parents=[_shared(seed=False)],
+                        help="convert a checkpoint (.safetensors .pt .pth .th .ckpt) into an imported model")
     im.add_argument("file")
     im.add_argument("--name", required=True)
     kind = im.add_mutually_exclusive_group()
@@ -310,55 +430,44 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--normalization", default=None,
                     help="the input normalisation it was trained with: cifar10, imagenet, none or 'm,m,m/s,s,s' "
                          "(default: the metadata's, else the key layout's)")
-    im.add_argument("--samples", type=int, default=None, help="measure the test error on a seeded subset")
-    im.add_argument("--data", default=None)
-    im.add_argument("--device", default=None)
-    im.add_argument("--out", default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
+    im.add_argument("--samples", type=_positive_int, default=None, help="measure the test error on a seeded subset")
+    im.add_argument("--out", type=_out_dir, default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
     im.set_defaults(func=_cmd_import)
 
-    la = sub.add_parser("landscape", help="a loss-landscape grid as one sweep (torchrun shards it; resumable)")
-    la.add_argument("--models", default="resnet56")
-    la.add_argument("--steps", type=int, default=51, help="grid points per axis")
-    la.add_argument("--radius", type=float, default=1.0)
+    la = sub.add_parser("landscape", parents=[common], help="a loss-landscape grid as one sweep (torchrun shards it; resumable)")
+    la.add_argument("--models", type=_model_list, default="resnet56")
+    la.add_argument("--steps", type=_positive_int, default=51, help="grid points per axis")
+    la.add_argument("--radius", type=_positive_float, default=1.0)
     la.add_argument("--dims", type=int, choices=[1, 2], default=2)
-    la.add_argument("--samples", type=int, default=10000)
-    la.add_argument("--points-per-pass", type=int, default=1,
+    la.add_argument("--samples", type=_positive_int, default=10000)
+    la.add_argument("--points-per-pass", type=_positive_int, default=1,
                     help="grid points evaluated together with torch.func.vmap (faster on a GPU)")
     la.add_argument("--fp32", action="store_true", help="float32 instead of bfloat16 autocast")
-    la.add_argument("--out", required=True)
+    la.add_argument("--out", type=_out_dir, required=True)
     la.add_argument("--no-resume", dest="resume", action="store_false",
                     help="do not keep finished points on disk (a rerun starts over)")
-    la.add_argument("--data", default=None)
-    la.add_argument("--device", default=None)
-    la.add_argument("--seed", type=int, default=0)
     la.set_defaults(func=_cmd_landscape)
 
-    de = sub.add_parser("deletion", help="random block deletion, k x trials, as one sweep (torchrun shards it)")
-    de.add_argument("--models", default="resnet56,resnet110")
-    de.add_argument("--ks", default="0,2,4,6,8,10,12,14,16,18,20")
-    de.add_argument("--trials", type=int, default=5)
-    de.add_argument("--samples", type=int, default=1000)
-    de.add_argument("--out", required=True)
+    de = sub.add_parser("deletion", parents=[common], help="random block deletion, k x trials, as one sweep (torchrun shards it)")
+    de.add_argument("--models", type=_model_list, default="resnet56,resnet110")
+    de.add_argument("--ks", type=_int_list, default="0,2,4,6,8,10,12,14,16,18,20")
+    de.add_argument("--trials", type=_positive_int, default=5)
+    de.add_argument("--samples", type=_positive_int, default=1000)
+    de.add_argument("--out", type=_out_dir, required=True)
     de.add_argument("--no-resume", dest="resume", action="store_false")
-    de.add_argument("--data", default=None)
-    de.add_argument("--device", default=None)
-    de.add_argument("--seed", type=int, default=0)
     de.set_defaults(func=_cmd_deletion)
 
-    cu = sub.add_parser("curvature", help="Hessian eigenvalues, trace and density; torchrun splits every "
-                                            "Hessian-vector product across the ranks by images")
-    cu.add_argument("--models", default="plain56,resnet56")
-    cu.add_argument("--images", type=int, default=1000)
-    cu.add_argument("--top-k", type=int, default=1)
-    cu.add_argument("--max-iter", type=int, default=20)
-    cu.add_argument("--tol", type=float, default=1e-2)
-    cu.add_argument("--trace-iter", type=int, default=20)
-    cu.add_argument("--lanczos-steps", type=int, default=16)
+    cu = sub.add_parser("curvature", parents=[common], help="Hessian eigenvalues, trace and density; torchrun splits every "
+                                                             "Hessian-vector product across the ranks by images")
+    cu.add_argument("--models", type=_model_list, default="plain56,resnet56")
+    cu.add_argument("--images", type=_positive_int, default=1000)
+    cu.add_argument("--top-k", type=_positive_int, default=1)
+    cu.add_argument("--max-iter", type=_positive_int, default=20)
+    cu.add_argument("--tol", type=_positive_float, default=1e-2)
+    cu.add_argument("--trace-iter", type=_nonneg_int, default=20)
+    cu.add_argument("--lanczos-steps", type=_nonneg_int, default=16)
     cu.add_argument("--method", choices=["func", "double_backward"], default="func")
-    cu.add_argument("--out", required=True)
-    cu.add_argument("--data", default=None)
-    cu.add_argument("--device", default=None)
-    cu.add_argument("--seed", type=int, default=0)
+    cu.add_argument("--out", type=_out_dir, required=True)
     cu.set_defaults(func=_cmd_curvature)
 
     an = sub.add_parser("analyses", help="list the registered analyses, their tables and parameters")
@@ -373,11 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.func(a)
     except (DataNotFound, CheckpointError, ValueError, KeyError) as e:
-        print(f"error: {e}" if not w.distributed else f"error (rank {w.rank}): {e}", file=sys.stderr)
+        msg = str(e).strip("'\"") if isinstance(e, KeyError) else str(e)
+        print(f"error: {msg}" if not w.distributed else f"error (rank {w.rank}): {msg}", file=sys.stderr)
         return 2
     except dd.RankFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        kept = " Finished items of the sweep are kept; the same command resumes." if getattr(a, "resume", False) \
+            else " Training keeps its last finished epoch; the same command resumes." if a.cmd == "train" else ""
+        print(f"\ninterrupted: nothing was written.{kept}", file=sys.stderr)
+        return 130
     finally:
         dd.finish()
 

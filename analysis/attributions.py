@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 from . import data as D
-from .common import Progress, model_device, private_copy, retry_halving
+from .common import Progress, model_device, private_copy, retry_halving, seeded_global_rng
 from .models import CifarResNet
 from .registry import Analysis, Context, Table, register
 
@@ -87,8 +87,8 @@ def _attribute(method: str, m: CifarResNet, x: torch.Tensor, target: int, seed: 
     if method == "GradientShap":
         g = torch.Generator(device="cpu").manual_seed(seed)
         baselines = torch.cat([base, 0.5 * torch.randn((7,) + tuple(x.shape[1:]), generator=g).to(x.device)])
-        torch.manual_seed(seed)  # GradientShap draws its own noise and baselines
-        return GradientShap(m).attribute(x, baselines=baselines, target=target, n_samples=20, stdevs=0.1), None
+        with seeded_global_rng(seed):  # GradientShap draws its noise from the global generator
+            return GradientShap(m).attribute(x, baselines=baselines, target=target, n_samples=20, stdevs=0.1), None
     if method == "Occlusion":
         return Occlusion(m).attribute(x, baselines=0.0, target=target, sliding_window_shapes=(3, 4, 4),
                                       strides=(3, 2, 2)), None

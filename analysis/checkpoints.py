@@ -1,8 +1,10 @@
 """Bring your own checkpoint: read the files researchers have, in the layouts of the public CIFAR ResNet code.
 
-Formats: ``.safetensors``, and ``.pt`` / ``.pth`` / ``.th`` / ``.ckpt`` read **only** with
-``torch.load(..., weights_only=True, map_location="cpu")``: PyTorch's restricted unpickler, which builds
-tensors and plain containers and refuses anything else, so no code in a file ever runs. The usual containers
+Formats: ``.safetensors``, and ``.pt`` / ``.pth`` / ``.th`` / ``.ckpt`` (``torch.save``'s zip format and the old
+pre-1.6 one) read **only** by :mod:`analysis.torchfile`: a restricted unpickler that builds tensors and plain
+containers, turns any other class (an ``argparse.Namespace``, numpy scalars) into an inert placeholder that is
+dropped, refuses every function, and checks every storage's declared size against the bytes really in the file
+before allocating it, so no code in a file ever runs and a small file cannot claim gigabytes. The usual containers
 are unwrapped (``state_dict``, ``model_state_dict``, ``model``, ``net``, ``module``) and the prefixes
 ``module.`` (DataParallel), ``_orig_mod.`` (torch.compile) and ``model.`` (Lightning) removed.
 
@@ -116,9 +118,12 @@ class Loaded:
 
 
 # ---------------------------------------------------------------------------- reading the bytes
-def _first_line(e: BaseException) -> str:
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an error's text, printable (no terminal escapes) and cut at a word."""
+    from .torchfile import _clean
+
     s = str(e).strip().splitlines()
-    return (s[0] if s else e.__class__.__name__)[:160]
+    return _clean(s[0] if s else e.__class__.__name__, limit)
 
 
 def _read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict]:
@@ -148,17 +153,13 @@ def _read_safetensors(data: bytes) -> tuple[dict[str, torch.Tensor], dict]:
     return state, {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
 
 
-def _read_torch(data: bytes) -> object:
-    import pickle
+def _read_torch(data: bytes) -> tuple[object, list[str]]:
+    from .torchfile import TorchFileRefused, load
 
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise CheckpointRefused("the file holds Python objects other than tensors, which ResLens never unpickles "
-                                f"(torch.load with weights_only=True refused: {_first_line(e)[:100]}); save the "
-                                "state_dict alone") from None
-    except Exception as e:  # noqa: BLE001 - truncated zips, wrong magic numbers, ...
-        raise CheckpointRefused(f"not a readable PyTorch checkpoint ({_first_line(e)})") from None
+        return load(data)
+    except TorchFileRefused as e:
+        raise CheckpointRefused(str(e)) from None
 
 
 def _unwrap(obj: object, path: str = "") -> tuple[dict[str, torch.Tensor], str]:
@@ -202,12 +203,15 @@ def read_state(data: bytes, file_name: str = "checkpoint") -> tuple[dict[str, to
         state, meta = _read_safetensors(data)
         fmt = "safetensors"
     else:
-        obj = _read_torch(data)
+        obj, ignored = _read_torch(data)
         state, where = _unwrap(obj)
         meta = {}
-        fmt = f"torch ({suffix}, weights_only)"
+        fmt = f"torch ({suffix}, tensors only)"
         if where != "the file itself":
             notes.append(f"state dict found under {where.rstrip('/')}")
+        if ignored:
+            notes.append("ignored the file's other objects (" + ", ".join(ignored[:4])
+                         + (", ..." if len(ignored) > 4 else "") + "): only tensors are read")
     state, removed = _strip_prefixes(state)
     if removed:
         notes.append("removed the key prefix " + " and ".join(f"'{p}'" for p in removed))
@@ -374,3 +378,26 @@ def load_checkpoint(data: bytes, file_name: str, residual: bool | None = None, n
     return Loaded(model=model.eval(), arch=arch, layout=layout.name, normalization=normalization_label(*norm),
                   normalization_source=n_source, residual_source=residual_source, file_format=fmt,
                   sha256=hashlib.sha256(data).hexdigest(), notes=notes + arch_notes + tensor_notes, metadata=meta)
+
+
+CHANCE_WARNING_PCT = 80.0  # CIFAR-10 has 10 classes: a trained net near 90 % error is guessing
+
+
+def plausibility_warning(error_pct: float, info: dict) -> str:
+    """A sentence when a checkpoint's measured error is near chance after it was read, naming the likely causes
+    (a correctly read trained net is far from 90 %); '' otherwise."""
+    if error_pct < CHANCE_WARNING_PCT:
+        return ""
+    causes = []
+    if info.get("residual_source") != "metadata" and info.get("option") == "A" and info.get("unit") == "original":
+        other = "plain" if info.get("residual") else "residual"
+        causes.append(f"it may be a {other} net (option-A plain and residual nets have identical tensors; it was read "
+                      f"as {'residual' if info.get('residual') else 'plain'} by {info.get('residual_source')})")
+    if info.get("normalization_source") != "metadata":
+        causes.append(f"its inputs may have been normalised otherwise than {info.get('normalization')} "
+                      f"({info.get('normalization_source')})")
+    if info.get("option") == "A" and info.get("residual"):
+        causes.append("its option-A shortcut may pad the new channels elsewhere: ResLens pads them centred, half "
+                      "before and half after the old ones, as akamaster's and most CIFAR code does")
+    return (f"{error_pct:.1f} % error is near chance (90 %): the file was probably read wrongly"
+            + ("; " + "; or ".join(causes) if causes else "") + ".")

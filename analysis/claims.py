@@ -25,11 +25,13 @@ from .deletion import path_distribution
 from .gradients import LAMBDAS, gradient_summary
 from .models import parse_name
 from .responses import summarize_responses
+from .stats import ABOVE, BELOW, STRADDLES, compare, mean_interval, median_interval, newcombe_diff, welch_diff
 from .variants import variant_table
 from .zoo import available, load_card
 
 HOLDS, FAILS, DEPENDS, UNTESTED = "holds", "does not hold", "depends", "untested"
-TIE_PTS = 0.1  # test-error gaps at or below this many points are ties (about what another seed moves)
+UNSETTLED = ("an interval straddles the rule's threshold, so the evidence cannot tell: more test images or trials "
+             "would settle it")
 
 
 @dataclass
@@ -94,12 +96,16 @@ class Measure:
             if not c.get("schedule") or self.arch(n) is None:  # imported: no training record
                 continue
             a = parse_name(n)
+            data = c.get("data") or {}
             rows.append({"model": n, "residual": a.residual, "depth": a.depth, "variant": a.is_variant,
                          "train_error_pct": c["train_error_pct"], "test_error_pct": c["test_error_pct"],
+                         "train_images": int(data.get("train_images", 50000)),
+                         "test_images": int(data.get("test_images", 10000)),
                          "iterations": c["schedule"]["iterations"], "milestones": tuple(c["schedule"]["milestones"]),
                          "steps_per_epoch": c["schedule"]["steps_per_epoch"]})
         return pd.DataFrame(rows, columns=["model", "residual", "depth", "variant", "train_error_pct", "test_error_pct",
-                                           "iterations", "milestones", "steps_per_epoch"])
+                                           "train_images", "test_images", "iterations", "milestones",
+                                           "steps_per_epoch"])
 
 
 def _pairs(plain: list[str], residual: list[str]) -> list[tuple[str, str, int]]:
@@ -112,8 +118,26 @@ def _pairs(plain: list[str], residual: list[str]) -> list[tuple[str, str, int]]:
     return out
 
 
-def _all_some(flags: list[bool]) -> str:
-    return HOLDS if all(flags) else (FAILS if not any(flags) else DEPENDS)
+def _all_some(flags: list) -> str:
+    """holds if every flag is True, does not hold if every one is False, depends otherwise: mixed, or a flag is
+    None (its interval straddles the threshold). Noise can move a verdict to or from depends, never between
+    holds and does not hold unless the intervals themselves fall on opposite sides."""
+    if flags and all(f is True for f in flags):
+        return HOLDS
+    if flags and all(f is False for f in flags):
+        return FAILS
+    return DEPENDS
+
+
+def _side(low: float, high: float, threshold: float, want: str) -> bool | None:
+    """True when the interval lies entirely on the ``want`` side (ABOVE or BELOW) of ``threshold``, False when
+    entirely on the other, None when it straddles it."""
+    where = compare(low, high, threshold)
+    return None if where == STRADDLES else where == want
+
+
+def _unsettled(flags: list) -> str:
+    return f". Unsettled: {UNSETTLED}" if any(f is None for f in flags) else ""
 
 
 # ============================================================================ the rules (pure functions)
@@ -125,14 +149,23 @@ def rule_degradation(cards: pd.DataFrame) -> Verdict:
     for (_, a), (_, b) in itertools.combinations(plain.iterrows(), 2):
         if a["depth"] == b["depth"]:
             continue
+        lo, hi = newcombe_diff(b["train_error_pct"], _n(b, "train_images", 50000), a["train_error_pct"],
+                               _n(a, "train_images", 50000))
         rows.append({"shallow": a["model"], "deep": b["model"], "shallow_train_error_pct": a["train_error_pct"],
-                     "deep_train_error_pct": b["train_error_pct"],
-                     "deeper_trains_worse": b["train_error_pct"] > a["train_error_pct"]})
+                     "deep_train_error_pct": b["train_error_pct"], "difference_low_pts": lo, "difference_high_pts": hi,
+                     "deeper_trains_worse": _side(lo, hi, 0.0, ABOVE)})
     ev = pd.DataFrame(rows)
-    words = "; ".join(f"{r.deep} {r.deep_train_error_pct:.2f} % vs {r.shallow} {r.shallow_train_error_pct:.2f} %"
+    words = "; ".join(f"{r.deep} {r.deep_train_error_pct:.2f} % vs {r.shallow} {r.shallow_train_error_pct:.2f} % "
+                      f"(difference {r.difference_low_pts:+.2f} to {r.difference_high_pts:+.2f} points, 95 %)"
                       for r in ev.itertuples())
-    return Verdict(_all_some(list(ev["deeper_trains_worse"])), f"training error (eval mode, 50k images): {words}", ev,
+    flags = list(ev["deeper_trains_worse"])
+    return Verdict(_all_some(flags), f"training error (eval mode, 50k images): {words}" + _unsettled(flags), ev,
                    tuple(plain["model"]))
+
+
+def _n(row, column: str, default: int) -> int:
+    v = row.get(column) if hasattr(row, "get") else None
+    return int(v) if v is not None and not pd.isna(v) else default
 
 
 def rule_vanishing(grads: pd.DataFrame, threshold: float = 0.1) -> Verdict:
@@ -140,10 +173,12 @@ def rule_vanishing(grads: pd.DataFrame, threshold: float = 0.1) -> Verdict:
     if g.empty:
         return Verdict(UNTESTED, "needs a trained plain net")
     s = gradient_summary(g)
-    s["vanishes"] = s["first_over_last"] < threshold
+    s["vanishes"] = [_side(lo, hi, threshold, BELOW) for lo, hi in zip(s["first_over_last_low"], s["first_over_last_high"])]
     words = "; ".join(f"{r.model}: {r.first_block_grad:.3g} at the first block vs {r.last_block_grad:.3g} at the last "
-                      f"({r.first_over_last:.3g}x)" for r in s.itertuples())
-    return Verdict(_all_some(list(s["vanishes"])), words, s, tuple(s["model"]))
+                      f"({r.first_over_last:.3g}x, 95 % interval {r.first_over_last_low:.3g}-{r.first_over_last_high:.3g}x)"
+                      for r in s.itertuples())
+    flags = list(s["vanishes"])
+    return Verdict(_all_some(flags), words + _unsettled(flags), s, tuple(s["model"]))
 
 
 def rule_small_responses(cmp: pd.DataFrame) -> Verdict:
@@ -173,7 +208,11 @@ def rule_depth_responses(summary: pd.DataFrame) -> Verdict:
     return Verdict(_all_some(list(ev["decreasing"])), words, ev, tuple(res["model"]))
 
 
-def rule_cost(cost: pd.DataFrame, times: dict[str, float], tolerance: float = 0.15) -> Verdict:
+def rule_cost(cost: pd.DataFrame, times: dict[str, list[float]], tolerance: float = 0.15) -> Verdict:
+    """``times``: ms per image of each net, one value per round of :func:`cost.interleaved_rounds` (the nets
+    measured in turns). A timing enters the verdict only as the ratio of two nets measured in the same round,
+    with the spread over the rounds: the order-statistic interval of the median ratio (7 rounds: the smallest and
+    the largest ratio, 98 %)."""
     pairs = _pairs([m for m in cost["model"] if not parse_name(m).residual],
                    [m for m in cost["model"] if parse_name(m).residual and not parse_name(m).is_variant])
     if not pairs:
@@ -181,26 +220,37 @@ def rule_cost(cost: pd.DataFrame, times: dict[str, float], tolerance: float = 0.
     c = cost.set_index("model")
     rows = []
     for p, r, d in pairs:
-        t_ratio = times[r] / times[p] if p in times and r in times else float("nan")
+        tp, tr = list(times.get(p, [])), list(times.get(r, []))
+        ratios = [b / a for a, b in zip(tp, tr) if a > 0]
+        ratio, lo, hi = median_interval(ratios) if ratios else (float("nan"),) * 3
+        within = None if not ratios else (
+            True if (lo >= 1 / (1 + tolerance) and hi <= 1 + tolerance) else
+            False if (lo > 1 + tolerance or hi < 1 / (1 + tolerance)) else None)
         rows.append({"plain": p, "residual": r, "depth": d, "params_plain": int(c.loc[p, "params"]),
                      "params_residual": int(c.loc[r, "params"]), "flops_plain": int(c.loc[p, "flops_per_image"]),
                      "flops_residual": int(c.loc[r, "flops_per_image"]), "shortcut_adds": int(c.loc[r, "adds_per_image"]),
-                     "ms_plain": times.get(p, float("nan")), "ms_residual": times.get(r, float("nan")),
-                     "time_ratio": t_ratio})
+                     "ms_plain": float(np.median(tp)) if tp else float("nan"),
+                     "ms_residual": float(np.median(tr)) if tr else float("nan"), "rounds": len(ratios),
+                     "time_ratio": ratio, "time_ratio_low": lo, "time_ratio_high": hi, "time_within_tolerance": within})
     ev = pd.DataFrame(rows)
     same = (ev["params_plain"] == ev["params_residual"]) & (ev["flops_plain"] == ev["flops_residual"])
-    fast = (ev["time_ratio"] - 1).abs() <= tolerance
+    timing = list(ev["time_within_tolerance"])
     if not same.all():
         v = FAILS if not same.any() else DEPENDS
     else:
-        v = HOLDS if fast.all() else DEPENDS
+        v = HOLDS if all(t is True for t in timing) else DEPENDS
     words = "; ".join(
         f"{r.residual} vs {r.plain}: {r.params_residual:,} vs {r.params_plain:,} parameters, {r.flops_residual / 1e6:.1f} "
         f"vs {r.flops_plain / 1e6:.1f} MFLOPs (+{r.shortcut_adds:,} additions the counter leaves out, "
         f"{100 * r.shortcut_adds / max(r.flops_residual, 1):.2f} % of the FLOPs), {r.ms_residual:.3f} vs "
-        f"{r.ms_plain:.3f} ms per image ({r.time_ratio:.2f}x)" for r in ev.itertuples())
+        f"{r.ms_plain:.3f} ms per image (time ratio {r.time_ratio:.2f}x, 95 % interval {r.time_ratio_low:.2f}-"
+        f"{r.time_ratio_high:.2f}x over {r.rounds} rounds measured in turns)" for r in ev.itertuples())
     if v == DEPENDS and same.all():
-        words += f". Parameters and counted FLOPs are equal; the measured time differs by more than {tolerance:.0%}"
+        if any(t is False for t in timing):
+            words += f". Parameters and counted FLOPs are equal; the measured time differs by more than {tolerance:.0%}"
+        else:
+            words += (f". Parameters and counted FLOPs are equal; the time ratio's interval reaches beyond the "
+                      f"{tolerance:.0%} tolerance, so the timing cannot tell (a busy machine): more rounds would settle it")
     return Verdict(v, words, ev, tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
 
@@ -224,34 +274,62 @@ def rule_lambda(init: pd.DataFrame, trained: pd.DataFrame) -> Verdict:
     nets trained with a shortcut scale and the identity net they are compared with."""
     if init.empty or 1.0 not in set(init["lambda"]):
         return Verdict(UNTESTED, "needs a residual net (λ is set on its fresh initialisation)")
-    ref = float(init.loc[init["lambda"] == 1.0, "first_over_last"].iloc[0])
+    init = _with_ratio_interval(init)
+    one = init[init["lambda"] == 1.0].iloc[0]
+    ref, ref_lo, ref_hi = float(one["first_over_last"]), float(one["first_over_last_low"]), float(one["first_over_last_high"])
     above = init[init["lambda"] > 1.0]
     below = init[init["lambda"] < 1.0]
-    explodes = bool(len(above)) and bool((above["first_over_last"] > ref).all())
-    vanishes = bool(len(below)) and bool((below["first_over_last"] < 1.0).all())
+    # grows more than identity: its interval above identity's; vanishes: its interval below 1
+    grow = [True if lo > ref_hi else False if hi < ref_lo else None
+            for lo, hi in zip(above["first_over_last_low"], above["first_over_last_high"])]
+    shrink = [_side(lo, hi, 1.0, BELOW) for lo, hi in zip(below["first_over_last_low"], below["first_over_last_high"])]
+    explodes = _all_tri(grow) if len(above) else False
+    vanishes = _all_tri(shrink) if len(below) else False
     model = init["model"].iloc[0]
     words = (f"at initialisation ({model}), first-block over last-block gradient: " +
              ", ".join(f"λ = {r['lambda']:g}: {r['first_over_last']:.3g}x" for _, r in init.sort_values("lambda").iterrows())
-             + f"; λ > 1 {'grows it more than identity' if explodes else 'does not grow it more than identity'}, "
-             + f"λ < 1 {'shrinks it (vanishes)' if vanishes else 'does not make it vanish'}")
+             + f"; λ > 1 {_word(explodes, 'grows it more than identity', 'does not grow it more than identity')}, "
+             + f"λ < 1 {_word(vanishes, 'shrinks it (vanishes)', 'does not make it vanish')}")
     parts = [explodes, vanishes]
     ev = [init.assign(where="init")]
     if trained.empty:
         words += ". Untested on trained nets: choose a net trained with a shortcut scale (e.g. resnet56-scale0.5)"
     else:
-        t = trained.sort_values("lambda")
+        t = _with_ratio_interval(trained).sort_values("lambda")
         ident = t[t["lambda"] == 1.0]
         scaled = t[t["lambda"] < 1.0]
         if len(ident) and len(scaled):
             r0 = float(ident["first_over_last"].iloc[0])
-            trained_vanish = bool((scaled["first_over_last"] < 1.0).all())
+            trained_vanish = _all_tri([_side(lo, hi, 1.0, BELOW) for lo, hi in
+                                       zip(scaled["first_over_last_low"], scaled["first_over_last_high"])])
             parts.append(trained_vanish)
             words += ("; trained: " + ", ".join(f"{r['model']} (λ = {r['lambda']:g}) {r['first_over_last']:.3g}x"
                                                 for _, r in scaled.iterrows())
                       + f" against {r0:.3g}x for {ident['model'].iloc[0]}: "
-                      + ("the gradient vanishes with λ < 1" if trained_vanish else "λ < 1 does not make it vanish"))
+                      + _word(trained_vanish, "the gradient vanishes with λ < 1", "λ < 1 does not make it vanish"))
         ev.append(t.assign(where="trained"))
-    return Verdict(_all_some(parts), words, pd.concat(ev, ignore_index=True), tuple(pd.concat(ev)["model"].unique()))
+    return Verdict(_all_some(parts), words + _unsettled(parts), pd.concat(ev, ignore_index=True),
+                   tuple(pd.concat(ev)["model"].unique()))
+
+
+def _with_ratio_interval(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary rows with the ratio's interval (a zero-width one where a table carries no spread)."""
+    out = summary.copy()
+    for c in ("first_over_last_low", "first_over_last_high"):
+        if c not in out:
+            out[c] = out["first_over_last"]
+    return out
+
+
+def _all_tri(flags: list) -> bool | None:
+    """True if all True, False if any False, else None (undecided)."""
+    if any(f is False for f in flags):
+        return False
+    return True if all(f is True for f in flags) else None
+
+
+def _word(flag: bool | None, yes: str, no: str) -> str:
+    return yes if flag is True else no if flag is False else f"cannot tell ({yes}?)"
 
 
 def rule_units(table: pd.DataFrame) -> Verdict:
@@ -261,16 +339,24 @@ def rule_units(table: pd.DataFrame) -> Verdict:
         if not {"original", "full-preact", "bn-after-add"} <= set(g.index):
             continue
         o, p, b = (float(g.loc[u, "test_error_pct"]) for u in ("original", "full-preact", "bn-after-add"))
+        n = {u: _n(g.loc[u], "test_images", 10000) for u in ("original", "full-preact", "bn-after-add")}
+        p_lo, p_hi = newcombe_diff(p, n["full-preact"], o, n["original"])
+        b_lo, b_hi = newcombe_diff(b, n["bn-after-add"], o, n["original"])
         rows.append({"depth": depth, "original": o, "full_preact": p, "bn_after_add": b,
-                     "preact_better": p < o - TIE_PTS, "bn_after_worse": b > o + TIE_PTS})
+                     "preact_minus_original_low": p_lo, "preact_minus_original_high": p_hi,
+                     "bnafter_minus_original_low": b_lo, "bnafter_minus_original_high": b_hi,
+                     "preact_better": _side(p_lo, p_hi, 0.0, BELOW), "bn_after_worse": _side(b_lo, b_hi, 0.0, ABOVE)})
     if not rows:
         return Verdict(UNTESTED, "needs the original, full pre-activation and BN-after-addition nets of one depth "
                                  "(e.g. resnet56, resnet56-preact, resnet56-bnafter)")
     ev = pd.DataFrame(rows)
     words = "; ".join(f"{r.depth} layers, test error: full pre-activation {r.full_preact:.2f} %, original {r.original:.2f} %, "
-                      f"BN after addition {r.bn_after_add:.2f} %" for r in ev.itertuples())
+                      f"BN after addition {r.bn_after_add:.2f} % (pre-activation minus original "
+                      f"{r.preact_minus_original_low:+.2f} to {r.preact_minus_original_high:+.2f} points, BN after "
+                      f"addition minus original {r.bnafter_minus_original_low:+.2f} to {r.bnafter_minus_original_high:+.2f}, "
+                      "95 %)" for r in ev.itertuples())
     flags = list(ev["preact_better"]) + list(ev["bn_after_worse"])
-    return Verdict(_all_some(flags), words, ev)
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev)
 
 
 def rule_option_b(table: pd.DataFrame) -> Verdict:
@@ -279,17 +365,16 @@ def rule_option_b(table: pd.DataFrame) -> Verdict:
         g = g[g["unit"] == "original"].set_index("shortcut")
         if {"identity", "B"} <= set(g.index):
             a, b = float(g.loc["identity", "test_error_pct"]), float(g.loc["B", "test_error_pct"])
-            rows.append({"depth": depth, "option_a": a, "option_b": b, "b_minus_a_pts": b - a})
+            lo, hi = newcombe_diff(b, _n(g.loc["B"], "test_images", 10000), a, _n(g.loc["identity"], "test_images", 10000))
+            rows.append({"depth": depth, "option_a": a, "option_b": b, "b_minus_a_pts": b - a,
+                         "b_minus_a_low": lo, "b_minus_a_high": hi, "b_better": _side(lo, hi, 0.0, BELOW)})
     if not rows:
         return Verdict(UNTESTED, "needs an option-A and an option-B net of one depth (e.g. resnet56, resnet56b)")
     ev = pd.DataFrame(rows)
-    d = ev["b_minus_a_pts"]
-    v = HOLDS if (d < -TIE_PTS).all() else (FAILS if (d > TIE_PTS).all() else DEPENDS)
-    words = "; ".join(f"{r.depth} layers: option B {r.option_b:.2f} % vs option A {r.option_a:.2f} % test error"
-                      for r in ev.itertuples())
-    if v == DEPENDS:
-        words += f" (a gap of {TIE_PTS} points or less is a tie)"
-    return Verdict(v, words, ev)
+    flags = list(ev["b_better"])
+    words = "; ".join(f"{r.depth} layers: option B {r.option_b:.2f} % vs option A {r.option_a:.2f} % test error "
+                      f"(B minus A {r.b_minus_a_low:+.2f} to {r.b_minus_a_high:+.2f} points, 95 %)" for r in ev.itertuples())
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev)
 
 
 def linear_paths_check(n: int = 3, dim: int = 4, seed: int = 0) -> dict:
@@ -330,35 +415,53 @@ def rule_paths(checks: pd.DataFrame, dists: pd.DataFrame) -> Verdict:
 
 def rule_deletion(single: pd.DataFrame, random: pd.DataFrame, hurt_pts: float = 5.0, collapse_pct: float = 50.0,
                   jump_pts: float = 20.0) -> Verdict:
+    """Intervals, not points: the median over blocks (its order-statistic interval) against ``hurt_pts`` and
+    ``collapse_pct``; each step of the mean error between consecutive k (Welch's interval over the trials of both
+    k) against ``jump_pts``."""
     s = single[~single["downsample"]]
     res, plain = s[s["residual"]], s[~s["residual"]]
     if res.empty or plain.empty:
         return Verdict(UNTESTED, "needs a plain and a residual net")
     rows = []
     for m, g in res.groupby("model"):
-        rows.append({"model": m, "kind": "residual", "median_delta_pts": float(g["delta_error_pct"].median()),
-                     "median_error_pct": float(g["error_pct"].median()),
-                     "ok": float(g["delta_error_pct"].median()) < hurt_pts})
+        med, lo, hi = median_interval(g["delta_error_pct"])
+        rows.append({"model": m, "kind": "residual", "median_delta_pts": med, "low": lo, "high": hi,
+                     "median_error_pct": float(g["error_pct"].median()), "ok": _side(lo, hi, hurt_pts, BELOW)})
     for m, g in plain.groupby("model"):
+        med, lo, hi = median_interval(g["error_pct"])
         rows.append({"model": m, "kind": "plain", "median_delta_pts": float(g["delta_error_pct"].median()),
-                     "median_error_pct": float(g["error_pct"].median()),
-                     "ok": float(g["error_pct"].median()) > collapse_pct})
+                     "median_error_pct": med, "low": lo, "high": hi, "ok": _side(lo, hi, collapse_pct, ABOVE)})
     smooth = []
     for m, g in random[random["residual"]].groupby("model"):
-        mean = g.groupby("k")["error_pct"].mean().sort_index()
-        steps = np.diff(mean.to_numpy())
-        smooth.append({"model": m, "kind": "residual, k random", "max_step_pts": float(steps.max()) if len(steps) else 0.0,
-                       "k_values": " ".join(str(k) for k in mean.index),
-                       "errors": " ".join(f"{v:.1f}" for v in mean.to_numpy()),
-                       "ok": bool(len(steps)) and float(steps.max()) <= jump_pts and float(steps.min()) > -jump_pts})
+        ks = sorted(g["k"].unique())
+        steps = []
+        for k0, k1 in zip(ks, ks[1:]):
+            diff, lo, hi = welch_diff(g.loc[g["k"] == k0, "error_pct"], g.loc[g["k"] == k1, "error_pct"])
+            steps.append((k0, k1, diff, lo, hi))
+        # every step within ±jump: True; one step surely beyond: False; a step whose interval reaches it: None
+        flags = [True if (lo > -jump_pts and hi < jump_pts) else False if (lo > jump_pts or hi < -jump_pts) else None
+                 for *_, lo, hi in steps]
+        big = max(steps, key=lambda t: abs(t[2])) if steps else None
+        means = g.groupby("k")["error_pct"].mean().sort_index()
+        smooth.append({"model": m, "kind": "residual, k random",
+                       "max_step_pts": big[2] if big else 0.0, "low": big[3] if big else 0.0,
+                       "high": big[4] if big else 0.0, "trials": int(g.groupby("k").size().max()),
+                       "k_values": " ".join(str(k) for k in means.index),
+                       "errors": " ".join(f"{v:.1f}" for v in means.to_numpy()),
+                       "ok": _all_tri(flags) if steps else False})
     ev = pd.DataFrame(rows + smooth)
     words = "; ".join(
-        (f"{r.model}: one block deleted raises the error by {r.median_delta_pts:.1f} points on median"
-         if r.kind == "residual" else f"{r.model}: {r.median_error_pct:.1f} % error on median with one block deleted")
+        (f"{r.model}: one block deleted raises the error by {r.median_delta_pts:.1f} points on median "
+         f"({r.low:.1f}-{r.high:.1f}, the median's interval over blocks)"
+         if r.kind == "residual" else f"{r.model}: {r.median_error_pct:.1f} % error on median with one block deleted "
+                                      f"({r.low:.1f}-{r.high:.1f} %)")
         for r in ev[ev["kind"].isin(["residual", "plain"])].itertuples())
     for r in smooth:
-        words += f"; {r['model']}, k = {r['k_values']} random blocks deleted: {r['errors']} % (largest step {r['max_step_pts']:.1f})"
-    return Verdict(_all_some(list(ev["ok"])), words, ev, tuple(ev["model"].unique()))
+        words += (f"; {r['model']}, k = {r['k_values']} random blocks deleted: {r['errors']} % (largest step "
+                  f"{r['max_step_pts']:.1f} points, 95 % interval {r['low']:.1f} to {r['high']:.1f} over "
+                  f"{r['trials']} trials)")
+    flags = list(ev["ok"])
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev, tuple(ev["model"].unique()))
 
 
 def rule_short_paths(paths: pd.DataFrame) -> Verdict:
@@ -368,25 +471,44 @@ def rule_short_paths(paths: pd.DataFrame) -> Verdict:
     for m, g in paths.groupby("model"):
         n = int(g["length"].max())
         peak = int(g.loc[g["total_grad"].idxmax(), "length"])
-        rows.append({"model": m, "blocks": n, "peak_length": peak, "mean_length": n / 2, "short": peak < n / 2})
+        lo = g["total_grad_low"] if "total_grad_low" in g else g["total_grad"]
+        hi = g["total_grad_high"] if "total_grad_high" in g else g["total_grad"]
+        # every length whose interval reaches the highest lower bound could be the peak
+        plausible = g.loc[hi.to_numpy() >= float(lo.max()), "length"].astype(int)
+        first, last = int(plausible.min()), int(plausible.max())
+        short = True if last < n / 2 else False if first >= n / 2 else None
+        rows.append({"model": m, "blocks": n, "peak_length": peak, "peak_low": first, "peak_high": last,
+                     "mean_length": n / 2, "short": short})
     ev = pd.DataFrame(rows)
     words = "; ".join(f"{r.model}: the total gradient peaks at paths of length {r.peak_length} of {r.blocks} blocks "
-                      f"(the typical path has {r.mean_length:g})" for r in ev.itertuples())
-    return Verdict(_all_some(list(ev["short"])), words, ev, tuple(ev["model"]))
+                      f"(lengths {r.peak_low}-{r.peak_high} are within the draws' 95 % intervals of the peak; the "
+                      f"typical path has {r.mean_length:g})" for r in ev.itertuples())
+    flags = list(ev["short"])
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev, tuple(ev["model"]))
 
 
 def rule_identity_share(split: pd.DataFrame, threshold: float = 0.5) -> Verdict:
     res = split[split["residual"]]
     if res.empty:
         return Verdict(UNTESTED, "needs a residual net")
-    ev = res.groupby("model")["shortcut_share"].agg(["median", "min", "max"]).reset_index()
-    ev["dominant"] = ev["median"] >= threshold
+    rows = []
+    for m, g in res.groupby("model"):
+        sd = g["shortcut_share_std"] if "shortcut_share_std" in g else pd.Series(0.0, index=g.index)
+        n = g["images"] if "images" in g else pd.Series(1, index=g.index)
+        bounds = [mean_interval(v, s_, int(k)) for v, s_, k in zip(g["shortcut_share"], sd.fillna(0.0), n)]
+        lo, hi = float(np.median([b[0] for b in bounds])), float(np.median([b[1] for b in bounds]))
+        rows.append({"model": m, "median": float(g["shortcut_share"].median()), "low": lo, "high": hi,
+                     "min": float(g["shortcut_share"].min()), "max": float(g["shortcut_share"].max()),
+                     "dominant": _side(lo, hi, threshold, ABOVE) if lo != threshold else None})
+    ev = pd.DataFrame(rows)
     words = "; ".join(f"{r.model}: the shortcut carries {r.median:.2f} of the gradient's norm at the median block "
-                      f"(from {r.min:.2f} to {r.max:.2f})" for r in ev.itertuples())
+                      f"(95 % interval {r.low:.2f}-{r.high:.2f}; blocks range from {r.min:.2f} to {r.max:.2f})"
+                      for r in ev.itertuples())
     plain = split[~split["residual"]]
     if len(plain):
         words += f"; plain nets: {plain['shortcut_share'].max():.2f} (no shortcut)"
-    return Verdict(_all_some(list(ev["dominant"])), words, ev, tuple(split["model"].unique()))
+    flags = list(ev["dominant"])
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev, tuple(split["model"].unique()))
 
 
 def rule_train_faster(curves: pd.DataFrame, cards: pd.DataFrame, threshold: float = 20.0) -> Verdict:
@@ -428,13 +550,24 @@ def rule_gap(cards: pd.DataFrame) -> Verdict:
     for p, r, d in pairs:
         gp = c.loc[p, "test_error_pct"] - c.loc[p, "train_error_pct"]
         gr = c.loc[r, "test_error_pct"] - c.loc[r, "train_error_pct"]
+        var = 0.0  # the four error rates' binomial variances (points²), independent samples
+        for m in (p, r):
+            for col, ncol, default in (("test_error_pct", "test_images", 10000), ("train_error_pct", "train_images", 50000)):
+                q = float(c.loc[m, col]) / 100.0
+                var += 1e4 * q * (1 - q) / _n(c.loc[m], ncol, default)
+        half = 1.959964 * var ** 0.5
+        diff = gr - gp
         rows.append({"plain": p, "residual": r, "depth": d, "plain_gap_pts": gp, "residual_gap_pts": gr,
-                     "plain_train_error_pct": c.loc[p, "train_error_pct"], "residual_smaller_gap": gr < gp})
+                     "plain_train_error_pct": c.loc[p, "train_error_pct"], "gap_difference_low": diff - half,
+                     "gap_difference_high": diff + half,
+                     "residual_smaller_gap": _side(diff - half, diff + half, 0.0, BELOW)})
     ev = pd.DataFrame(rows)
     words = "; ".join(f"{r.depth} layers: test − train error {r.residual_gap_pts:.2f} points ({r.residual}) vs "
-                      f"{r.plain_gap_pts:.2f} ({r.plain}, whose training error is {r.plain_train_error_pct:.2f} %)"
+                      f"{r.plain_gap_pts:.2f} ({r.plain}, whose training error is {r.plain_train_error_pct:.2f} %; "
+                      f"difference {r.gap_difference_low:+.2f} to {r.gap_difference_high:+.2f} points, 95 %)"
                       for r in ev.itertuples())
-    return Verdict(_all_some(list(ev["residual_smaller_gap"])), words, ev,
+    flags = list(ev["residual_smaller_gap"])
+    return Verdict(_all_some(flags), words + _unsettled(flags), ev,
                    tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
 
@@ -490,7 +623,7 @@ def _judge_depth_responses(m: Measure) -> Verdict:
 
 
 def _judge_cost(m: Measure) -> Verdict:
-    from .cost import interleaved_times
+    from .cost import interleaved_rounds
 
     names = m.plain() + m.residual()
     c = m.results("cost", names, **_q(m, {"images": 256, "repeats": 3}, {"images": 8, "repeats": 1})).get("cost")
@@ -498,8 +631,8 @@ def _judge_cost(m: Measure) -> Verdict:
         return Verdict(UNTESTED, "needs a plain and a residual net of the same depth")
     pairs = _pairs(m.plain(), m.residual())
     chosen = sorted({x for p in pairs for x in p[:2]})
-    times = interleaved_times({n: m.model(n) for n in chosen}, **_q(m, {"images": 256, "repeats": 5},
-                                                                    {"images": 32, "repeats": 3}))
+    times = interleaved_rounds({n: m.model(n) for n in chosen}, **_q(m, {"images": 256, "repeats": 7},
+                                                                     {"images": 32, "repeats": 3}))
     return rule_cost(c, times)
 
 
@@ -595,15 +728,16 @@ CLAIMS: tuple[Claim, ...] = (
           "overfitting.",
           "Final training error of each plain zoo net, in eval mode on the 50,000 un-augmented training images "
           "(from the model cards).",
-          "holds if every deeper plain net has the higher training error; does not hold if none does; depends otherwise.",
+          "holds if every deeper plain net has the higher training error (the 95 % interval of the difference, Newcombe's, "
+          "above 0); does not hold if every one has the lower; depends otherwise, or where an interval includes 0.",
           "pages/home.py", "Degradation: training curves", _judge_degradation),
     Claim(2, "Vanishing gradients cause degradation",
           "Degradation is caused by vanishing gradients (the notes), against He et al. 2015: with BN, gradients do "
           "not vanish.",
           "For each trained plain net, the mean over test images of ‖∂loss/∂x‖ at the first block over the same at "
           "the last block (BN with batch statistics, float32).",
-          "holds if the gradient at the first block is under a tenth of the last block's in every plain net; does not "
-          "hold if in none; depends otherwise.",
+          "holds if the ratio's 95 % interval (from the two means' intervals over images) lies under 0.1 in every plain "
+          "net; does not hold if it lies above 0.1 in every one; depends otherwise, or where it includes 0.1.",
           "pages/2_Gradient_flow.py", "Gradient flow through depth", _judge_vanishing),
     Claim(3, "Residual functions respond less",
           "The residual functions of a ResNet have smaller responses than the layers of a plain net (He et al. 2015, "
@@ -622,8 +756,9 @@ CLAIMS: tuple[Claim, ...] = (
           "Identity shortcuts add no parameters and no computation.",
           "Parameters; FLOPs counted by torch.utils.flop_counter (convs and matrix products) on one image; the "
           "shortcut's additions, counted apart; time per image of plain vs residual nets measured in turns.",
-          "holds if parameters and counted FLOPs are equal and the measured times are within 15 %; does not hold if "
-          "parameters or FLOPs differ in every pair; depends otherwise.",
+          "holds if parameters and counted FLOPs are equal and the interval of the time ratio (the median over rounds "
+          "of side-by-side timings, its order-statistic interval) lies within 15 % of 1; does not hold if parameters or FLOPs "
+          "differ in every pair; depends otherwise, the timing's interval reaching beyond 15 % included.",
           "pages/9_Claims.py", "Cost", _judge_cost),
     Claim(6, "A conv layer costs H·W·C_in·C_out·k²",
           "A convolution costs H·W·C_in·C_out·k² multiply-adds.",
@@ -635,19 +770,21 @@ CLAIMS: tuple[Claim, ...] = (
           "First-block over last-block input-gradient norm: at initialisation for λ = 0.5, 1, 1.5 on the deepest "
           "residual net chosen, and for nets trained with λ = 0.5 against the identity net.",
           "holds if λ > 1 grows the gradient more than λ = 1 and λ < 1 makes it shrink towards the input (at "
-          "initialisation, and in the trained λ nets when chosen); does not hold if neither; depends otherwise.",
+          "initialisation, and in the trained λ nets when chosen), each judged on the ratios' 95 % intervals; does not "
+          "hold if neither; depends otherwise, or where the intervals overlap the comparison.",
           "pages/2_Gradient_flow.py", "Scaled shortcuts", _judge_lambda),
     Claim(8, "Full pre-activation is the best unit",
           "Full pre-activation is better than the original unit, and BN after addition is worse.",
           "Test error on the 10,000 test images (model cards) of resnetD, resnetD-preact and resnetD-bnafter.",
-          f"holds if pre-activation is lower and BN-after-addition higher than the original by more than {TIE_PTS} "
-          "points; does not hold if neither; depends otherwise.",
+          "holds if pre-activation is lower and BN-after-addition higher than the original, each difference's 95 % "
+          "interval (Newcombe's, on the 10,000 test images) excluding 0; does not hold if both the other way; depends "
+          "otherwise, or where an interval includes 0.",
           "pages/7_Identity_mappings.py", "The variant zoo", _judge_units),
     Claim(9, "Projection shortcuts beat zero-padding",
           "Option B (1x1 projections where the shape changes) is slightly better than option A (zero-padding).",
           "Test error (model cards) of resnetDb against resnetD.",
-          f"holds if option B is lower by more than {TIE_PTS} points; does not hold if higher by more than that; "
-          "depends (a tie) otherwise.",
+          "holds if option B's error is lower, the difference's 95 % interval (Newcombe's) below 0; does not hold if "
+          "that interval lies above 0; depends (a tie at this many test images) where it includes 0.",
           "pages/7_Identity_mappings.py", "The variant zoo", _judge_option_b),
     Claim(10, "A ResNet is 2^n paths",
           "A ResNet of n blocks unrolls into 2^n paths (3 blocks: 8 paths), whose lengths are Binomial(n, ½).",
@@ -661,23 +798,25 @@ CLAIMS: tuple[Claim, ...] = (
           "Test error with each non-downsampling block deleted (median over blocks), and with k = 0-10 random "
           "blocks deleted (3 trials each).",
           "holds if one deletion raises a ResNet's error by under 5 points on median, leaves a plain net above 50 % "
-          "error, and no step of k changes a ResNet's mean error by more than 20 points; does not hold if none of "
-          "these; depends otherwise.",
+          "error (each median's order-statistic interval over blocks on the right side), and no step of k changes a "
+          "ResNet's mean error by more than 20 points (each step's Welch interval over trials within ±20); does not hold if "
+          "none of these; depends otherwise, or where an interval reaches its threshold.",
           "pages/3_Block_deletion.py", "Delete one block / Delete k random blocks", _judge_deletion),
     Claim(12, "The gradient comes from short paths",
           "The gradient comes mainly from short paths (Veit et al. 2016 find lengths 5-17 of 54 blocks).",
           "Veit et al.'s measurement: the gradient at block 0's input carried by paths of each length k, times the "
           "number of such paths; where it peaks.",
-          "holds if the total gradient peaks below n/2, the typical path length, in every residual net; does not "
-          "hold if in none; depends otherwise.",
+          "holds if every length that could be the peak (its 95 % interval over the draws reaches the highest lower "
+          "bound) lies below n/2, the typical path length, in every residual net; does not hold if all lie at or "
+          "above n/2; depends otherwise.",
           "pages/3_Block_deletion.py", "Paths", _judge_short_paths),
     Claim(13, "The gradient has an identity term",
           "Through a residual block the gradient has an identity term, ∂(F(x) + x)/∂x = ∂F/∂x + I, that carries much "
           "of it.",
           "Per block, the part of ∂loss/∂x that flows back through the shortcut and the part through the branch; "
           "the shortcut's share of their norms, mean over images.",
-          "holds if the shortcut carries at least half at the median block of every residual net; does not hold if "
-          "in none; depends otherwise.",
+          "holds if the shortcut carries at least half at the median block of every residual net (the 95 % interval "
+          "over images above 0.5); does not hold if below 0.5 in every one; depends otherwise.",
           "pages/2_Gradient_flow.py", "The identity term", _judge_identity),
     Claim(14, "Residual nets train faster",
           "Residual nets train faster than plain nets of the same depth.",
@@ -689,7 +828,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(15, "Residual nets overfit less",
           "Residual nets overfit less (a smaller gap between test and training error) than plain nets.",
           "Test error minus training error (model cards), plain against residual at equal depth.",
-          "holds if the residual gap is smaller at every depth; does not hold if at none; depends otherwise.",
+          "holds if the residual gap is smaller at every depth (the difference's 95 % interval, from the four error "
+          "rates' binomial spreads, below 0); does not hold if above 0 at every depth; depends otherwise.",
           "pages/7_Identity_mappings.py", "The variant zoo", _judge_gap),
     Claim(16, "The residual loss surface is smoother",
           "The loss surface of a residual net is smoother than a plain net's (Li et al. 2018).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import threading
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -16,16 +17,7 @@ from . import data as D
 Progress = Callable[[float, str], None] | None
 T = TypeVar("T")
 
-# Two-sided 95 % Student t quantiles for df = 1..30; beyond that the normal 1.96 is within 2 %.
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-         2.045, 2.042]
-
-
-def t975(df: int) -> float:
-    if df < 1:
-        return float("nan")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+from .stats import t975  # noqa: E402,F401  (the one t table)
 
 
 def mean_ci95(values) -> tuple[float, float, float]:
@@ -56,7 +48,9 @@ def eval_sample(samples: int, seed: int, device: torch.device, data=None) -> Bat
     split = D.load_split("test", data)
     idx = D.sample_indices(len(split), samples, seed)
     x = D.normalize(split.images[idx]).to(device)
-    return Batch(x, split.labels[idx].to(device), idx, source=f"CIFAR-10 test split ({split.source.split(':', 1)[0]})")
+    note = f"; {len(split.skipped)} unreadable file(s) skipped" if split.skipped else ""
+    return Batch(x, split.labels[idx].to(device), idx,
+                 source=f"CIFAR-10 test split ({split.source.split(':', 1)[0]}, {len(split):,} images{note})")
 
 
 def random_sample(samples: int, seed: int, device: torch.device) -> Batch:
@@ -122,6 +116,19 @@ def private_copy(model: torch.nn.Module, train_bn_batch_stats: bool = False) -> 
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
             mod.momentum = 0.0
     return m
+
+
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int):
+    """Run a block that draws from PyTorch's *global* generator (module initialisers, Captum's GradientShap)
+    with that generator seeded, restored afterwards, and no other such block in between: many browser
+    sessions run analyses in threads of one process, and two seeded draws must never interleave."""
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def count_wrong(logits: torch.Tensor, labels: torch.Tensor) -> int:

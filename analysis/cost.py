@@ -2,8 +2,9 @@
 count against the textbook formula.
 
 * ``params``: every parameter (BN scales and shifts included).
-* ``flops_per_image``: ``torch.utils.flop_counter.FlopCounterMode`` on one image in eval mode: it counts
-  convolutions and matrix products (2 FLOPs per multiply-add) and nothing else, so the shortcut's
+* ``flops_per_image``: PyTorch's FLOP formulas (``torch.utils.flop_counter.flop_registry``, what
+  ``FlopCounterMode`` counts with) applied to every operation of one image's eval-mode forward pass: they
+  count convolutions and matrix products (2 FLOPs per multiply-add) and nothing else, so the shortcut's
   additions, BN and ReLU are not in it; ``adds_per_image`` counts the shortcut additions separately
   (one per output value of every residual block; 0 in a plain net).
 * ``ms_per_image``: wall time of eval-mode forward passes over ``images`` random inputs, bfloat16 autocast
@@ -21,37 +22,69 @@ import time
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
-from .common import autocast, model_device
+from .common import autocast, model_device, private_copy
 from .models import CifarResNet
 from .registry import Analysis, Context, Table, register
 
 
+class FlopCount(TorchDispatchMode):
+    """Counts FLOPs with PyTorch's own formulas (``flop_registry``), per operation.
+
+    ``FlopCounterMode`` itself also tracks modules through *global* module hooks, which fire in every thread
+    of the process while it counts (many browser sessions share one); a dispatch mode is local to the thread
+    that enters it, so counting here never reaches another thread's forward pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_op: dict[str, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_op.values())
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if packet in flop_registry:
+            n = int(flop_registry[packet](*args, **kwargs, out_val=out))
+            self.by_op[str(packet)] = self.by_op.get(str(packet), 0) + n
+        return out
+
+
+def count_flops(fn, *args) -> FlopCount:
+    with torch.no_grad(), FlopCount() as fc:
+        fn(*args)
+    return fc
+
+
 def conv_costs(model: CifarResNet, model_name: str) -> pd.DataFrame:
-    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs."""
-    dev = model_device(model)
+    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs.
+    The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread)."""
+    m = private_copy(model)
+    dev = model_device(m)
     shapes: dict[str, tuple] = {}
-    hooks = []
-    for name, mod in model.named_modules():
-        if isinstance(mod, nn.Conv2d):
-            hooks.append(mod.register_forward_hook(
-                lambda m, inp, out, name=name: shapes.__setitem__(name, (tuple(inp[0].shape), tuple(out.shape)))))
+    convs = {name: mod for name, mod in m.named_modules() if isinstance(mod, nn.Conv2d)}
+    hooks = [mod.register_forward_hook(lambda _m, inp, out, name=name: shapes.__setitem__(
+        name, (tuple(inp[0].shape), tuple(out.shape)))) for name, mod in convs.items()]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            model(torch.zeros(1, 3, 32, 32, device=dev))
+        with torch.no_grad():
+            m(torch.zeros(1, 3, 32, 32, device=dev))
     finally:
         for h in hooks:
             h.remove()
-    counts = fc.get_flop_counts()
     rows = []
-    for name, mod in model.named_modules():
-        if not isinstance(mod, nn.Conv2d) or name not in shapes:
+    for name, mod in convs.items():
+        if name not in shapes:
             continue
         (_, c_in, h_in, w_in), (_, c_out, h_out, w_out) = shapes[name]
+        counted = sum(v for op, v in count_flops(mod, torch.zeros(1, c_in, h_in, w_in, device=dev)).by_op.items()
+                      if "convolution" in op)
         k = mod.kernel_size[0]
         formula = h_out * w_out * c_in * c_out * k * k
-        counted = sum(v for op, v in counts.get(f"{type(model).__name__}.{name}", {}).items() if "convolution" in str(op))
         rows.append({"model": model_name, "layer": name, "H_in": h_in, "W_in": w_in, "H_out": h_out, "W_out": w_out,
                      "C_in": c_in, "C_out": c_out, "k": k, "stride": mod.stride[0], "formula_macs": formula,
                      "formula_macs_input_size": h_in * w_in * c_in * c_out * k * k, "counted_flops": int(counted),
@@ -93,26 +126,32 @@ def time_per_image(model: CifarResNet, images: int = 256, repeats: int = 5, seed
     return 1000.0 * statistics.median(times) / images
 
 
-def interleaved_times(models: dict[str, CifarResNet], images: int = 256, repeats: int = 5, seed: int = 0
-                      ) -> dict[str, float]:
-    """ms per image for several nets measured in turns (net A, net B, net A, ...), so that a busy machine
-    slows all of them alike; the fastest of ``repeats`` rounds (the least disturbed one)."""
+def interleaved_rounds(models: dict[str, CifarResNet], images: int = 256, repeats: int = 5, seed: int = 0
+                       ) -> dict[str, list[float]]:
+    """ms per image for several nets measured in turns (net A, net B, net A, ...), ``repeats`` rounds: within a
+    round the nets are measured side by side, so the ratio of two nets' times in one round is what a busy
+    machine disturbs least; the spread of that ratio over the rounds says how far to trust it."""
     per: dict[str, list[float]] = {n: [] for n in models}
     for n, m in models.items():  # warm-up
         time_per_image(m, images=images, repeats=1, seed=seed)
     for _ in range(repeats):
         for n, m in models.items():
             per[n].append(time_per_image(m, images=images, repeats=1, seed=seed))
-    return {n: min(v) for n, v in per.items()}
+    return per
+
+
+def interleaved_times(models: dict[str, CifarResNet], images: int = 256, repeats: int = 5, seed: int = 0
+                      ) -> dict[str, float]:
+    """The fastest of the rounds of :func:`interleaved_rounds` per net (the least disturbed one)."""
+    return {n: min(v) for n, v in interleaved_rounds(models, images, repeats, seed).items()}
 
 
 def cost(model: CifarResNet, model_name: str, images: int = 256, repeats: int = 5, seed: int = 0
          ) -> tuple[pd.DataFrame, pd.DataFrame]:
     convs = conv_costs(model, model_name)
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(torch.zeros(1, 3, 32, 32, device=model_device(model)))
+    fc = count_flops(model, torch.zeros(1, 3, 32, 32, device=model_device(model)))
     row = {"model": model_name, "residual": model.residual, "depth": model.depth, "arch": model.name,
-           "params": sum(p.numel() for p in model.parameters()), "flops_per_image": int(fc.get_total_flops()),
+           "params": sum(p.numel() for p in model.parameters()), "flops_per_image": fc.total,
            "conv_macs_per_image": int(convs["counted_macs"].sum()), "adds_per_image": shortcut_adds(model),
            "ms_per_image": time_per_image(model, images=images, repeats=repeats, seed=seed), "timed_images": images,
            "repeats": repeats, "device": str(model_device(model)),

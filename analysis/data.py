@@ -7,13 +7,21 @@ Two layouts are read:
 The root comes from ``--data DIR``, else the environment variable ``RESLENS_DATA``, else ``./data``.
 Decoded images are cached as one file per split (beside the data when writable, else in
 ``~/.cache/reslens``), keyed by a fingerprint of the file list, so later loads take well under a second.
+
+Bad data is refused in one sentence, never turned into a wrong number: a split must hold exactly the ten
+CIFAR-10 class folders (a missing, empty or extra folder would shift every label after it); files that cannot
+be decoded are skipped and named, up to :data:`MAX_UNREADABLE_SHARE` of the split, beyond which the folder
+is refused as damaged; a cache file is used only when its tensors match the file list it claims to come from
+(count, shape, dtype, every label), else it is rebuilt.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +35,18 @@ MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 NORMALIZATION = {"mean": list(MEAN), "std": list(STD), "input": "RGB in [0, 1], then (x - mean) / std"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+MAX_UNREADABLE_SHARE = 0.01  # more unreadable files than this share of a split: the folder is refused as damaged
+LOG = logging.getLogger("reslens")
 
 
 class DataNotFound(FileNotFoundError):
     """No CIFAR-10 was found; the message says where to put it."""
+
+
+class DataRefused(DataNotFound):
+    """CIFAR-10 was found but cannot be measured on as it is (a class missing, too many unreadable files);
+    the message names the folder."""
 
 
 def where_to_put_data(root: Path | None = None) -> str:
@@ -64,21 +79,45 @@ class Split:
     classes: tuple[str, ...]
     source: str  # "imagefolder:/path" or "torchvision:/path"
     fingerprint: str  # sha256 of the sorted file list (relative path and size of every file)
+    skipped: tuple[str, ...] = ()  # files that could not be decoded (relative paths), left out
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def note(self) -> str:
+        """One sentence on what was left out, or ''."""
+        if not self.skipped:
+            return ""
+        shown = ", ".join(self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
+        return (f"{len(self.skipped)} unreadable image file(s) of {self.source.split(':', 1)[-1]} were skipped "
+                f"({shown}); measurements use the other {len(self):,}.")
+
 
 def _list_imagefolder(split_dir: Path) -> tuple[list[tuple[str, int]], tuple[str, ...]]:
-    classes = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir()))
-    if not classes:
+    """(relative path, label) of every image file, in the ten CIFAR-10 class folders; refuses a split whose
+    folders are not exactly those ten (a missing or extra folder would shift the labels after it)."""
+    dirs = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not dirs:
         raise DataNotFound(f"{split_dir} has no class folders. " + where_to_put_data(split_dir.parent))
+    missing = [c for c in CLASSES if c not in dirs]
+    if missing:
+        raise DataRefused(f"{split_dir / missing[0]} is missing"
+                          + (f" (and {len(missing) - 1} more class folder(s))" if len(missing) > 1 else "")
+                          + f": a CIFAR-10 split needs the ten class folders {', '.join(CLASSES)}, or every "
+                          "label after the gap would be wrong.")
+    extra = [d for d in dirs if d not in CLASSES]
+    if extra:
+        raise DataRefused(f"{split_dir / extra[0]} is not a CIFAR-10 class: a split holds exactly the folders "
+                          f"{', '.join(CLASSES)}; move it out of {split_dir}.")
     files: list[tuple[str, int]] = []
-    for ci, c in enumerate(classes):
-        for f in sorted((split_dir / c).iterdir()):
-            if f.suffix.lower() in IMAGE_EXTS:
-                files.append((f"{c}/{f.name}", ci))
-    return files, classes
+    for ci, c in enumerate(CLASSES):
+        these = [f"{c}/{f.name}" for f in sorted((split_dir / c).iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+        if not these:
+            raise DataRefused(f"{split_dir / c} holds no images ({', '.join(sorted(IMAGE_EXTS))}): every CIFAR-10 "
+                              "class must be there to measure an error.")
+        files += [(r, ci) for r in these]
+    return files, CLASSES
 
 
 def _fingerprint(split_dir: Path, rel_paths: list[str]) -> str:
@@ -88,14 +127,18 @@ def _fingerprint(split_dir: Path, rel_paths: list[str]) -> str:
     return h.hexdigest()
 
 
-def _decode(path: Path) -> np.ndarray:
+def _decode(path: Path) -> np.ndarray | None:
+    """The 32x32 RGB pixels of one file, or None when it cannot be decoded (truncated, not an image, ...)."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        if im.size != (32, 32):
-            im = im.resize((32, 32), Image.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (32, 32):
+                im = im.resize((32, 32), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on damaged files; the caller names the file
+        return None
 
 
 def _cache_path(root: Path, split: str, fingerprint: str) -> Path:
@@ -116,39 +159,86 @@ def _cache_path(root: Path, split: str, fingerprint: str) -> Path:
     return candidates[-1] / name
 
 
+def _valid_cache(d: object, fp: str, files: list[tuple[str, int]]) -> str:
+    """'' when a cache's tensors are exactly what the file list makes, else what is wrong with it."""
+    if not isinstance(d, dict) or d.get("fingerprint") != fp:
+        return "another file list"
+    images, labels, skipped = d.get("images"), d.get("labels"), tuple(d.get("skipped") or ())
+    names = {r for r, _ in files}
+    if not set(skipped) <= names:
+        return "skipped files that are not in the folder"
+    want = torch.tensor([c for r, c in files if r not in set(skipped)], dtype=torch.int64)
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or tuple(images.shape) != (len(want), 3, 32, 32):
+        return f"images of shape {tuple(getattr(images, 'shape', ()))} ({getattr(images, 'dtype', None)}), " \
+               f"expected ({len(want)}, 3, 32, 32) uint8"
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or not torch.equal(labels, want):
+        return "labels that do not match the class folders"
+    if tuple(d.get("classes") or ()) != CLASSES:
+        return "other class names"
+    return ""
+
+
 def _load_imagefolder(root: Path, split: str, progress: bool) -> Split:
     split_dir = root / split
     files, classes = _list_imagefolder(split_dir)
-    if not files:
-        raise DataNotFound(f"{split_dir} holds no images. " + where_to_put_data(root))
     rel = [r for r, _ in files]
     fp = _fingerprint(split_dir, rel)
+    key = (str(root.resolve()), split, fp)
+    with _MEMO_LOCK:
+        if key in _MEMO:
+            return _MEMO[key]
     cache = _cache_path(root, split, fp)
     if cache.is_file():
         try:
             d = torch.load(cache, weights_only=True)
-            if d.get("fingerprint") == fp:
-                return Split(d["images"], d["labels"], tuple(d["classes"]), source=f"imagefolder:{root}", fingerprint=fp)
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            pass
+            why = _valid_cache(d, fp, files)
+        except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+            d, why = None, f"unreadable ({e.__class__.__name__})"
+        if not why:
+            out = Split(d["images"], d["labels"], CLASSES, source=f"imagefolder:{split_dir}", fingerprint=fp,
+                        skipped=tuple(d.get("skipped") or ()))
+            return _remember(key, out)
+        LOG.warning("ResLens: the decoded-image cache %s holds %s; decoding the images again", cache, why)
     paths = [split_dir / r for r in rel]
-    it = None
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as ex:
         it = ex.map(_decode, paths, chunksize=256)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(it, total=len(paths), desc=f"decoding {split} images (once)", unit="img")
-        arr = np.stack(list(it))
-    images = torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor([c for _, c in files], dtype=torch.int64)
+        decoded = list(it)
+    skipped = tuple(r for r, a in zip(rel, decoded) if a is None)
+    if len(skipped) > MAX_UNREADABLE_SHARE * len(rel):
+        raise DataRefused(f"{len(skipped):,} of {len(rel):,} image files in {split_dir} cannot be read (e.g. "
+                          f"{skipped[0]}): more than {MAX_UNREADABLE_SHARE:.0%} of the split, so the folder is "
+                          "treated as damaged; copy CIFAR-10 there again.")
+    keep = [i for i, a in enumerate(decoded) if a is not None]
+    images = torch.from_numpy(np.stack([decoded[i] for i in keep])).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([files[i][1] for i in keep], dtype=torch.int64)
+    out = Split(images, labels, classes, source=f"imagefolder:{split_dir}", fingerprint=fp, skipped=skipped)
+    if skipped:
+        LOG.warning("ResLens: %s", out.note)
     try:
         tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"images": images, "labels": labels, "classes": list(classes), "fingerprint": fp}, tmp)
+        torch.save({"images": images, "labels": labels, "classes": list(classes), "fingerprint": fp,
+                    "skipped": list(skipped)}, tmp)
         tmp.replace(cache)
     except OSError:
         pass  # read-only everywhere: decode again next time
-    return Split(images, labels, classes, source=f"imagefolder:{root}", fingerprint=fp)
+    return _remember(key, out)
+
+
+# Splits already read by this process, by (root, split, fingerprint): a changed file list is read anew.
+_MEMO: dict[tuple, Split] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _remember(key: tuple, split: Split) -> Split:
+    with _MEMO_LOCK:
+        for k in [k for k in _MEMO if k[:2] == key[:2]]:  # one version of a split per folder
+            del _MEMO[k]
+        _MEMO[key] = split
+    return split
 
 
 def _load_torchvision(root: Path, split: str) -> Split:
@@ -164,8 +254,14 @@ def _load_torchvision(root: Path, split: str) -> Split:
             d = pickle.load(f, encoding="latin1")
         xs.append(np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         ys.extend(d["labels"])
-    return Split(torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64), CLASSES,
-                 source=f"torchvision:{root}", fingerprint=h.hexdigest())
+    labels = torch.tensor(ys, dtype=torch.int64)
+    present = set(labels.unique().tolist())
+    if present != set(range(len(CLASSES))) or sum(len(x) for x in xs) != len(labels):
+        missing = [CLASSES[i] for i in range(len(CLASSES)) if i not in present]
+        raise DataRefused(f"{base} does not hold the ten CIFAR-10 classes as labels 0-9 with one image each "
+                          f"(missing: {', '.join(missing) or 'none'}; labels seen: {sorted(present)[:12]})")
+    return Split(torch.from_numpy(np.concatenate(xs)), labels, CLASSES, source=f"torchvision:{root}",
+                 fingerprint=h.hexdigest())
 
 
 def load_split(split: str, data: str | os.PathLike | None = None, download: bool = False,
@@ -176,14 +272,15 @@ def load_split(split: str, data: str | os.PathLike | None = None, download: bool
     root = resolve_root(data)
     layout = detect_layout(root) if root.exists() else None
     if layout is None and download:
+        LOG.warning("ResLens: CIFAR-10 is not in %s; downloading it (about 170 MB) with torchvision", root)
         try:
             import torchvision
 
             torchvision.datasets.CIFAR10(str(root), train=(split == "train"), download=True)
             layout = detect_layout(root)
         except Exception as e:  # offline, or a read-only folder
-            raise DataNotFound(f"downloading CIFAR-10 to {root} failed ({e.__class__.__name__}). "
-                               + where_to_put_data(root)) from None
+            raise DataNotFound(f"CIFAR-10 is not in {root} and downloading it failed ({e.__class__.__name__}: "
+                               "offline?). " + where_to_put_data(root)) from None
     if layout is None:
         raise DataNotFound(where_to_put_data(root))
     if layout == "imagefolder":

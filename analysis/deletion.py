@@ -22,7 +22,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, mean_ci95, model_device
+from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device
+from .stats import bootstrap_mean
 from .models import CifarResNet
 from .registry import Analysis, Context, Table, register
 
@@ -119,14 +120,20 @@ def delete_random(model: CifarResNet, batch: Batch, model_name: str, ks: Sequenc
     return pd.DataFrame(rows)
 
 
+RANDOM_INTERVAL = "95 % percentile bootstrap interval of the mean over trials (2,000 resamples)"
+
+
 def summarize_random(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean error per (model, k) with its 95 % Student-t interval over trials."""
+    """Mean error per (model, k) with the 95 % percentile bootstrap interval of that mean over the trials: it lies
+    between the smallest and the largest trial, so inside 0-100 % (a Student-t interval over three trials ran from
+    -60 % to 160 %). One trial (k = 0, the intact net) has a zero-width interval."""
     out = []
     for (model, k), g in df.groupby(["model", "k"], sort=True):
-        m, lo, hi = mean_ci95(g["error_pct"])
+        m, lo, hi = bootstrap_mean(g["error_pct"], seed=int(k))
         out.append({"model": model, "residual": bool(g["residual"].iloc[0]), "k": int(k), "trials": len(g),
-                    "mean_error_pct": m, "ci95_low": lo, "ci95_high": hi})
-    return pd.DataFrame(out)
+                    "mean_error_pct": m, "ci95_low": lo, "ci95_high": hi, "interval": RANDOM_INTERVAL})
+    return pd.DataFrame(out, columns=["model", "residual", "k", "trials", "mean_error_pct", "ci95_low", "ci95_high",
+                                      "interval"])
 
 
 def kendall_tau(perm: Sequence[int]) -> float:
@@ -201,7 +208,9 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
     For each length k: ``samples_per_length`` times, draw k blocks and a batch of ``batch_size`` images;
     backpropagate the summed cross-entropy through the residual branches of those k blocks only and the
     skip path elsewhere; record the mean over images of ||d loss_n / d x_0[n]||_2. ``grad_norm`` is the
-    mean over the draws (one path's typical gradient), ``total_grad`` = C(n, k) * grad_norm.
+    mean over the draws (one path's typical gradient), ``grad_norm_std`` its spread over the draws,
+    ``total_grad`` = C(n, k) * grad_norm, and ``total_grad_low`` / ``total_grad_high`` the 95 % normal interval
+    of that mean times C(n, k) (zero width with one draw per length).
     """
     if not model.residual:
         raise ValueError("paths are defined for residual nets (a plain net has a single path)")
@@ -224,9 +233,13 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
             (g,) = torch.autograd.grad(F.cross_entropy(out, y, reduction="sum"), h0)
             norms.append(g.flatten(1).norm(dim=1).mean().item())
         gn = sum(norms) / len(norms)
+        sd = (sum((v - gn) ** 2 for v in norms) / (len(norms) - 1)) ** 0.5 if len(norms) > 1 else float("nan")
+        half = (1.959964 * sd / math.sqrt(len(norms))) if len(norms) > 1 else 0.0
+        c = math.comb(n, k)
         rows.append({"model": model_name, "length": k, "n_paths": int(dist.loc[k, "n_paths"]),
-                     "fraction": float(dist.loc[k, "fraction"]), "grad_norm": gn,
-                     "total_grad": gn * math.comb(n, k), "samples": samples_per_length, "batch": batch_size})
+                     "fraction": float(dist.loc[k, "fraction"]), "grad_norm": gn, "grad_norm_std": sd,
+                     "total_grad": gn * c, "total_grad_low": max(0.0, gn - half) * c, "total_grad_high": (gn + half) * c,
+                     "samples": samples_per_length, "batch": batch_size})
         if progress:
             progress((j + 1) / len(lengths), f"gradient by path length in {model_name}")
     df = pd.DataFrame(rows)
@@ -288,5 +301,5 @@ register(Analysis(
     name="paths", title="Gradient by path length (Veit et al. 2016, section 5.2)", run=_run_paths, residual_only=True,
     page=_PAGE, order=33, defaults={"per_length": 10, "batch": 16, "lengths": None},
     quick={"per_length": 1, "batch": 4, "lengths": (0, 2)},
-    tables=(Table("paths", ("model", "length", "n_paths", "fraction", "grad_norm", "total_grad", "total_grad_share",
-                            "samples", "batch")),)))
+    tables=(Table("paths", ("model", "length", "n_paths", "fraction", "grad_norm", "grad_norm_std", "total_grad",
+                            "total_grad_low", "total_grad_high", "total_grad_share", "samples", "batch")),)))

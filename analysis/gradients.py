@@ -4,7 +4,8 @@ What is measured, for each block i (float32, no autocast: norms span many orders
 
 * ``grad_input_l2``: the mean over images n of ||d loss_n / d x_i[n]||_2, where x_i[n] is block i's
   input for image n and loss_n that image's cross-entropy (the batch loss is a sum, so nothing is
-  divided by the batch size).
+  divided by the batch size); ``grad_input_l2_std`` is the standard deviation of that norm over the images
+  (for the interval of the mean).
 * ``grad_weight_l2``: ||d L / d W||_2 over both 3x3 conv weights of the block (``grad_conv1_l2`` and
   ``grad_conv2_l2`` separately), where L is the mean cross-entropy over the whole sample.
 
@@ -39,6 +40,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
     convs = [(b.conv1.weight, b.conv2.weight) for _, b in m.blocks()]
     n_blocks = m.num_blocks
     in_sum = torch.zeros(n_blocks, dtype=torch.float64)
+    in_sq = torch.zeros(n_blocks, dtype=torch.float64)  # for the spread over images
     w_acc = [[torch.zeros_like(c1), torch.zeros_like(c2)] for c1, c2 in convs]
     n_total = len(batch)
     state = {"nonfinite": False, "bs": batch_size}
@@ -61,6 +63,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
             norms = g_in[i].flatten(1).norm(dim=1).double()
             state["nonfinite"] |= not torch.isfinite(norms).all().item()
             in_sum[i] += norms.sum().cpu()
+            in_sq[i] += (norms * norms).sum().cpu()
             w_acc[i][0] += g_w[2 * i]
             w_acc[i][1] += g_w[2 * i + 1]
         if progress:
@@ -76,11 +79,20 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
         g2 = (w_acc[i][1] / n_total).norm().item()
         rows.append({"model": model_name, "residual": model.residual, "state": weights, "lambda": lam_v,
                      "block": info.name, "block_index": i, "stage": info.stage, "downsample": info.downsample,
-                     "grad_input_l2": (in_sum[i] / n_total).item(), "grad_weight_l2": (g1 * g1 + g2 * g2) ** 0.5,
+                     "grad_input_l2": (in_sum[i] / n_total).item(),
+                     "grad_input_l2_std": _std(in_sum[i].item(), in_sq[i].item(), n_total),
+                     "grad_weight_l2": (g1 * g1 + g2 * g2) ** 0.5,
                      "grad_conv1_l2": g1, "grad_conv2_l2": g2, "images": n_total,
                      "bn": f"batch statistics, batches of {state['bs']}", "finite": not nonfinite})
     del m
     return pd.DataFrame(rows)
+
+
+def _std(total: float, total_sq: float, n: int) -> float:
+    """Sample standard deviation from a sum and a sum of squares over n values."""
+    if n < 2:
+        return float("nan")
+    return max(0.0, (total_sq - total * total / n) / (n - 1)) ** 0.5
 
 
 def lambda_sweep(init_model: CifarResNet, batch: Batch, model_name: str, lambdas: Sequence[float] = LAMBDAS,
@@ -95,15 +107,27 @@ def lambda_sweep(init_model: CifarResNet, batch: Batch, model_name: str, lambdas
 
 def gradient_summary(grads: pd.DataFrame) -> pd.DataFrame:
     """Per (model, state, lambda): the input-gradient norm at the first block over the one at the last
-    block. Above 1: the gradient grows on its way to the input (explodes through depth); below 1: it shrinks."""
+    block. Above 1: the gradient grows on its way to the input (explodes through depth); below 1: it shrinks.
+    ``first_over_last_low`` / ``_high``: the ratio's 95 % interval, from the normal intervals of the two means
+    over images (the extreme quotients; the full range where the last block's interval reaches 0)."""
+    from .stats import mean_interval, ratio_interval
+
     rows = []
     for (m, st, lam), g in grads.groupby(["model", "state", "lambda"], sort=False):
         g = g.sort_values("block_index")
-        first, last = float(g["grad_input_l2"].iloc[0]), float(g["grad_input_l2"].iloc[-1])
+        ends = []
+        for pos in (0, -1):
+            r = g.iloc[pos]
+            sd = float(r["grad_input_l2_std"]) if "grad_input_l2_std" in g else float("nan")
+            n = int(r["images"]) if "images" in g else 1
+            ends.append((float(r["grad_input_l2"]), mean_interval(float(r["grad_input_l2"]), sd, n)))
+        (first, fi), (last, li) = ends
+        lo, hi = ratio_interval(fi, li)
         rows.append({"model": m, "state": st, "lambda": lam, "first_block_grad": first, "last_block_grad": last,
-                     "first_over_last": first / last if last > 0 else float("inf"), "blocks": len(g)})
+                     "first_over_last": first / last if last > 0 else float("inf"), "first_over_last_low": lo,
+                     "first_over_last_high": hi, "blocks": len(g)})
     return pd.DataFrame(rows, columns=["model", "state", "lambda", "first_block_grad", "last_block_grad",
-                                       "first_over_last", "blocks"])
+                                       "first_over_last", "first_over_last_low", "first_over_last_high", "blocks"])
 
 
 def describe_lambda(summary: pd.DataFrame) -> list[str]:
@@ -169,7 +193,7 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 
 GRADIENT_COLUMNS = ("model", "residual", "state", "lambda", "block", "block_index", "stage", "downsample",
-                    "grad_input_l2", "grad_weight_l2", "grad_conv1_l2", "grad_conv2_l2", "images", "bn", "finite")
+                    "grad_input_l2", "grad_input_l2_std", "grad_weight_l2", "grad_conv1_l2", "grad_conv2_l2", "images", "bn", "finite")
 
 register(Analysis(
     name="gradients", title="Gradient norms through depth: trained, at initialisation, with scaled shortcuts",
@@ -196,7 +220,7 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
     m = private_copy(model)
     dev = model_device(m)
     n_blocks = m.num_blocks
-    acc = {k: torch.zeros(n_blocks, dtype=torch.float64) for k in ("s", "f", "t", "share", "cos")}
+    acc = {k: torch.zeros(n_blocks, dtype=torch.float64) for k in ("s", "f", "t", "share", "share_sq", "cos")}
     n_total = len(batch)
 
     def run(sl: slice) -> None:
@@ -222,7 +246,9 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
             acc["s"][i] += ns.sum().cpu()
             acc["f"][i] += nf.sum().cpu()
             acc["t"][i] += nt.sum().cpu()
-            acc["share"][i] += (ns / (ns + nf).clamp_min(1e-300)).sum().cpu()
+            share = ns / (ns + nf).clamp_min(1e-300)
+            acc["share"][i] += share.sum().cpu()
+            acc["share_sq"][i] += (share * share).sum().cpu()
             acc["cos"][i] += ((gs * gf).sum(1) / (ns * nf).clamp_min(1e-300)).sum().cpu()
             if progress:
                 progress(min(1.0, (sl.start + (i + 1) / n_blocks * (sl.stop - sl.start)) / n_total),
@@ -236,6 +262,7 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
                      "stage": info.stage, "downsample": info.downsample, "lambda": m.block(i).default_lam,
                      "shortcut_grad_l2": (acc["s"][i] / n_total).item(), "branch_grad_l2": (acc["f"][i] / n_total).item(),
                      "total_grad_l2": (acc["t"][i] / n_total).item(), "shortcut_share": (acc["share"][i] / n_total).item(),
+                     "shortcut_share_std": _std(acc["share"][i].item(), acc["share_sq"][i].item(), n_total),
                      "cosine_shortcut_branch": (acc["cos"][i] / n_total).item(), "images": n_total})
     del m
     return pd.DataFrame(rows)
@@ -253,4 +280,4 @@ register(Analysis(
     defaults={"images": 128, "batch_size": 64}, quick={"images": 6, "batch_size": 3},
     tables=(Table("gradient_split", ("model", "residual", "block", "block_index", "stage", "downsample", "lambda",
                                      "shortcut_grad_l2", "branch_grad_l2", "total_grad_l2", "shortcut_share",
-                                     "cosine_shortcut_branch", "images")),)))
+                                     "shortcut_share_std", "cosine_shortcut_branch", "images")),)))

@@ -184,14 +184,15 @@ def scope_of(param_name: str) -> str:
 def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = "func",
               data_parallel: bool = False) -> tuple[HVP, Vec, list[str]]:
     """(hvp, parameters as a template, their names) for the mean cross-entropy of ``model`` on ``batch``.
-    ``model`` must be a private copy: it is put in eval mode and its parameters are read, never written.
+    The products are taken on one private float32 copy of ``model`` in eval mode: ``functional_call`` swaps a
+    module's parameters while it runs, which another thread using ``model`` would see.
 
     ``data_parallel`` (under torchrun): every rank holds the same model and batch and computes the product on
     its share of the images; an ``all_reduce`` sums the shares, so every rank gets the whole
     product and the iterations built on it (same seeds) stay identical on all ranks."""
     if method not in ("func", "double_backward"):
         raise ValueError(f"method must be 'func' or 'double_backward', not {method!r}")
-    model.eval()
+    model = private_copy(model)  # eval mode, float32, seen by no other thread
     dev = model_device(model)
     names = [n for n, _ in model.named_parameters()]
     params = [p.detach() for _, p in model.named_parameters()]
@@ -241,8 +242,7 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
                      progress: Progress = None, data_parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
     """(hessian rows, density rows, the top eigenvector) for one model; see the module docstring.
     ``data_parallel``: under torchrun, every Hessian-vector product is split across the ranks by images."""
-    m = private_copy(model)
-    hvp, template, names = model_hvp(m, batch, chunk=chunk, method=method, data_parallel=data_parallel)
+    hvp, template, names = model_hvp(model, batch, chunk=chunk, method=method, data_parallel=data_parallel)
     counted = {"n": 0}
 
     def counting(v: Vec) -> Vec:
@@ -292,7 +292,6 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
     df = pd.DataFrame(rows)
     df["hvps"] = counted["n"]
     vec = eig[0]["vector"] if eig else None
-    del m
     return df, dens_df, vec
 
 
@@ -300,8 +299,7 @@ def top_eigenvector_direction(model: CifarResNet, batch: Batch, max_iter: int = 
                               seed: int = 0, progress: Progress = None) -> tuple[dict[str, torch.Tensor], float]:
     """The top Hessian eigenvector as a direction over the parameters (unit norm over all of them), and its
     eigenvalue: a direction for the loss-landscape slice along which the loss curves most."""
-    m = private_copy(model)
-    hvp, template, names = model_hvp(m, batch)
+    hvp, template, names = model_hvp(model, batch)
     e = top_eigenvalues(hvp, template, k=1, max_iter=max_iter, tol=tol, seed=seed, progress=progress)[0]
     dev = model_device(model)
     return {n: v.to(dev) for n, v in zip(names, e["vector"])}, e["eigenvalue"]

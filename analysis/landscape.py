@@ -6,8 +6,10 @@ row of the linear weight) is drawn from N(0, 1) and rescaled to the norm of the 
 trained weights; 1-D parameters (BN scales and shifts, the linear bias) get d = 0, as in the paper's
 filter normalisation with BN entries zeroed. The loss at (alpha, beta) is the mean cross-entropy of
 the model with weights theta + alpha*d1 + beta*d2 on the sample, evaluated with
-``torch.func.functional_call``: the model itself is never changed. Eval-mode BN (running statistics),
-bfloat16 autocast with channels_last (the benchmark compares it with float32).
+``torch.func.functional_call`` on a private copy of the model (:class:`Perturbable`, one copy per run):
+``functional_call`` swaps a module's own parameters for the length of the call, so on the shared model
+another thread would compute with the perturbed weights. Eval-mode BN (running statistics), bfloat16
+autocast with channels_last (the benchmark compares it with float32).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device
+from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device, private_copy
 from .models import CifarResNet
 from .registry import Analysis, Context, Table, register
 
@@ -40,13 +42,46 @@ def filter_normalized_direction(model: CifarResNet, seed: int) -> dict[str, torc
     return d
 
 
+class Perturbable:
+    """A private copy of a model whose weights an evaluation replaces (``torch.func.functional_call``).
+
+    ``functional_call`` swaps the module's own parameters while it runs; on a model that other threads use
+    (the dashboard's cached models serve every browser session) they would compute with the perturbed
+    weights. One copy per analysis run serves every grid point of it."""
+
+    def __init__(self, model: CifarResNet) -> None:
+        if isinstance(model, Perturbable):
+            model = model.model
+        self.model = private_copy(model)
+        self.residual = model.residual
+        self.theta = {k: v.detach() for k, v in self.model.named_parameters()}
+        self.buffers = {k: v.detach() for k, v in self.model.named_buffers()}
+
+    @property
+    def device(self) -> torch.device:
+        return model_device(self.model)
+
+    def params_at(self, a: float, b: float, d1: dict, d2: dict | None) -> dict[str, torch.Tensor]:
+        return {k: t + a * d1[k] + (b * d2[k] if d2 is not None else 0) for k, t in self.theta.items()}
+
+    def __call__(self, params: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (params, self.buffers), (x,))
+
+
+def perturbable(model) -> Perturbable:
+    """``model`` itself when it is already a private :class:`Perturbable`, else one private copy of it."""
+    return model if isinstance(model, Perturbable) else Perturbable(model)
+
+
 @torch.no_grad()
-def _loss_err(model, params, buffers, batch: Batch, dev, bf16: bool, chunk: int = 500) -> tuple[float, float]:
+def _loss_err(net: Perturbable, params, batch: Batch, bf16: bool, chunk: int = 500) -> tuple[float, float]:
+    dev = net.device
+
     def run(sl: slice) -> tuple[float, int]:
         x = batch.x[sl].to(dev).contiguous(memory_format=torch.channels_last)
         y = batch.y[sl].to(dev)
         with autocast(dev, bf16):
-            out = functional_call(model, (params, buffers), (x,))
+            out = net(params, x)
         out = out if out.dtype == torch.float64 else out.float()  # bf16 logits are scored in float32
         return F.cross_entropy(out, y, reduction="sum").item(), count_wrong(out, y)
 
@@ -67,22 +102,24 @@ def hessian_direction(model: CifarResNet, batch: Batch, seed: int = 0, max_iter:
     return {k: t * (theta_norm / v_norm.clamp_min(1e-12)) for k, t in v.items()}, lam
 
 
-def grid_losses(model: CifarResNet, batch: Batch, points: Sequence[tuple[float, float]], d1: dict, d2: dict | None,
-                bf16: bool = True, points_per_pass: int = 1, chunk: int | None = None) -> list[tuple[float, float]]:
+def grid_losses(model: CifarResNet | Perturbable, batch: Batch, points: Sequence[tuple[float, float]], d1: dict,
+                d2: dict | None, bf16: bool = True, points_per_pass: int = 1, chunk: int | None = None,
+                progress: Progress = None) -> list[tuple[float, float]]:
     """(loss, error %) at each (alpha, beta): one point per forward pass, or ``points_per_pass`` points at
     once through ``torch.func.vmap`` over stacked parameter sets (the convolutions become grouped ones: faster
     on a GPU, whose small-net kernels leave most of it idle; slower on a CPU, see benchmarks/landscape_grid.py).
     The loss is computed in float32 from the logits. ``chunk``: images x grid points per forward pass (default
-    500 on the CPU, 10,000 on a GPU; halved on out-of-memory)."""
-    dev = model_device(model)
+    500 on the CPU, 10,000 on a GPU; halved on out-of-memory). ``model`` is never touched: the points are
+    evaluated on one private copy (pass a :class:`Perturbable` to reuse one across calls)."""
+    net = perturbable(model)
+    dev = net.device
     images = chunk or (500 if dev.type == "cpu" else 10_000)
-    theta = {k: v.detach() for k, v in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
     if points_per_pass <= 1:
         out = []
-        for a, b in points:
-            params = {k: theta[k] + a * d1[k] + (b * d2[k] if d2 is not None else 0) for k in theta}
-            out.append(_loss_err(model, params, buffers, batch, dev, bf16=bf16, chunk=images))
+        for j, (a, b) in enumerate(points):
+            out.append(_loss_err(net, net.params_at(a, b, d1, d2), batch, bf16=bf16, chunk=images))
+            if progress:
+                progress((j + 1) / len(points), f"{j + 1} of {len(points)} grid points")
         return out
     from torch.func import vmap
 
@@ -92,7 +129,7 @@ def grid_losses(model: CifarResNet, batch: Batch, points: Sequence[tuple[float, 
         a = torch.tensor([p[0] for p in pts], device=dev, dtype=torch.float32)
         b = torch.tensor([p[1] for p in pts], device=dev, dtype=torch.float32)
         stacked = {}
-        for k, t in theta.items():
+        for k, t in net.theta.items():
             shape = (-1,) + (1,) * t.dim()
             v = t[None] + a.view(shape).to(t.dtype) * d1[k][None]
             if d2 is not None:
@@ -107,7 +144,7 @@ def grid_losses(model: CifarResNet, batch: Batch, points: Sequence[tuple[float, 
 
             def f(p):
                 with autocast(dev, bf16):
-                    logits = functional_call(model, (p, buffers), (x,))
+                    logits = net(p, x)
                 logits = logits if logits.dtype == torch.float64 else logits.float()
                 return F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) != y).sum()
 
@@ -118,27 +155,26 @@ def grid_losses(model: CifarResNet, batch: Batch, points: Sequence[tuple[float, 
 
         chunked(run, len(batch), max(1, images // len(pts)))  # images x points per pass stays at `images`
         out += [(float(sums[i]) / len(batch), error_pct(int(wrong[i]), len(batch))) for i in range(len(pts))]
+        if progress:
+            progress(min(1.0, (s + len(pts)) / len(points)), f"{s + len(pts)} of {len(points)} grid points")
     return out
 
 
-def landscape(model: CifarResNet, batch: Batch, model_name: str, alphas: Sequence[float],
+def landscape(model: CifarResNet | Perturbable, batch: Batch, model_name: str, alphas: Sequence[float],
               betas: Sequence[float] | None = None, seed: int = 0, bf16: bool = True,
               direction: dict[str, torch.Tensor] | None = None, direction_name: str = "random",
               progress: Progress = None) -> pd.DataFrame:
     """Loss and error on a 1-D (``betas`` None) or 2-D grid of (alpha, beta). ``direction`` replaces the
     first filter-normalised random direction (e.g. :func:`hessian_direction`)."""
-    d1 = direction if direction is not None else filter_normalized_direction(model, seed)
-    d2 = filter_normalized_direction(model, seed + 1) if betas is not None else None
+    net = perturbable(model)  # the model itself is never touched
+    d1 = direction if direction is not None else filter_normalized_direction(net.model, seed)
+    d2 = filter_normalized_direction(net.model, seed + 1) if betas is not None else None
     grid = [(float(a), 0.0) for a in alphas] if betas is None else [(float(a), float(b)) for b in betas for a in alphas]
-    rows = []
-    for j, (a, b) in enumerate(grid):
-        ((loss, err),) = grid_losses(model, batch, [(a, b)], d1, d2, bf16=bf16)
-        rows.append({"model": model_name, "residual": model.residual, "dims": 1 if betas is None else 2,
-                     "alpha": a, "beta": b, "loss": loss, "error_pct": err, "images": len(batch), "seed": seed,
-                     "direction": direction_name})
-        if progress:
-            progress((j + 1) / len(grid), f"loss landscape of {model_name}")
-    return pd.DataFrame(rows)
+    sub = None if progress is None else (lambda f, msg: progress(f, f"loss landscape of {model_name}: {msg}"))
+    losses = grid_losses(net, batch, grid, d1, d2, bf16=bf16, progress=sub)
+    return pd.DataFrame([{"model": model_name, "residual": net.residual, "dims": 1 if betas is None else 2,
+                          "alpha": a, "beta": b, "loss": loss, "error_pct": err, "images": len(batch), "seed": seed,
+                          "direction": direction_name} for (a, b), (loss, err) in zip(grid, losses)])
 
 
 def grid(steps: int, radius: float = 1.0) -> list[float]:
@@ -156,11 +192,11 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
         d, lam = hessian_direction(ctx.model, ctx.sample(p["hessian_images"]), seed=ctx.seed,
                                    max_iter=p["hessian_iter"], progress=lambda f, msg: ctx.tick(0.5 * f, msg))
         extra = {"top_eigenvalue": lam}
-    frames = []
+    frames, net = [], Perturbable(ctx.model)  # one private copy for the whole run
     for j, dims in enumerate(p["dims"]):
         g = grid(p["steps_1d"] if dims == 1 else p["steps_2d"], p["radius"])
         start = 0.5 if d is not None else 0.0
-        frames.append(landscape(ctx.model, b, ctx.name, alphas=g, betas=g if dims == 2 else None, seed=ctx.seed, direction=d,
+        frames.append(landscape(net, b, ctx.name, alphas=g, betas=g if dims == 2 else None, seed=ctx.seed, direction=d,
                                 direction_name=p["direction"],
                                 progress=lambda f, msg, j=j: ctx.tick(start + (1 - start) * (j + f) / len(p["dims"]), msg)))
     out = pd.concat(frames, ignore_index=True)

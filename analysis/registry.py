@@ -13,6 +13,7 @@ tables it declares; a ``combine`` step may add tables computed across models (e.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ from .models import CifarResNet
 
 # Modules of the package that are not analyses (never imported by :func:`load_all`).
 _NOT_ANALYSES = {"__main__", "common", "data", "images", "models", "registry", "report", "train", "zoo",
-                 "distributed", "sweeps", "checkpoints", "results_store"}
+                 "distributed", "sweeps", "checkpoints", "results_store", "stats",
+                "torchfile"}
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Analysis:
     documents: Callable[[dict[str, pd.DataFrame]], dict[str, str]] | None = None
     page: str = ""  # the dashboard page that draws it
     order: float = 100.0
+    module: str = ""  # the module that declares it (set by :func:`register`): its code version keys stored results
 
     def params(self, **overrides) -> dict:
         unknown = set(overrides) - set(self.defaults)
@@ -129,6 +132,8 @@ def register(analysis: Analysis) -> Analysis:
     """Add an analysis to the registry (each module calls this once per analysis it declares)."""
     if analysis.name in _REGISTRY and _REGISTRY[analysis.name].run is not analysis.run:
         raise ValueError(f"two analyses are called {analysis.name!r}")
+    if not analysis.module:
+        analysis = dataclasses.replace(analysis, module=analysis.run.__module__)
     _REGISTRY[analysis.name] = analysis
     return analysis
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import threading
 import time
 from pathlib import Path
 from typing import Mapping
@@ -61,6 +62,7 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
     unknown = set(params) - {a.name for a in analyses}
     if unknown:
         raise ValueError(f"parameters given for analyses that do not run: {', '.join(sorted(unknown))}")
+    check_data(analyses, data)
     w = dd.world()
     dev = w.device(device)  # the requested device, else this rank's GPU, else the CPU
     loaded = {n: (models or {}).get(n) or load_pretrained(n, device=dev) for n in names}
@@ -110,6 +112,14 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
     return out, manifest
 
 
+def check_data(analyses: list[Analysis], data=None) -> None:
+    """Raise DataNotFound (one sentence) when an analysis needs CIFAR-10 and it is not there: before any work."""
+    if any(a.needs_data and a.scope == "model" for a in analyses):
+        found, sentence = D.data_status(data)
+        if not found:
+            raise D.DataNotFound(sentence)
+
+
 def combine(analyses: list[Analysis], tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """The cross-model tables of every analysis that declares a ``combine`` step."""
     out = {}
@@ -131,23 +141,43 @@ def documents(tables: dict[str, pd.DataFrame], only=None) -> dict[str, str]:
 
 
 def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> list[Path]:
+    """Write every CSV, the documents and manifest.json into ``out``, all or nothing: the files are written to a
+    temporary folder inside ``out`` and then moved into place with Ctrl-C held back, so an interruption leaves
+    either the old report or the new one, never half of one."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, df in tables.items():
-        p = out / f"{k}.csv"
-        df.to_csv(p, index=False)
-        paths.append(p)
-    for name, text in documents(tables, manifest.get("analyses")).items():
-        p = out / name
-        p.write_text(text)
-        paths.append(p)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-    return paths + [out / "manifest.json"]
+    files: dict[str, str | pd.DataFrame] = {f"{k}.csv": df for k, df in tables.items()}
+    files.update(documents(tables, manifest.get("analyses")))
+    files["manifest.json"] = json.dumps(manifest, indent=1, default=str) + "\n"
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
+    try:
+        for name, content in files.items():
+            if isinstance(content, pd.DataFrame):
+                content.to_csv(tmp / name, index=False)
+            else:
+                (tmp / name).write_text(content)
+        main_thread = threading.current_thread() is threading.main_thread()
+        if main_thread:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for name in files:
+                os.replace(tmp / name, out / name)
+        finally:
+            if main_thread:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [out / name for name in files]
 
 
 def run_report(names: list[str], samples: int, out: Path, data=None, device=None, seed: int = 0,
                only=None, params: Mapping[str, Mapping] | None = None) -> list[Path]:
     t0 = time.time()
+    check_data(select(list(only) if only else None), data)
     with terminal_bar("report", enabled=dd.world().main) as prog:
         tables, manifest = compute(names, samples=samples, seed=seed, data=data, device=device, only=only,
                                    params=params, progress=prog)

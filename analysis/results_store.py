@@ -1,27 +1,36 @@
 """Results that survive a restart: every table an analysis returned, on disk, keyed by what decides it.
 
-The key is the analysis, the sha256 of each model's weights (parameters and buffers, so two checkpoints with
-the same name never share results), the library's own source (any change to ``analysis/`` starts afresh),
-the data set's location, and every input (sample size, seed, device, parameters). Tables are stored as
-Parquet in ``$RESLENS_RESULTS`` (default ``~/.cache/reslens/results``; ``off`` turns the store off), one
-folder per key, written to a temporary folder and renamed, so a crash never leaves half a result. A folder
-that cannot be read is treated as missing and computed again.
+The key is the analysis, the *version of its code* (:func:`analysis_version`: a hash of the source of its module
+and of every library module it imports, directly or not), the sha256 of each model's weights (parameters and
+buffers, so two checkpoints with the same name never share results), the data set's location, and every input
+(sample size, seed, device, parameters). Tables are stored as Parquet in ``$RESLENS_RESULTS`` (default
+``~/.cache/reslens/results``; ``off`` turns the store off), one folder per key, written to a temporary folder
+and renamed, so a crash never leaves half a result. Each folder holds a ``manifest.json`` with the version and
+the sha256 of every table file; reading checks both, and an entry that is damaged, unreadable or from another
+version of the code is deleted, logged ("ResLens: dropped a stored result ...") and computed again.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import tempfile
 import weakref
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
+
+LOG = logging.getLogger("reslens")
+PACKAGE = Path(__file__).resolve().parent
+FORMAT = 2  # the layout of an entry (manifest.json with checksums)
 
 _WEIGHTS: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
 
@@ -40,13 +49,69 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return got
 
 
+def _read_source(name: str) -> str:
+    p = PACKAGE / f"{name}.py"
+    return p.read_text() if p.is_file() else ""
+
+
+def imports_of(source: str) -> set[str]:
+    """The library modules a module's source imports (``from .x import``, ``from . import x``), anywhere in it."""
+    out: set[str] = set()
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return out
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("analysis."):
+            out.add(node.module.split(".")[1])
+    return out
+
+
+def module_closure(module: str, read: Callable[[str], str] = _read_source) -> list[str]:
+    """``module`` and every library module it imports, directly or through others, sorted."""
+    seen, todo = set(), [module]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        todo += [i for i in imports_of(read(m)) if i not in seen]
+    return sorted(seen)
+
+
+def source_version(modules: list[str], read: Callable[[str], str] = _read_source) -> str:
+    """sha256 (20 hex digits) over the named modules' sources."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(m.encode() + b"\0" + read(m).encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+@lru_cache(maxsize=None)
+def analysis_version(name: str) -> str:
+    """The version of a registered analysis' code: its module and everything that module imports from the
+    library. Changing any of them moves it (and only the analyses that use a changed module move)."""
+    from .registry import load_all
+
+    a = load_all().get(name)
+    module = (a.module if a is not None else "").rsplit(".", 1)[-1]
+    if not module or not (PACKAGE / f"{module}.py").is_file():
+        return library_version()
+    closure = module_closure(module)
+    if "report" in closure:  # it runs other analyses (found by the registry at run time): all of the library
+        return library_version()
+    return source_version(closure)
+
+
 @lru_cache(maxsize=1)
 def library_version() -> str:
-    """sha256 of the analysis library's source files: results computed by other code are never reused."""
-    h = hashlib.sha256()
-    for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()[:20]
+    """sha256 of every source file of the library (for anything that is not a registered analysis)."""
+    return source_version(sorted(p.stem for p in PACKAGE.glob("*.py")))
 
 
 def default_dir() -> Path | None:
@@ -65,42 +130,79 @@ class ResultStore:
         return self.root is not None
 
     @staticmethod
-    def key(analysis: str, inputs: Mapping[str, Any]) -> str:
-        blob = json.dumps({"analysis": analysis, "library": library_version(), **inputs}, sort_keys=True, default=str)
+    def key(analysis: str, inputs: Mapping[str, Any], version: str | None = None) -> str:
+        v = version or analysis_version(analysis)
+        blob = json.dumps({"analysis": analysis, "version": v, **inputs}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _dir(self, analysis: str, key: str) -> Path:
         return self.root / analysis / key[:40]
 
+    def _drop(self, d: Path, analysis: str, why: str) -> None:
+        LOG.warning("ResLens: dropped a stored result of %s (%s): %s; computing it again", analysis, why, d)
+        shutil.rmtree(d, ignore_errors=True)
+
     def get(self, analysis: str, inputs: Mapping[str, Any]) -> dict[str, pd.DataFrame] | None:
+        """The stored tables, or None (not stored; or stored but damaged or from other code: then dropped)."""
         if not self.enabled:
             return None
-        d = self._dir(analysis, self.key(analysis, inputs))
+        version = analysis_version(analysis)
+        key = self.key(analysis, inputs, version)
+        d = self._dir(analysis, key)
+        if not d.is_dir():
+            return None
         try:
-            names = json.loads((d / "tables.json").read_text())
-            return {n: pd.read_parquet(d / f"{n}.parquet") for n in names}
-        except Exception:  # noqa: BLE001 - missing, or damaged (pyarrow raises its own errors): compute again
+            man = json.loads((d / "manifest.json").read_text())
+            if not isinstance(man, dict) or man.get("format") != FORMAT:
+                self._drop(d, analysis, "written in another layout")
+                return None
+            if man.get("version") != version or man.get("key") != key:
+                self._drop(d, analysis, f"computed by other code (version {man.get('version')}, now {version})")
+                return None
+            out = {}
+            for name, entry in man["tables"].items():
+                blob = (d / entry["file"]).read_bytes()
+                if hashlib.sha256(blob).hexdigest() != entry["sha256"]:
+                    self._drop(d, analysis, f"{entry['file']} does not match its checksum")
+                    return None
+                out[name] = pd.read_parquet(io.BytesIO(blob))
+                if len(out[name]) != entry["rows"]:
+                    self._drop(d, analysis, f"{entry['file']} has {len(out[name])} rows, not {entry['rows']}")
+                    return None
+            return out
+        except Exception as e:  # noqa: BLE001 - unreadable in any way (pyarrow raises its own errors)
+            self._drop(d, analysis, f"unreadable: {e.__class__.__name__}")
             return None
 
     def put(self, analysis: str, inputs: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> bool:
         """Store ``tables``; False (and nothing stored) when the disk refuses, e.g. full or read-only."""
         if not self.enabled:
             return False
-        key = self.key(analysis, inputs)
+        version = analysis_version(analysis)
+        key = self.key(analysis, inputs, version)
         d = self._dir(analysis, key)
+        tmp = None
         try:
             d.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=d.parent, prefix=".tmp-"))
-            for n, df in tables.items():
-                df.to_parquet(tmp / f"{n}.parquet", index=False)
+            entries = {}
+            for i, (n, df) in enumerate(tables.items()):
+                buf = io.BytesIO()
+                df.to_parquet(buf, index=False)
+                blob = buf.getvalue()
+                f = f"table{i}.parquet"
+                (tmp / f).write_bytes(blob)
+                entries[n] = {"file": f, "sha256": hashlib.sha256(blob).hexdigest(), "rows": len(df)}
             (tmp / "inputs.json").write_text(json.dumps({"analysis": analysis, **inputs}, indent=1, default=str))
-            (tmp / "tables.json").write_text(json.dumps(list(tables)))
+            (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT, "analysis": analysis, "version": version,
+                                                           "key": key, "tables": entries}, indent=1))
             if d.exists():
                 shutil.rmtree(d, ignore_errors=True)
             os.replace(tmp, d)
             return True
         except Exception:  # noqa: BLE001 - a cache that cannot write is no reason to fail the page
-            shutil.rmtree(locals().get("tmp", d.parent / ".none"), ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             return False
 
     def clear(self) -> None:

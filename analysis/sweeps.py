@@ -21,7 +21,7 @@ import torch
 from . import distributed as dd
 from .common import eval_sample
 from .deletion import PrefixCache, deletable_blocks
-from .landscape import filter_normalized_direction, grid, grid_losses
+from .landscape import Perturbable, filter_normalized_direction, grid, grid_losses
 from .zoo import load_pretrained
 
 
@@ -34,7 +34,7 @@ class _Lazy:
 
     def __init__(self, device: torch.device, samples: int, seed: int, data) -> None:
         self.device, self.samples, self.seed, self.data = device, samples, seed, data
-        self.models, self.caches, self.dirs, self._batch = {}, {}, {}, None
+        self.models, self.caches, self.dirs, self.nets, self._batch = {}, {}, {}, {}, None
 
     def model(self, name: str):
         if name not in self.models:
@@ -50,6 +50,11 @@ class _Lazy:
         if name not in self.caches:
             self.caches[name] = PrefixCache(self.model(name), self.batch())
         return self.caches[name]
+
+    def perturbable(self, name: str) -> Perturbable:
+        if name not in self.nets:
+            self.nets[name] = Perturbable(self.model(name))
+        return self.nets[name]
 
     def directions(self, name: str, dims: int):
         if name not in self.dirs:
@@ -78,7 +83,8 @@ def landscape_sweep(names: Sequence[str], steps: int, radius: float = 1.0, dims:
         name, chunk = item
         m = lazy.model(name)
         d1, d2 = lazy.directions(name, dims)
-        res = grid_losses(m, lazy.batch(), chunk, d1, d2, bf16=bf16, points_per_pass=points_per_pass)
+        res = grid_losses(lazy.perturbable(name), lazy.batch(), chunk, d1, d2, bf16=bf16,
+                          points_per_pass=points_per_pass)
         return [{"model": name, "residual": m.residual, "dims": dims, "alpha": a, "beta": b, "loss": loss,
                  "error_pct": err, "images": samples, "seed": seed, "direction": "random",
                  "normalization": m.normalization} for (a, b), (loss, err) in zip(chunk, res)]

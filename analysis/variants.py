@@ -20,6 +20,7 @@ import pandas as pd
 
 from .gradients import gradient_summary  # noqa: F401  (re-exported: the pages read it from here too)
 from .models import UNITS, parse_name
+from .stats import newcombe_diff
 from .registry import Analysis, Context, Table, register
 from .zoo import PRETRAINED, available, load_card
 
@@ -68,13 +69,14 @@ def variant_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd
             "model": n, "depth": arch.depth, "unit": arch.unit, "shortcut": arch.shortcut_token,
             "shortcut_description": arch.shortcut, "params": card["params"],
             "train_error_pct": card["train_error_pct"], "test_error_pct": card["test_error_pct"],
+            "test_images": int((card.get("data") or {}).get("test_images", 10000)),
             "iterations": sched["iterations"], "epochs": sched["epochs"],
             "full_recipe": sched["iterations"] >= 64000 and not card.get("stopped_early"),
             "paper_110_test_error_pct": paper, "paper_source": source, "trained_on": card.get("device", ""),
         })
     return pd.DataFrame(rows, columns=["model", "depth", "unit", "shortcut", "shortcut_description", "params",
-                                       "train_error_pct", "test_error_pct", "iterations", "epochs", "full_recipe",
-                                       "paper_110_test_error_pct", "paper_source", "trained_on"])
+                                       "train_error_pct", "test_error_pct", "test_images", "iterations", "epochs",
+                                       "full_recipe", "paper_110_test_error_pct", "paper_source", "trained_on"])
 
 
 def _identity_of(table: pd.DataFrame, depth: int) -> pd.Series | None:
@@ -82,29 +84,38 @@ def _identity_of(table: pd.DataFrame, depth: int) -> pd.Series | None:
     return ref.iloc[0] if len(ref) else None
 
 
+def test_diff_interval(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """The 95 % interval (Newcombe's) of net a's test error minus net b's, in points, from the cards' counts."""
+    return newcombe_diff(float(a["test_error_pct"]), int(a.get("test_images", 10000)), float(b["test_error_pct"]),
+                         int(b.get("test_images", 10000)))
+
+
 def compare_to_identity(table: pd.DataFrame) -> pd.DataFrame:
     """Each variant against the identity net (original unit, option A) of the same depth: differences in
-    train and test error (variant minus identity, percentage points)."""
+    train and test error (variant minus identity, percentage points), the test difference with its 95 % interval."""
     rows = []
     for _, r in table.iterrows():
         ref = _identity_of(table, r["depth"])
         if ref is None or r["model"] == ref["model"]:
             continue
+        lo, hi = test_diff_interval(r, ref)
         rows.append({"model": r["model"], "identity": ref["model"], "depth": r["depth"], "unit": r["unit"],
                      "shortcut": r["shortcut"], "train_error_pct": r["train_error_pct"],
                      "identity_train_error_pct": ref["train_error_pct"],
                      "train_diff_pts": r["train_error_pct"] - ref["train_error_pct"],
                      "test_error_pct": r["test_error_pct"], "identity_test_error_pct": ref["test_error_pct"],
-                     "test_diff_pts": r["test_error_pct"] - ref["test_error_pct"],
-                     "paper_110_test_error_pct": r["paper_110_test_error_pct"]})
+                     "test_diff_pts": r["test_error_pct"] - ref["test_error_pct"], "test_diff_low": lo,
+                     "test_diff_high": hi, "paper_110_test_error_pct": r["paper_110_test_error_pct"]})
     return pd.DataFrame(rows, columns=["model", "identity", "depth", "unit", "shortcut", "train_error_pct",
                                        "identity_train_error_pct", "train_diff_pts", "test_error_pct",
-                                       "identity_test_error_pct", "test_diff_pts", "paper_110_test_error_pct"])
+                                       "identity_test_error_pct", "test_diff_pts", "test_diff_low", "test_diff_high",
+                                       "paper_110_test_error_pct"])
 
 
 def unit_order_agreement(table: pd.DataFrame, depth: int) -> pd.DataFrame:
     """Every pair of units (identity shortcuts, one depth) ordered by the paper's Table 2 and by the
-    measured test error: one row per pair, ``agrees`` when both put the same unit ahead."""
+    measured test error: one row per pair. ``measured_better`` is "tie" when the 95 % interval of the difference
+    (Newcombe's) includes 0; ``agrees`` when the measurement puts the paper's better unit ahead beyond that."""
     sub = table[(table["depth"] == depth) & (table["shortcut"] == "identity")].set_index("unit")
     units = [u for u in UNITS if u in sub.index and isinstance(PAPER_110.get((u, "identity")), float)]
     rows = []
@@ -112,16 +123,26 @@ def unit_order_agreement(table: pd.DataFrame, depth: int) -> pd.DataFrame:
         for b in units[i + 1:]:
             pa, pb = PAPER_110[(a, "identity")], PAPER_110[(b, "identity")]
             ma, mb = sub.loc[a, "test_error_pct"], sub.loc[b, "test_error_pct"]
+            lo, hi = test_diff_interval(sub.loc[a], sub.loc[b])  # a minus b
+            better = a if hi < 0 else (b if lo > 0 else "tie")
             rows.append({"depth": depth, "unit_a": a, "unit_b": b, "paper_a": pa, "paper_b": pb,
                          "measured_a": ma, "measured_b": mb, "paper_better": a if pa < pb else b,
-                         "measured_better": a if ma < mb else (b if mb < ma else "tie"),
-                         "measured_gap_pts": abs(ma - mb), "agrees": (pa < pb) == (ma < mb) and ma != mb})
+                         "measured_better": better, "measured_gap_pts": abs(ma - mb), "diff_low": lo, "diff_high": hi,
+                         "agrees": better == (a if pa < pb else b)})
     return pd.DataFrame(rows)
 
 
-def variant_findings(table: pd.DataFrame, close_pts: float = 0.1) -> list[str]:
-    """Sentences that say what the table shows, computed from its numbers (``close_pts``: test-error
-    gaps at or below this many points are called a tie, about what a rerun with another seed moves)."""
+def _versus(r, ref) -> str:
+    """'worse' / 'better' / 'no different' against the identity net, by the 95 % interval of the difference."""
+    lo, hi = test_diff_interval(r, ref)
+    word = "worse" if lo > 0 else ("better" if hi < 0 else "no different within the 95 % interval")
+    return f"{word}; difference {lo:+.2f} to {hi:+.2f} points"
+
+
+def variant_findings(table: pd.DataFrame) -> list[str]:
+    """Sentences that say what the table shows, computed from its numbers. Two test errors are called different
+    only when the 95 % interval of their difference (Newcombe's, on the cards' test images) excludes 0: on 10,000
+    images that takes about 0.85 points."""
     out = []
     for depth in sorted(table["depth"].unique()):
         ref = _identity_of(table, depth)
@@ -144,31 +165,37 @@ def variant_findings(table: pd.DataFrame, close_pts: float = 0.1) -> list[str]:
                 continue
             paper = r.paper_110_test_error_pct
             base = PAPER_110[("original", "identity")]
-            worse_here = r.test_error_pct > ref["test_error_pct"]
+            row = table[table["model"] == r.model].iloc[0]
+            lo, _ = test_diff_interval(row, ref)
+            worse_here = lo > 0
             here = (f"here {r.model} has {r.test_error_pct:.2f} % against {ref['test_error_pct']:.2f} % for "
-                    f"{ref['model']} ({'worse' if worse_here else 'not worse'})")
+                    f"{ref['model']} ({_versus(row, ref)})")
             if paper == "fail":
                 out.append(f"{r.model}: the paper's ResNet-110 with this shortcut failed (above 20 % test error); "
                            + here + (", so the failure does not reproduce at this depth." if r.test_error_pct < 20
                                      else ", a failure by the paper's definition too."))
             elif isinstance(paper, float):
                 out.append(f"{r.model}: the paper has this shortcut worse than identity ({paper:.2f} vs {base:.2f} % at "
-                           f"110 layers); " + here + ("; as in the paper." if worse_here else "; not as in the paper."))
+                           f"110 layers); " + here + ("; as in the paper." if worse_here else
+                                                     "; not shown here."))
             elif r.shortcut == "B":
                 out.append(f"{r.model}: no CIFAR-10 number in the papers (He et al. 2015 compare options A and B on "
                            f"ImageNet, Table 3); " + here + ".")
         agree = unit_order_agreement(table, depth)
         if len(agree):
             n_ok = int(agree["agrees"].sum())
-            out.append(f"Units at {depth} layers: {n_ok} of {len(agree)} pairs are ordered as in the paper's Table 2.")
+            n_tie = int((agree["measured_better"] == "tie").sum())
+            out.append(f"Units at {depth} layers: {n_ok} of {len(agree)} pairs are ordered as in the paper's Table 2 "
+                       f"beyond the 95 % interval of their difference; {n_tie} are ties at this many test images.")
             for r in agree[~agree["agrees"]].itertuples():
                 better, worse = (r.unit_a, r.unit_b) if r.paper_better == r.unit_a else (r.unit_b, r.unit_a)
                 paper = {r.unit_a: r.paper_a, r.unit_b: r.paper_b}
                 meas = {r.unit_a: r.measured_a, r.unit_b: r.measured_b}
-                tie = r.measured_gap_pts <= close_pts
-                out.append(f"Not reproduced: the paper has {better} ahead of {worse} ({paper[better]:.2f} vs "
-                           f"{paper[worse]:.2f} % at 110 layers); here {better} has {meas[better]:.2f} % and {worse} "
-                           f"{meas[worse]:.2f} %" + (f", a tie within {close_pts:g} points." if tie else "."))
+                tie = r.measured_better == "tie"
+                out.append(f"{'Not shown' if tie else 'Not reproduced'}: the paper has {better} ahead of {worse} "
+                           f"({paper[better]:.2f} vs {paper[worse]:.2f} % at 110 layers); here {better} has "
+                           f"{meas[better]:.2f} % and {worse} {meas[worse]:.2f} %"
+                           + (", a tie within the 95 % interval of the difference." if tie else ", the other way round."))
     return out
 
 

@@ -200,8 +200,9 @@ def load_uploaded(data: bytes, residual: bool | None = None, file_name: str = "u
 
 def fresh_model(name: str, seed: int, device: str | torch.device | None = None) -> CifarResNet:
     """The same architecture freshly initialised with ``seed`` (for 'at initialisation' analyses)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    from .common import seeded_global_rng
+
+    with seeded_global_rng(seed):  # never interleaved with another thread's seeded draws
         model = build_model(name)
     return model.to(device or default_device()).eval()
 
@@ -209,15 +210,31 @@ def fresh_model(name: str, seed: int, device: str | torch.device | None = None) 
 NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
+def import_command(file_name: str, name: str, residual: bool | None = None, normalization: str | None = None,
+                   samples: int | None = None) -> str:
+    """The ``python -m analysis import`` command that makes exactly this import (recorded in the card)."""
+    import shlex
+
+    parts = ["python", "-m", "analysis", "import", file_name, "--name", name]
+    if residual is not None:
+        parts.append("--residual" if residual else "--plain")
+    if normalization:
+        parts += ["--normalization", normalization]
+    if samples:
+        parts += ["--samples", str(samples)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | None = None,
                       normalization: str | None = None, samples: int | None = None, data_root=None,
                       device: str | torch.device | None = None, out: Path | None = None, progress=None) -> dict:
     """Convert any accepted checkpoint into a ResLens safetensors file plus a card in the imported models
-    (``$RESLENS_IMPORTED``), with its test error measured as ``evaluate`` measures it. Returns the card."""
+    (``$RESLENS_IMPORTED``), with its test error measured as ``evaluate`` measures it. Returns the card; its
+    ``warning`` is a sentence when the error is near chance (the file was probably read wrongly)."""
     from datetime import datetime, timezone
 
     from . import data as D
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, plausibility_warning
     from .train import evaluate_error
 
     if not NAME_OK.match(name or ""):
@@ -244,7 +261,8 @@ def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | N
         "error_note": "test error measured at import (eval mode, bf16 autocast) on the JPEG copy of CIFAR-10; the "
                       "training error is not known for an imported checkpoint",
         "history": [], "schedule": None, "device": str(dev), "torch": torch.__version__,
-        "command": f"python -m analysis import {file_name} --name {name}",
+        "command": import_command(file_name, name, residual=residual, normalization=normalization, samples=samples),
+        "warning": plausibility_warning(err, info),
     }
     out.mkdir(parents=True, exist_ok=True)
     card["sha256"] = save_checkpoint(model, out / f"{name}.safetensors", {"name": name})

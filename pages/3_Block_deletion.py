@@ -56,14 +56,15 @@ if names and ui.need_data():
         summ = summarize_random(dr)
         band = alt.Chart(summ).mark_area(opacity=0.2).encode(
             x=alt.X("k:Q", title="number of deleted blocks k", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ci95_low:Q", title="test error (%)"),
-            y2="ci95_high:Q", color=ui.color(summ["model"], legend=False))
+            y2="ci95_high:Q", color=ui.color(summ["model"]))
         line = alt.Chart(summ).mark_line(point=True).encode(
             x="k:Q", y="mean_error_pct:Q", color=ui.color(summ["model"]),
             tooltip=["model", "k", "trials", alt.Tooltip("mean_error_pct:Q", format=".1f"),
                      alt.Tooltip("ci95_low:Q", format=".1f"), alt.Tooltip("ci95_high:Q", format=".1f")])
         ui.show_chart((band + line).properties(height=340), summ, file_name="deletion_random_summary.csv",
-                      caption=f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact), "
-                      "with the 95 % Student-t interval of the mean; each k has its own seeded draws. "
+                      caption=f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact); "
+                      "the band is the 95 % percentile bootstrap interval of that mean over the draws (it stays between "
+                      "the best and the worst draw, inside 0-100 %); each k has its own seeded draws. "
                       f"{s.samples} test images.", key="random")
         with st.expander("Every trial"):
             st.dataframe(dr, hide_index=True, width="stretch")

@@ -19,8 +19,8 @@ names = ui.need_models(s)
 source = st.radio("Image", ["test image", "upload"], horizontal=True, key="img_source")
 img = label = key = None
 if source == "test image":
-    if ui.need_data():
-        split = ui.D.load_split("test")
+    split = ui.friendly(ui.D.load_split, "test") if ui.need_data() else None
+    if split is not None:
         c1, c2 = st.columns(2)
         cls = c1.selectbox("Class", ["any"] + list(split.classes), key="img_class")
         pool = torch.arange(len(split)) if cls == "any" else (split.labels == split.classes.index(cls)).nonzero().flatten()
@@ -36,7 +36,7 @@ else:
             st.info("Converted: " + "; ".join(notes) + ".")
             key = "upload/" + hashlib.sha256(data).hexdigest()[:16]
         except ImageRefused as e:
-            st.error(f"This image cannot be used: {e}.")
+            st.error(ui.escape_md(f"This image cannot be used: {e}."))
 methods = st.multiselect("Methods", list(METHODS), default=["Saliency", "IntegratedGradients", "DeepLift"], key="methods")
 if img is not None and names and methods:
     x = ui.D.normalize(img[None])
@@ -51,7 +51,7 @@ if img is not None and names and methods:
             continue
         df = res["attributions"][res["attributions"]["model"] == n]
         with col:
-            st.markdown(f"**{n}** predicts **{classes[int(df['predicted'].iloc[0])]}** "
+            st.markdown(f"**{ui.escape_md(n)}** predicts **{classes[int(df['predicted'].iloc[0])]}** "
                         f"(p = {df['prob'].iloc[0]:.2f})")
             for m in methods:
                 st.image(ui.heat_png(np_img, pixel_map(res["attribution_maps"], model=n, method=m)),

@@ -35,7 +35,7 @@ if names and run:
     if out is not None:
         table, evidence = out
         counts = table["verdict"].value_counts()
-        st.markdown(f"On {', '.join(names)} ({s.samples} test images, seed {s.seed}): " + ", ".join(
+        st.markdown(f"On {ui.escape_md(', '.join(names))} ({s.samples} test images, seed {s.seed}): " + ", ".join(
             f":{COLOURS[v]}[**{counts.get(v, 0)} {v}**]" for v in (HOLDS, FAILS, DEPENDS, UNTESTED)) + ".")
         d1, d2 = st.columns(2)
         d1.download_button("Download claims.csv", table.to_csv(index=False).encode(), "claims.csv", "text/csv",
@@ -57,7 +57,7 @@ for c in CLAIMS:
             st.markdown(f"#### {c.id}. {c.title}")
         st.markdown(f"**Claim.** {c.statement}")
         if rows is not None:
-            st.markdown(f"**Measured.** {rows.loc[c.id, 'numbers']}.")
+            st.markdown(f"**Measured.** {ui.escape_md(rows.loc[c.id, 'numbers'])}.")
         st.caption(f"How: {c.measurement} Rule: {c.rule}")
         ui.link(c.page, f"The evidence: {c.chart}")
         ev = evidence.get(c.id)

@@ -5,28 +5,9 @@ import streamlit as st
 import torch
 
 import ui
-from analysis.zoo import CheckpointError, import_checkpoint
 
 # An uploaded checkpoint is registered before the sidebar is drawn, so that it is there (and chosen) on this run.
-upload_done, upload_error = None, None
-_up = st.session_state.get("upload_ckpt")
-if _up is not None and st.session_state.get("_upload_seen") != (_up.file_id, st.session_state.get("upload_kind"),
-                                                                 st.session_state.get("upload_norm"),
-                                                                 st.session_state.get("upload_norm_custom")):
-    _kind = st.session_state.get("upload_kind", "read from the file's metadata")
-    _norm = {"CIFAR-10 mean/std": "cifar10", "ImageNet mean/std": "imagenet", "none ([0, 1] inputs)": "none",
-             "other…": st.session_state.get("upload_norm_custom")}.get(st.session_state.get("upload_norm"))
-    try:
-        upload_done = ui.register_upload(_up.name, _up.getvalue(), {"plain net": False, "residual net": True}.get(_kind),
-                                         normalization=_norm)
-        ui.choose_model(upload_done[0])
-    except CheckpointError as e:
-        upload_error = f"This checkpoint cannot be used: {ui.escape_md(str(e))}"
-    st.session_state["_upload_seen"] = (_up.file_id, st.session_state.get("upload_kind"),
-                                        st.session_state.get("upload_norm"), st.session_state.get("upload_norm_custom"))
-    st.session_state["_upload_result"] = (upload_done, upload_error)
-elif _up is not None:
-    upload_done, upload_error = st.session_state.get("_upload_result", (None, None))
+upload_done, upload_error = ui.take_upload()
 s = ui.page("Home", "🔭")
 st.title("ResLens: why residual networks train")
 st.markdown(
@@ -101,55 +82,56 @@ else:
 st.subheader("Bring your own checkpoint")
 st.markdown(
     "Upload a CIFAR 6n+2 ResNet as you have it: `.safetensors`, or a `torch.save` file (`.pt`, `.pth`, `.th`, "
-    "`.ckpt`), read only with `torch.load(weights_only=True)`: no code in a file ever runs. ResLens recognises its "
+    "`.ckpt`), read by a restricted unpickler that keeps tensors and plain values only: no code in a file ever "
+    "runs, and other objects saved beside the weights (an argparse Namespace, numpy scalars) are ignored. ResLens recognises its "
     "own key names, akamaster/pytorch_resnet_cifar10's (`conv1`, `layer1.0.conv1`, …, `linear`) and torchvision-style "
     "CIFAR ResNets' (`fc`, `downsample`), unwraps `state_dict` / `module.` containers, and says which layout it "
     "matched. An upload lives in this browser session only (at most "
     f"{ui.MAX_UPLOADS}); **Import** keeps it for good, like `python -m analysis import FILE --name NAME`.")
 c1, c2 = st.columns(2)
-kind = c1.radio("It is a", ["read from the file's metadata", "plain net", "residual net"], horizontal=True,
+kind = c1.radio("It is a", list(ui.KIND_CHOICES), horizontal=True,
                 key="upload_kind", help="Option-A plain and residual nets have identical tensors: say which, unless "
                                         "the file's metadata does (ResLens's files do).")
-NORMS = {"the layout's default": None, "CIFAR-10 mean/std": "cifar10", "ImageNet mean/std": "imagenet",
-         "none ([0, 1] inputs)": "none", "other…": "custom"}
-norm_choice = c2.selectbox("It was trained on inputs normalised with", list(NORMS), key="upload_norm",
+norm_choice = c2.selectbox("It was trained on inputs normalised with", list(ui.NORMALIZATION_CHOICES), key="upload_norm",
                            help="akamaster's nets used ImageNet's mean and std (the akamaster layout's default); "
                                 "ResLens's own use CIFAR-10's.")
-if NORMS[norm_choice] == "custom":
+if ui.NORMALIZATION_CHOICES[norm_choice] == "custom":
     c2.text_input("mean/std per channel", "0.5,0.5,0.5/0.25,0.25,0.25", key="upload_norm_custom")
-st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "th", "ckpt"], key="upload_ckpt")
+st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "th", "ckpt"], key=ui.upload_key())
 if upload_error:
-    st.error(upload_error)
+    st.error(ui.escape_md(upload_error))
 if upload_done:
     name, info = upload_done
     u = ui.uploads().get(name)
     err = ui.friendly(ui.cached_error, name, 1000, 0, s.device, s.root) if ui.data_found() else None
     st.success(
-        f"`{name}` from {ui.escape_md(u['file_name'] if u else '')}: layout **{info['layout']}**, {info['depth']} layers, "
+        f"{ui.escape_md(name)} from {ui.escape_md(u['file_name'] if u else '')}: layout **{info['layout']}**, {info['depth']} layers, "
         f"{'residual' if info['residual'] else 'plain'} (decided by {info['residual_source']}), unit {info['unit']}, "
         f"option {info['option']}, {info['params']:,} parameters, inputs normalised with {info['normalization']} "
         f"({info['normalization_source']})."
         + (f" **{err:.2f} % error on 1,000 test images** (seed 0): a wrong plain/residual or normalisation choice "
            "shows here at once." if err is not None else "")
         + " It is chosen in the sidebar and stays there on every page.")
+    warning = ui.upload_warning(name, err)
+    if warning:
+        st.warning(ui.escape_md(warning))
     for note in info["notes"]:
         st.caption("Note: " + ui.escape_md(note))
 if ui.uploads():
-    st.markdown("**Uploads in this session:** " + ", ".join(f"`{n}`" for n in ui.uploads()))
+    st.markdown("**Uploads in this session:** " + ", ".join(ui.escape_md(n) for n in ui.uploads()))
     i1, i2, i3 = st.columns([2, 1, 1])
     target = i1.selectbox("Upload to import", list(ui.uploads()), key="import_which")
     new_name = i1.text_input("Name to import it under", ui.uploads()[target]["file_name"].rsplit(".", 1)[0][:40],
                              key="import_name", help="Letters, digits, '_', '.' or '-'; not a shipped model's name.")
     if i2.button("Import", key="import_go", help="Writes a ResLens safetensors file and a card with its measured test "
                                                 "error; it survives reloads and restarts."):
-        u = ui.uploads()[target]
         with st.spinner("Importing and measuring its test error…"):
-            card = ui.friendly(import_checkpoint, u["bytes"], u["file_name"], new_name, residual=u["residual"],
-                               normalization=u["normalization"])
+            card = ui.friendly(ui.import_upload, target, new_name)
         if card is not None:
-            ui.choose_model(new_name)
-            st.success(f"Imported as `{new_name}`: {card['test_error_pct']:.2f} % error on {card['test_images']:,} test "
+            st.success(f"Imported as {ui.escape_md(new_name)}: {card['test_error_pct']:.2f} % error on {card['test_images']:,} test "
                        f"images. It is now in the sidebar of every session, after restarts too.")
+            if card.get("warning"):
+                st.warning(ui.escape_md(card["warning"]))
     if i3.button("Forget the uploads", key="forget_uploads"):
         ui.forget_uploads()
         st.rerun()

@@ -35,10 +35,15 @@ def tiny(residual=True, depth=8, seed=0, width=8, name=None):
     return m.eval()
 
 
-def make_imagefolder(root: Path, per_class: int = 3, classes=("cat", "dog"), seed: int = 0, fmt="png"):
-    """A tiny ImageFolder with train/ and test/ of random 32x32 images; returns the arrays per split."""
+def make_imagefolder(root: Path, per_class: int = 3, classes=None, seed: int = 0, fmt="png"):
+    """A tiny ImageFolder with train/ and test/ of random 32x32 images in the ten CIFAR-10 class folders;
+    returns the arrays per split."""
     import numpy as np
     from PIL import Image
+
+    from analysis.data import CLASSES
+
+    classes = classes or CLASSES
 
     rng = np.random.default_rng(seed)
     out = {}

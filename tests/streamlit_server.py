@@ -34,8 +34,22 @@ PAGE_SPECS = _page_specs()
 PAGES = [p.url_path for p in PAGE_SPECS]
 
 
+class ServerURL(str):
+    """The server's URL; ``pid`` is the server process (for its memory)."""
+
+    pid: int = 0
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 @contextlib.contextmanager
-def serve(env: dict | None = None, timeout_s: float = 60.0):
+def serve(env: dict | None = None, timeout_s: float = 60.0, args: tuple[str, ...] = ()):
     """Yield the URL of a healthy server on a free loopback port; stop it by its own PID afterwards. The
     on-disk results are off unless ``env`` (or the environment) names a folder for them."""
     with socket.socket() as s:
@@ -43,9 +57,10 @@ def serve(env: dict | None = None, timeout_s: float = 60.0):
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false"], cwd=ROOT, env={"RESLENS_RESULTS": "off", **os.environ, **(env or {})},
+                             *args], cwd=ROOT,  # usage statistics are off in .streamlit/config.toml env={"RESLENS_RESULTS": "off", **os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.pid = proc.pid
     try:
         deadline = time.time() + timeout_s
         while True:

@@ -162,6 +162,7 @@ def test_prefix_reuse_equals_full_recompute():
         assert r["kendall_tau"] == kendall_tau(order)
     summ = summarize_random(rnd)
     assert list(summ["k"]) == [0, 2, 3]
+    assert (summ["ci95_low"] >= 0).all() and (summ["ci95_high"] <= 100).all()
 
 
 def test_landscape_at_origin_is_the_model_loss():

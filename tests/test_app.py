@@ -137,6 +137,14 @@ def test_block_deletion_slider_changes_the_curve():
     at.slider(key="k").set_value(8).run()
     summ = charts(at)[1]
     assert summ["k"].max() == 7  # k is capped by the 7 non-downsampling blocks of a 20-layer net
+    # the band is an interval of error rates: inside 0-100 %, and the layered chart keeps its model legend
+    assert (summ["ci95_low"] >= 0).all() and (summ["ci95_high"] <= 100).all()
+    assert (summ["ci95_low"] <= summ["mean_error_pct"]).all() and (summ["mean_error_pct"] <= summ["ci95_high"]).all()
+    import json
+
+    spec = json.loads(at.get("vega_lite_chart")[1].proto.spec)
+    colors = [l["encoding"]["color"] for l in spec["layer"]]
+    assert all(c.get("legend", {}) is not None for c in colors), colors
     res = summ[summ["model"] == "resnet20"].set_index("k")["mean_error_pct"]
     plain = summ[summ["model"] == "plain20"].set_index("k")["mean_error_pct"]
     assert res.loc[1] < plain.loc[1]

@@ -143,7 +143,12 @@ def test_uploads_show_names_literally_and_say_what_happened(server, browser):
     from analysis.models import build_model
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 2000})
+    requests: list[str] = []
+    ctx.on("request", lambda r: requests.append(r.url))
     page = _open(ctx, server)
+    # .streamlit/config.toml: the uploader states the true limit, readers see no Deploy button
+    expect(page.get_by_test_id("stFileUploaderDropzoneInstructions").first).to_contain_text("64MB")
+    assert page.get_by_test_id("stAppDeployButton").count() == 0
     evil = "**bold**_i_[l](http://x)![](//HOST/a)<b>x</b>.safetensors"
     data = st_save({k: v.contiguous() for k, v in build_model("resnet20").state_dict().items()},
                    metadata={"residual": "true"})
@@ -159,6 +164,24 @@ def test_uploads_show_names_literally_and_say_what_happened(server, browser):
     assert ok.locator("img").count() == 0 and ok.locator("a").count() == 0 and ok.locator("b").count() == 0
     page.wait_for_selector(IDLE)
     assert page.get_by_test_id("stException").count() == 0
+    # a name typed for Import is shown as typed, in the error that refuses it: no image fetched, no link
+    trap = "![p](http://127.0.0.1:9/p.png)"
+    name_box = page.locator(".st-key-import_name input")
+    name_box.fill(trap)
+    name_box.press("Enter")
+    page.wait_for_selector(IDLE)
+    page.get_by_role("button", name="Import", exact=True).click()
+    err = page.get_by_test_id("stAlertContentError").filter(has_text="127.0.0.1:9").first
+    err.wait_for(timeout=120_000)
+    assert trap in err.inner_text().replace("\u200b", "")  # as typed (a zero-width space keeps it from being a link)
+    assert err.locator("img").count() == 0 and err.locator("a").count() == 0
+    page.wait_for_selector(IDLE)
+    page.screenshot(path=str(ART / "import_literal_name.png"))
+    assert not [u for u in requests if "127.0.0.1:9/" in u], "the typed name made the browser fetch an image"
+    assert page.get_by_test_id("stException").count() == 0
+    # nothing left the machine: no usage statistics, no fonts or scripts from elsewhere
+    assert all(u.startswith(server) or u.startswith(("data:", "blob:")) for u in requests), \
+        sorted({u for u in requests if not u.startswith(server)})[:5]
     if HAVE_DATA:
         page.goto(f"{server}/Attributions")
         page.wait_for_selector(IDLE)

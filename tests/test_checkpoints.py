@@ -212,3 +212,162 @@ def test_import_keeps_the_normalisation_and_every_csv_records_it(tmp_path, monke
     out = run_one(a, Context(name="aka-in", model=m, batch=random_sample(8, 0, torch.device("cpu")),
                              params=a.params(**a.quick)))
     assert set(out["responses"]["normalization"]) == {"imagenet"}
+
+
+# ---------------------------------------------------------------------------- research files, forged files
+def _research_checkpoint(model, legacy: bool) -> bytes:
+    """What research code saves: the state dict beside an argparse.Namespace and numpy scalars."""
+    import argparse
+
+    import numpy as np
+
+    state = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    obj = {"epoch": 200, "args": argparse.Namespace(arch="resnet20", lr=0.1, depth=20), "best_prec1": np.float64(91.73),
+           "lr_history": np.array([0.1, 0.01]), "state_dict": akamaster_keys(state)}
+    b = io.BytesIO()
+    torch.save(obj, b, _use_new_zipfile_serialization=not legacy)
+    return b.getvalue()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "pre-1.6 format"])
+def test_a_checkpoint_with_a_namespace_and_numpy_scalars_is_read_tensors_only(resnet20, legacy):
+    data = _research_checkpoint(resnet20, legacy)
+    with pytest.raises(Exception):  # what torch.load(weights_only=True) does with such a file
+        torch.load(io.BytesIO(data), weights_only=True)
+    got = C.load_checkpoint(data, "resnet20.th", residual=True, normalization="cifar10")
+    with torch.no_grad():
+        assert torch.equal(got.model(X), resnet20(X))
+    note = next(n for n in got.notes if n.startswith("ignored the file's other objects"))
+    assert "argparse.Namespace" in note and "scalar" in note
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "pre-1.6 format"])
+def test_a_code_payload_is_refused_in_either_format_and_runs_nothing(tmp_path, legacy):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    class Sneaky:  # a class that looks like data but whose reconstruction is a function call
+        def __reduce__(self):
+            return (eval, ("__import__('os').system('touch %s')" % marker,))
+
+    for payload in (Payload(), Sneaky()):
+        b = io.BytesIO()
+        torch.save({"state_dict": {"conv1.weight": torch.zeros(1)}, "x": payload}, b,
+                   _use_new_zipfile_serialization=not legacy)
+        with pytest.raises(C.CheckpointError, match="never runs code from a file") as e:
+            C.load_checkpoint(b.getvalue(), "evil.pth", residual=True)
+        assert "\n" not in str(e.value) and "\x1b" not in str(e.value)
+    assert not marker.exists()
+
+
+def _forged_pickle(numel: int, legacy: bool) -> bytes:
+    """A pickle whose one tensor declares ``numel`` float32 values in storage '0' (persistent id as torch.save
+    writes it)."""
+    import collections
+    import pickle
+
+    class Storage:
+        pass
+
+    class Tensor:
+        def __reduce__(self):
+            return (torch._utils._rebuild_tensor_v2, (Storage(), 0, (numel,), (1,), False, collections.OrderedDict()))
+
+    class P(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                pid = ("storage", torch.FloatStorage, "0", "cpu", numel)
+                return pid + (None,) if legacy else pid
+            return None
+
+    b = io.BytesIO()
+    P(b, protocol=2).dump({"stem.conv.weight": Tensor()})
+    return b.getvalue()
+
+
+def test_a_small_file_that_declares_a_huge_tensor_is_refused_before_anything_is_allocated():
+    """A 1 MB zip whose compressed record expands to 256 MB, and an old-format file that declares 64 M values
+    with 16 bytes behind them: refused in one sentence, and reading them does not raise the process's peak
+    memory (measured in a fresh process)."""
+    import struct
+    import subprocess
+    import sys
+    import zipfile
+
+    n = 64 * 2 ** 20  # float32 values: 256 MB
+    zb = io.BytesIO()
+    with zipfile.ZipFile(zb, "w") as z:
+        z.writestr("archive/data.pkl", _forged_pickle(n, legacy=False))
+        z.writestr("archive/byteorder", b"little")
+        info = zipfile.ZipInfo("archive/data/0")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with z.open(info, "w", force_zip64=True) as f:
+            chunk = bytes(16 * 2 ** 20)
+            for _ in range(16):
+                f.write(chunk)
+    zip_bomb = zb.getvalue()
+    assert len(zip_bomb) < 2 * 2 ** 20
+    import pickle
+
+    from analysis.torchfile import LEGACY_MAGIC
+
+    legacy = b"".join(pickle.dumps(x, protocol=2) for x in (LEGACY_MAGIC, 1001, {"little_endian": True}))
+    legacy += _forged_pickle(n, legacy=True) + pickle.dumps(["0"], protocol=2) + struct.pack("<q", n) + bytes(16)
+    for data, words in ((zip_bomb, "is compressed"), (legacy, "declares 67,108,864 values but the file holds 16 bytes")):
+        with pytest.raises(C.CheckpointError, match=words) as e:
+            C.load_checkpoint(data, "bomb.pt", residual=True)
+        assert "\n" not in str(e.value)
+    probe = ("import io,resource,sys; from analysis import checkpoints as C; d=open(sys.argv[1],'rb').read();"
+             "before=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+             "try: C.load_checkpoint(d,'bomb.pt',residual=True)\nexcept C.CheckpointError: pass\n"
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-before)")
+    import tempfile
+
+    for data in (zip_bomb, legacy):
+        with tempfile.NamedTemporaryFile(suffix=".pt") as f:
+            f.write(data)
+            f.flush()
+            out = subprocess.run([sys.executable, "-c", probe, f.name], capture_output=True, text=True,
+                                 cwd=Path(__file__).resolve().parent.parent, timeout=300)
+            assert out.returncode == 0, out.stderr
+            grew_kb = int(out.stdout.strip().splitlines()[-1])
+            assert grew_kb < 50 * 1024, f"peak memory rose by {grew_kb / 1024:.0f} MB"
+
+
+@pytest.mark.skipif(not __import__("conftest").HAVE_DATA, reason="CIFAR-10 not found")
+def test_an_import_near_chance_is_flagged_and_its_card_command_remakes_it(tmp_path, monkeypatch, resnet20, capsys):
+    """The zoo's resnet20 in akamaster's layout imported with --plain scores near chance: the import says it was
+    probably read wrongly and why; the card's command is the one that ran, and running it again makes the same
+    model."""
+    import shlex
+
+    from analysis.__main__ import main
+
+    monkeypatch.setattr(zoo, "IMPORTED", tmp_path / "imported")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "r20.th").write_bytes(akamaster_th(resnet20))
+    assert main(["import", "r20.th", "--name", "as-plain", "--plain", "--normalization", "cifar10",
+                 "--samples", "300"]) == 0
+    err = capsys.readouterr().err
+    card = json.loads((tmp_path / "imported" / "as-plain.json").read_text())
+    assert card["test_error_pct"] >= 80.0
+    assert "near chance" in card["warning"] and "it may be a residual net" in card["warning"]
+    assert "warning: " in err and "near chance" in err
+    cmd = card["command"]
+    assert cmd == "python -m analysis import r20.th --name as-plain --plain --normalization cifar10 --samples 300"
+    # the same command again (under another name) makes the same model
+    args = shlex.split(cmd)[3:]
+    args[args.index("--name") + 1] = "again"
+    assert main(args) == 0
+    again = json.loads((tmp_path / "imported" / "again.json").read_text())
+    assert again["test_error_pct"] == card["test_error_pct"] and again["arch"] == card["arch"] == "plain20"
+    a, b = zoo.load_pretrained("as-plain", device="cpu"), zoo.load_pretrained("again", device="cpu")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    # read as residual, as it is, it scores like the zoo's own net and gets no warning
+    assert main(["import", "r20.th", "--name", "right", "--residual", "--normalization", "cifar10",
+                 "--samples", "300"]) == 0
+    right = json.loads((tmp_path / "imported" / "right.json").read_text())
+    assert right["test_error_pct"] < 25.0 and right["warning"] == ""

@@ -2,6 +2,7 @@
 foreign entry is never served."""
 
 import dataclasses
+import json
 
 import pandas as pd
 import pytest
@@ -45,9 +46,10 @@ def test_a_damaged_entry_is_computed_again_and_off_means_off(tmp_path, monkeypat
     store = ResultStore(tmp_path)
     inputs = {"model": "t", "weights": "x"}
     store.put("responses", inputs, {"responses": pd.DataFrame({"a": [1.0, 2.0]})})
-    (f,) = tmp_path.glob("responses/*/responses.parquet")
+    (f,) = tmp_path.glob("responses/*/table0.parquet")
     f.write_bytes(f.read_bytes()[:40])
     assert store.get("responses", inputs) is None
+    assert not f.parent.exists()  # dropped, so that the next put writes it afresh
     monkeypatch.setenv("RESLENS_RESULTS", "off")
     off = ResultStore()
     assert not off.enabled and not off.put("responses", inputs, {}) and off.get("responses", inputs) is None
@@ -77,7 +79,7 @@ def test_a_restarted_app_shows_the_stored_results_without_computing(tmp_path, mo
     st.cache_data.clear()  # a fresh server: nothing computed yet (earlier tests share this process's caches)
     st.cache_resource.clear()
     first = page()
-    assert len(list(tmp_path.glob("responses/*/tables.json"))) == 2  # one entry per model
+    assert len(list(tmp_path.glob("responses/*/manifest.json"))) == 2  # one entry per model
     st.cache_data.clear()  # a restart: Streamlit's caches are empty...
     st.cache_resource.clear()
 
@@ -88,3 +90,63 @@ def test_a_restarted_app_shows_the_stored_results_without_computing(tmp_path, mo
     monkeypatch.setitem(registry._REGISTRY, "responses", dataclasses.replace(a, run=boom))
     assert page() == first  # ...and the page draws exactly the stored numbers
     st.cache_data.clear()
+
+
+def test_an_entry_is_checked_when_read_and_dropped_with_a_line_in_the_log(tmp_path, caplog):
+    """Same length, one byte changed (a checksum catches what Parquet might not); an entry written by another
+    version of the code at the same place; a manifest that is not JSON: each is dropped, logged, recomputed."""
+    store = ResultStore(tmp_path)
+    inputs = {"model": "t", "weights": "x"}
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
+
+    def entry():
+        assert store.put("responses", inputs, {"responses": df})
+        (d,) = tmp_path.glob("responses/*")
+        return d
+
+    d = entry()
+    pd.testing.assert_frame_equal(store.get("responses", inputs)["responses"], df)
+    blob = bytearray((d / "table0.parquet").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (d / "table0.parquet").write_bytes(bytes(blob))
+    with caplog.at_level("WARNING", logger="reslens"):
+        assert store.get("responses", inputs) is None
+    assert "does not match its checksum" in caplog.text and not d.exists()
+
+    d = entry()
+    man = json.loads((d / "manifest.json").read_text())
+    (d / "manifest.json").write_text(json.dumps({**man, "version": "0" * 20}))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reslens"):
+        assert store.get("responses", inputs) is None
+    assert "computed by other code" in caplog.text and not d.exists()
+
+    d = entry()
+    (d / "manifest.json").write_text("{not json")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="reslens"):
+        assert store.get("responses", inputs) is None
+    assert "unreadable" in caplog.text and not d.exists()
+    entry()
+    pd.testing.assert_frame_equal(store.get("responses", inputs)["responses"], df)  # written afresh, served
+
+
+def test_the_version_moves_with_the_code_an_analysis_runs():
+    """An edit to an analysis' module, or to any library module it imports, moves its version (and with it the
+    key of every stored result); an edit elsewhere leaves it."""
+    from analysis.results_store import analysis_version, module_closure, source_version, _read_source
+
+    closure = module_closure("landscape")
+    assert {"landscape", "hessian", "models", "common", "registry"} <= set(closure)
+    assert "deletion" not in closure and "attributions" not in closure
+    base = source_version(closure)
+    assert base == analysis_version("landscape")
+
+    def edited(module):
+        return lambda m: _read_source(m) + ("\n# edited\n" if m == module else "")
+
+    assert source_version(module_closure("landscape", edited("landscape")), edited("landscape")) != base
+    assert source_version(module_closure("landscape", edited("models")), edited("models")) != base
+    assert source_version(module_closure("landscape", edited("deletion")), edited("deletion")) == base
+    # every registered analysis has a version; the key changes with it
+    assert ResultStore.key("landscape", {"a": 1}) != ResultStore.key("landscape", {"a": 1}, version="0" * 20)

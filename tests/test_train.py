@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from analysis.__main__ import main
@@ -20,7 +21,7 @@ def test_paper_schedule():
 
 
 def test_train_writes_card_and_weights_and_resumes(tmp_path):
-    make_imagefolder(tmp_path / "c10", per_class=16, classes=tuple(f"c{i}" for i in range(10)))
+    make_imagefolder(tmp_path / "c10", per_class=16)
     out = tmp_path / "zoo"
     # a time limit of 0 s pauses after the first epoch with a resume point
     assert train(["resnet8"], epochs=3, device="cpu", data=tmp_path / "c10", out=out, batch=32, time_limit=0.0,
@@ -42,14 +43,15 @@ def test_cli_models_and_evaluate_errors(capsys, tmp_path):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "resnet20" in out and "test err %" in out
-    assert main(["evaluate", "resnet9999"]) == 2
-    assert "error" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # checked by the argument parser, before anything is loaded
+        main(["evaluate", "resnet9999"])
+    assert e.value.code == 2 and "no model 'resnet9999'" in capsys.readouterr().err
     assert main(["evaluate", "resnet20", "--data", str(tmp_path / "none"), "--samples", "10"]) == 2
     assert "RESLENS_DATA" in capsys.readouterr().err
 
 
 def test_stop_after_epoch_finishes_a_paused_run_and_says_so(tmp_path):
-    make_imagefolder(tmp_path / "c10", per_class=8, classes=tuple(f"c{i}" for i in range(10)))
+    make_imagefolder(tmp_path / "c10", per_class=8)
     out = tmp_path / "zoo"
     kw = dict(epochs=4, device="cpu", data=tmp_path / "c10", out=out, batch=32, log=lambda m: None)
     assert train(["plain8"], time_limit=0.0, **kw) == {}

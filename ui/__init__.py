@@ -15,4 +15,6 @@ from .results import (Prefetcher, _batch, _prefix, batch, cached_error, prefetch
                       prefetcher, results, zoo_table)
 from .session import (Settings, _zoo_model, all_model_names, arch_name, data_found, friendly,  # noqa: F401
                       get_model, is_residual, link, need_data, need_models, page, register_upload, sidebar, uploads,
-                      MAX_UPLOADS, choose_model, escape_md, forget_uploads, upload_name)
+                      MAX_UPLOADS, choose_model, escape_md, forget_uploads, upload_name, upload_key,
+                      take_upload, NORMALIZATION_CHOICES, KIND_CHOICES, upload_warning,
+                      import_upload)

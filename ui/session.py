@@ -57,18 +57,18 @@ def _zoo_model(name: str, device: str):
     return load_pretrained(name, device=device)
 
 
-@st.cache_resource(show_spinner="Loading the uploaded checkpoint…", max_entries=8)
-def _upload_model(sha: str, _data: bytes, file_name: str, residual: bool, normalization: str | None, device: str):
-    model, _ = load_uploaded(_data, residual=residual, file_name=file_name, normalization=normalization)
-    return model.to(device)
-
-
 def get_model(name: str, device: str):
-    """The shared, read-only model (one copy for every session)."""
+    """The read-only model: a zoo or imported one is shared by every session (one cached copy); an upload
+    belongs to the session that uploaded it and is held in its state, so that it goes when the session ends or
+    its uploads are forgotten."""
     if name in uploads():
         u = uploads()[name]
-        return _upload_model(u["sha"], u["bytes"], file_name=u["file_name"], residual=u["residual"],
-                             normalization=u["normalization"], device=device)
+        models = u.setdefault("models", {})
+        if device not in models:
+            model, _ = load_uploaded(u["bytes"], residual=u["residual"], file_name=u["file_name"],
+                                     normalization=u["normalization"])
+            models[device] = model.to(device)
+        return models[device]
     return _zoo_model(name, device)
 
 
@@ -76,11 +76,19 @@ MAX_UPLOADS = 4  # models a session holds from uploads (their bytes stay in memo
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # in all, for one session
 
 
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|file|mailto|www)(:|\.)|(@)")
+
+
 def escape_md(text: str) -> str:
-    """User-supplied text (a file name) shown literally in Streamlit markdown: no formatting, no links,
-    no images, no HTML."""
+    """The one helper for user text (names typed or uploaded, file names, and every error message, which may
+    quote them): shown literally in Streamlit markdown, with no formatting, no links, no images, no HTML.
+
+    Every markdown character is backslash-escaped; a zero-width space goes after "http", "www" and "@" (and the
+    like), because GitHub-flavoured markdown turns a bare address into a link even when its characters are
+    escaped. What a reader sees is the text as typed."""
+    text = _AUTOLINK.sub(lambda m: (m.group(1) + "\u200b" + m.group(2)) if m.group(1) else "@\u200b", str(text))
     out = []
-    for ch in str(text):
+    for ch in text:
         if ch in "\\`*_{}[]()#+-.!|<>~$&\"':/@=%":
             out.append("\\" + ch)
         elif ch in "\r\n\t":
@@ -112,14 +120,80 @@ def register_upload(file_name: str, data: bytes, residual: bool | None,
                                   f"{MAX_UPLOAD_BYTES // 2**20} MB it keeps; forget some first")
     model, info = load_uploaded(data, residual=residual, file_name=file_name, normalization=normalization)
     ups[name] = {"sha": sha, "bytes": data, "file_name": file_name, "residual": info["residual"],
-                 "normalization": normalization, "info": info}
+                 "normalization": normalization, "info": info, "models": {"cpu": model}}
     return name, info
 
 
+def upload_warning(name: str, error_pct: float | None) -> str:
+    """A sentence when an upload's measured error is near chance (read wrongly, probably), naming the likely causes."""
+    if error_pct is None or name not in uploads():
+        return ""
+    from analysis.checkpoints import plausibility_warning
+
+    return plausibility_warning(error_pct, uploads()[name]["info"])
+
+
+def import_upload(name: str, new_name: str) -> dict:
+    """Import one of this session's uploads for good under ``new_name`` (as ``python -m analysis import``);
+    the card it wrote. It is chosen in the sidebar."""
+    from analysis.zoo import import_checkpoint
+
+    u = uploads()[name]
+    card = import_checkpoint(u["bytes"], u["file_name"], new_name, residual=u["residual"],
+                             normalization=u["normalization"])
+    choose_model(new_name)
+    return card
+
+
+def upload_key() -> str:
+    """The checkpoint uploader's widget key; a new one after the uploads are forgotten (which lets Streamlit
+    drop the file it holds for the old widget)."""
+    gen = st.session_state.get("_upload_generation", 0)
+    return "upload_ckpt" if gen == 0 else f"upload_ckpt{gen}"
+
+
 def forget_uploads() -> None:
+    """Drop this session's uploads (bytes, models) and give their memory back."""
+    from .warm import release_memory
+
     uploads().clear()
     if "_models" in st.session_state:
         st.session_state["_models"] = [n for n in st.session_state["_models"] if not n.startswith("upload:")]
+    for k in ("_upload_seen", "_upload_result"):
+        st.session_state.pop(k, None)
+    st.session_state["_upload_generation"] = st.session_state.get("_upload_generation", 0) + 1
+    import gc
+
+    gc.collect()
+    release_memory()
+
+
+NORMALIZATION_CHOICES = {"the layout's default": None, "CIFAR-10 mean/std": "cifar10", "ImageNet mean/std": "imagenet",
+                         "none ([0, 1] inputs)": "none", "other…": "custom"}
+KIND_CHOICES = {"read from the file's metadata": None, "plain net": False, "residual net": True}
+
+
+def take_upload() -> tuple[tuple[str, dict] | None, str | None]:
+    """Register the checkpoint in the uploader (before the sidebar is drawn, so that it is chosen on this run):
+    (name, info) or an error sentence. The same file with the same choices is read once; the outcome is kept."""
+    ss = st.session_state
+    up = ss.get(upload_key())
+    if up is None:
+        return None, None
+    choices = (up.file_id, ss.get("upload_kind"), ss.get("upload_norm"), ss.get("upload_norm_custom"))
+    if ss.get("_upload_seen") == choices:
+        return ss.get("_upload_result", (None, None))
+    norm = NORMALIZATION_CHOICES.get(ss.get("upload_norm"))
+    if norm == "custom":
+        norm = ss.get("upload_norm_custom")
+    done, error = None, None
+    try:
+        done = register_upload(up.name, up.getvalue(), KIND_CHOICES.get(ss.get("upload_kind")), normalization=norm)
+        choose_model(done[0])
+    except CheckpointError as e:
+        error = f"This checkpoint cannot be used: {e}"
+    ss["_upload_seen"], ss["_upload_result"] = choices, (done, error)
+    return done, error
 
 
 def choose_model(name: str) -> None:
@@ -192,12 +266,31 @@ def data_found() -> bool:
     return D.data_status()[0]
 
 
+@st.cache_data(ttl=30, show_spinner="Reading the test images…", max_entries=4)
+def _test_split_state(root: str) -> tuple[bool, str]:
+    """(usable, one sentence): the test split read (and checked) once; the sentence names what was left out or
+    why the split was refused. Read again after 30 s, so that a repaired folder is seen."""
+    try:
+        split = D.load_split("test", root)
+    except D.DataNotFound as e:
+        return False, str(e)
+    return True, split.note
+
+
 def need_data() -> bool:
-    """True when CIFAR-10 is there; otherwise says in one sentence where to put it."""
+    """True when CIFAR-10 is there and usable; otherwise says in one sentence where to put it, or why the folder
+    was refused (a class missing, too many unreadable files). Files that were skipped are named."""
     found, sentence = D.data_status()
     if not found:
         st.info(sentence + " This part of the page needs the test images; everything else still works.")
-    return found
+        return False
+    ok, note = _test_split_state(str(D.resolve_root()))
+    if not ok:
+        st.error(escape_md(note))
+        return False
+    if note:
+        st.warning(escape_md(note))
+    return True
 
 
 def need_models(s: Settings, residual_only: bool = False) -> list[str]:
@@ -212,7 +305,7 @@ def friendly(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (D.DataNotFound, CheckpointError, ValueError, KeyError) as e:
-        st.error(str(e))
+        st.error(escape_md(str(e).strip("'\"") if isinstance(e, KeyError) else str(e)))
     except torch.cuda.OutOfMemoryError:
         st.error("The GPU ran out of memory even at the smallest batch; choose fewer test images or the CPU.")
     return None
