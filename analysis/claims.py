@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .curves import epochs_to_reach
-from .deletion import path_distribution
-from .gradients import LAMBDAS, gradient_summary
-from .models import parse_name
-from .responses import summarize_responses
-from .stats import ABOVE, BELOW, STRADDLES, compare, mean_interval, median_interval, newcombe_diff, welch_diff
-from .variants import variant_table
-from .zoo import available, load_card
+from .analyses.curves import epochs_to_reach
+from .analyses.deletion import path_distribution
+from .analyses.gradients import LAMBDAS, gradient_summary
+from .core.models import parse_name
+from .analyses.responses import summarize_responses
+from .core.stats import ABOVE, BELOW, STRADDLES, compare, mean_interval, median_interval, newcombe_diff, welch_diff
+from .analyses.variants import variant_table
+from .core.zoo import available, load_card
 
 HOLDS, FAILS, DEPENDS, UNTESTED = "holds", "does not hold", "depends", "untested"
 UNSETTLED = ("an interval straddles the rule's threshold, so the evidence cannot tell: more test images or trials "
@@ -623,7 +623,7 @@ def _judge_depth_responses(m: Measure) -> Verdict:
 
 
 def _judge_cost(m: Measure) -> Verdict:
-    from .cost import interleaved_rounds
+    from .analyses.cost import interleaved_rounds
 
     names = m.plain() + m.residual()
     c = m.results("cost", names, **_q(m, {"images": 256, "repeats": 3}, {"images": 8, "repeats": 1})).get("cost")
@@ -881,8 +881,8 @@ def to_markdown(table: pd.DataFrame, title: str = "What the claims say") -> str:
 def measure_from_report(names, samples: int, seed: int, data=None, device=None, models: dict | None = None,
                         heavy: bool = True, quick: bool = False) -> Measure:
     """A Measure that runs the registered analyses through ``report.compute`` (each result kept for the run)."""
-    from .report import compute
-    from .zoo import default_device, load_pretrained
+    from .engine.report import compute
+    from .core.zoo import default_device, load_pretrained
 
     dev = torch.device(device) if device else default_device()
     loaded = dict(models or {})
@@ -917,7 +917,7 @@ def _documents(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
 
 
 def _register() -> None:
-    from .registry import Analysis, Table, register
+    from .engine.registry import Analysis, Table, register
 
     register(Analysis(
         name="claims", title="Claims: every claim of the notes, judged by a measurement", run=_run, scope="zoo",

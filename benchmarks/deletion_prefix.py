@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from analysis.common import eval_sample
-from analysis.deletion import PrefixCache, full_error_pct
-from analysis.zoo import load_pretrained
+from analysis.core.common import eval_sample
+from analysis.analyses.deletion import PrefixCache, full_error_pct
+from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="resnet110")

@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from analysis import data as D
-from analysis.train import evaluate_error
-from analysis.zoo import load_pretrained
+from analysis.core import data as D
+from analysis.core.train import evaluate_error
+from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="resnet56")

@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from analysis.common import eval_sample, private_copy
-from analysis.hessian import model_hvp, top_eigenvalues
-from analysis.zoo import load_pretrained
+from analysis.core.common import eval_sample, private_copy
+from analysis.analyses.hessian import model_hvp, top_eigenvalues
+from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="resnet56")

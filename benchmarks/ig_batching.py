@@ -16,9 +16,9 @@ import time
 import torch
 from captum.attr import IntegratedGradients
 
-from analysis import data as D
-from analysis.common import private_copy
-from analysis.zoo import load_pretrained
+from analysis.core import data as D
+from analysis.core.common import private_copy
+from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default="resnet56")

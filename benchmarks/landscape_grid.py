@@ -28,9 +28,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.common import eval_sample  # noqa: E402
-from analysis.landscape import Perturbable, filter_normalized_direction, grid, grid_losses  # noqa: E402
-from analysis.zoo import load_pretrained  # noqa: E402
+from analysis.core.common import eval_sample  # noqa: E402
+from analysis.analyses.landscape import Perturbable, filter_normalized_direction, grid, grid_losses  # noqa: E402
+from analysis.core.zoo import load_pretrained  # noqa: E402
 
 
 def timed(fn):

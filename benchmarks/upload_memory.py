@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from streamlit_server import CHROMIUM_ARGS, IDLE, rss_mb, serve  # noqa: E402
 
-from analysis.models import build_model  # noqa: E402
+from analysis.core.models import build_model  # noqa: E402
 
 
 def checkpoint(depth: int, seed: int) -> bytes:

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.responses import summarize_responses
+from analysis.analyses.responses import summarize_responses
 
 s = ui.page("Responses", "📏")
 st.title("Layer responses")

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.gradients import LAMBDAS, describe_lambda, gradient_summary
+from analysis.analyses.gradients import LAMBDAS, describe_lambda, gradient_summary
 
 METRIC_TITLES = {"grad_input_l2": "‖∂loss/∂(block input)‖", "grad_weight_l2": "‖∂L/∂(conv weights)‖"}
 s = ui.page("Gradient flow", "🌊")

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.deletion import summarize_random
+from analysis.analyses.deletion import summarize_random
 
 s = ui.page("Block deletion", "✂️")
 st.title("Block deletion: a ResNet as an ensemble of paths")

@@ -8,8 +8,8 @@ import streamlit as st
 import torch
 
 import ui
-from analysis.attributions import METHODS, pixel_map
-from analysis.images import ImageRefused, load_image
+from analysis.analyses.attributions import METHODS, pixel_map
+from analysis.core.images import ImageRefused, load_image
 
 s = ui.page("Attributions", "🔥")
 st.title("Attributions")

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.landscape import landscape_contours
+from analysis.analyses.landscape import landscape_contours
 
 s = ui.page("Loss landscape", "⛰️")
 st.title("Loss landscape")

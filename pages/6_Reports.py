@@ -5,8 +5,8 @@ import time
 import streamlit as st
 
 import ui
-from analysis.registry import load_all
-from analysis.report import compute, documents
+from analysis.engine.registry import load_all
+from analysis.engine.report import compute, documents
 
 s = ui.page("Reports", "📦")
 st.title("Reports")

@@ -5,8 +5,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.curves import epochs_to_reach
-from analysis.variants import PAPER_NOTE, compare_to_identity, gradient_summary, variant_findings
+from analysis.analyses.curves import epochs_to_reach
+from analysis.analyses.variants import PAPER_NOTE, compare_to_identity, gradient_summary, variant_findings
 
 s = ui.page("Identity mappings", "🪞")
 st.title("Identity mappings: where BN and ReLU sit, and what the shortcut does")

@@ -21,7 +21,7 @@ def _data_env(monkeypatch):
 def tiny(residual=True, depth=8, seed=0, width=8, name=None):
     """A tiny 6n+2 net (width 8) with non-trivial BN statistics, in eval mode; ``name`` (e.g.
     "resnet14-preact") builds that architecture instead of ``residual``/``depth``."""
-    from analysis.models import CifarResNet, build_model
+    from analysis.core.models import CifarResNet, build_model
 
     torch.manual_seed(seed)
     m = build_model(name, width=width) if name else CifarResNet(depth, residual=residual, width=width)
@@ -41,7 +41,7 @@ def make_imagefolder(root: Path, per_class: int = 3, classes=None, seed: int = 0
     import numpy as np
     from PIL import Image
 
-    from analysis.data import CLASSES
+    from analysis.core.data import CLASSES
 
     classes = classes or CLASSES
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.attributions import METHODS, attribute_image, conductance_per_block
-from analysis.common import Batch, chunked, mean_ci95, random_sample, same_state, state_fingerprint
-from analysis.deletion import (PrefixCache, delete_random, delete_single, full_error_pct, kendall_tau,
+from analysis.analyses.attributions import METHODS, attribute_image, conductance_per_block
+from analysis.core.common import Batch, chunked, mean_ci95, random_sample, same_state, state_fingerprint
+from analysis.analyses.deletion import (PrefixCache, delete_random, delete_single, full_error_pct, kendall_tau,
                                path_distribution, path_gradients, reorder, summarize_random)
-from analysis.gradients import gradient_flow, lambda_sweep
-from analysis.landscape import filter_normalized_direction, landscape
-from analysis.responses import compare_responses, responses, summarize_responses
+from analysis.analyses.gradients import gradient_flow, lambda_sweep
+from analysis.analyses.landscape import filter_normalized_direction, landscape
+from analysis.analyses.responses import compare_responses, responses, summarize_responses
 from conftest import tiny
 
 
@@ -209,7 +209,7 @@ def test_oom_fallback_halves_the_chunk():
 
 def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
     """A simulated CUDA out-of-memory in Captum or in a gradient batch is retried with smaller batches."""
-    from analysis.common import retry_halving
+    from analysis.core.common import retry_halving
 
     calls = []
 
@@ -238,7 +238,7 @@ def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
 
 
 def test_gradient_split_adds_up_and_knows_a_dead_branch():
-    from analysis.gradients import gradient_split
+    from analysis.analyses.gradients import gradient_split
 
     m = tiny(True, 14)
     with torch.no_grad():

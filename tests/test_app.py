@@ -46,7 +46,7 @@ def test_home_shows_zoo_curves_and_follows_the_model_choice():
     assert set(after["model"]) == {"plain56", "resnet56"}
     # the degradation figure's numbers are the cards' own
     last = after[(after["model"] == "plain56") & (after["curve"] == "test")]["error_pct"].iloc[-1]
-    from analysis.zoo import load_card
+    from analysis.core.zoo import load_card
     assert last == pytest.approx(load_card("plain56")["history"][-1]["test_error_pct"])
 
 
@@ -81,7 +81,7 @@ def test_gradient_page_lambda_choice_and_its_words():
     one = lam2[(lam2["lambda"] == 1.0)].sort_values("block_index")["grad_input_l2"]
     assert big.iloc[0] > one.iloc[0]  # lambda > 1 amplifies the gradient reaching the first block
     # the caption's sentence is computed from the plotted numbers, not written by hand
-    from analysis.gradients import describe_lambda, gradient_summary
+    from analysis.analyses.gradients import describe_lambda, gradient_summary
 
     words = describe_lambda(gradient_summary(lam2))
     assert words and all(any(w in c.value for c in at.caption) for w in words)
@@ -109,7 +109,7 @@ def test_identity_mappings_page_follows_the_chosen_variants():
     g = second[1]
     assert set(g["state"]) == {"trained", "init"}
     # the curves are the cards' own numbers
-    from analysis.zoo import load_card
+    from analysis.core.zoo import load_card
 
     c = second[0]
     last = c[(c["model"] == "resnet56-relubefore") & (c["curve"] == "test")].sort_values("epoch")["error_pct"].iloc[-1]
@@ -119,10 +119,10 @@ def test_identity_mappings_page_follows_the_chosen_variants():
 @needs_data
 def test_block_deletion_slider_changes_the_curve():
     import ui
-    from analysis import data as D
-    from analysis.common import eval_sample
-    from analysis.deletion import delete_random
-    from analysis.zoo import load_pretrained
+    from analysis.core import data as D
+    from analysis.core.common import eval_sample
+    from analysis.analyses.deletion import delete_random
+    from analysis.core.zoo import load_pretrained
 
     at = app("3_Block_deletion.py")
     single, random_k = charts(at)[0], charts(at)[1]
@@ -259,7 +259,7 @@ def test_pages_without_data_say_where_to_put_it(monkeypatch, tmp_path):
 @needs_data
 def test_two_sessions_do_not_interfere_and_the_cached_model_is_unchanged():
     import ui
-    from analysis.zoo import load_pretrained
+    from analysis.core.zoo import load_pretrained
 
     a = app("3_Block_deletion.py")
     b = app("3_Block_deletion.py")
@@ -341,7 +341,7 @@ def test_claims_page_judges_every_claim_and_follows_the_models():
 def _akamaster_th(name="resnet20", counters=False) -> bytes:
     import io
 
-    from analysis.zoo import load_pretrained
+    from analysis.core.zoo import load_pretrained
 
     state = {}
     for k, v in load_pretrained(name, device="cpu").state_dict().items():
@@ -368,10 +368,10 @@ def test_an_upload_is_in_the_sidebar_on_the_same_run_and_stays_chosen():
     name = next(n for n in at.multiselect(key="models").options if n.startswith("upload:resnet20-"))
     assert name in at.multiselect(key="models").value  # chosen on the same run
     err = float(ok.split("% error on 1,000")[0].split("**")[-1])
-    from analysis.zoo import load_pretrained
-    from analysis.common import eval_sample
-    from analysis.train import evaluate_error
-    from analysis import data as D
+    from analysis.core.zoo import load_pretrained
+    from analysis.core.common import eval_sample
+    from analysis.core.train import evaluate_error
+    from analysis.core import data as D
 
     test = D.load_split("test")
     idx = D.sample_indices(len(test), 1000, 0)
@@ -385,7 +385,7 @@ def test_an_upload_is_in_the_sidebar_on_the_same_run_and_stays_chosen():
 def test_upload_refusals_and_metadata_in_the_app():
     from safetensors.torch import save as st_save
 
-    from analysis.models import build_model
+    from analysis.core.models import build_model
 
     at = app()
     state = {k: v.contiguous() for k, v in build_model("resnet20").state_dict().items()}
@@ -421,17 +421,17 @@ def test_the_server_imports_the_library_before_its_first_visitor():
         "import app\n"
         "import streamlit as st\n"
         "assert isinstance(app.app, st.App)\n"
-        "before = {m for m in ('torch', 'captum', 'analysis.attributions', 'analysis.hessian') if m in sys.modules}\n"
+        "before = {m for m in ('torch', 'captum', 'analysis.analyses.attributions', 'analysis.analyses.hessian') if m in sys.modules}\n"
         "async def start():\n"
         "    async with app._start(app.app):\n"
         "        pass\n"
         "asyncio.run(start())\n"
-        "after = {m for m in ('torch', 'captum', 'analysis.attributions', 'analysis.hessian') if m in sys.modules}\n"
+        "after = {m for m in ('torch', 'captum', 'analysis.analyses.attributions', 'analysis.analyses.hessian') if m in sys.modules}\n"
         "from streamlit.runtime.pages_manager import PagesManager\n"
         "print(sorted(before), sorted(after))\n"
         "print(PagesManager.uses_pages_directory)\n")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     imports, pages_folder_mode = out.stdout.split("\n")[:2]
-    assert imports == "[] ['analysis.attributions', 'analysis.hessian', 'captum', 'torch']"
+    assert imports == "[] ['analysis.analyses.attributions', 'analysis.analyses.hessian', 'captum', 'torch']"
     assert pages_folder_mode == "False"  # the app's st.navigation list from the first session on, not pages/

@@ -140,7 +140,7 @@ def test_uploads_show_names_literally_and_say_what_happened(server, browser):
     from playwright.sync_api import expect
     from safetensors.torch import save as st_save
 
-    from analysis.models import build_model
+    from analysis.core.models import build_model
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 2000})
     requests: list[str] = []

@@ -11,9 +11,9 @@ import pytest
 import torch
 from safetensors.torch import save as st_save
 
-from analysis import checkpoints as C
-from analysis import zoo
-from analysis.models import build_model
+from analysis.core import checkpoints as C
+from analysis.core import zoo
+from analysis.core.models import build_model
 from conftest import tiny
 
 X = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -181,7 +181,7 @@ def test_checkpoint_fuzz_every_case_loads_or_is_refused_in_one_sentence():
 
 
 def test_import_makes_a_model_that_works_everywhere(tmp_path, monkeypatch, resnet20):
-    from analysis.__main__ import main
+    from analysis.cli import main
 
     monkeypatch.setattr(zoo, "IMPORTED", tmp_path / "imported")
     th = tmp_path / "resnet20.th"
@@ -201,8 +201,8 @@ def test_import_makes_a_model_that_works_everywhere(tmp_path, monkeypatch, resne
 
 
 def test_import_keeps_the_normalisation_and_every_csv_records_it(tmp_path, monkeypatch, resnet20):
-    from analysis.common import random_sample
-    from analysis.registry import Context, get, run_one
+    from analysis.core.common import random_sample
+    from analysis.engine.registry import Context, get, run_one
 
     monkeypatch.setattr(zoo, "IMPORTED", tmp_path)
     zoo.import_checkpoint(akamaster_th(resnet20), "r.th", "aka-in", residual=True, samples=50)  # ImageNet's, by default
@@ -312,7 +312,7 @@ def test_a_small_file_that_declares_a_huge_tensor_is_refused_before_anything_is_
     assert len(zip_bomb) < 2 * 2 ** 20
     import pickle
 
-    from analysis.torchfile import LEGACY_MAGIC
+    from analysis.core.torchfile import LEGACY_MAGIC
 
     legacy = b"".join(pickle.dumps(x, protocol=2) for x in (LEGACY_MAGIC, 1001, {"little_endian": True}))
     legacy += _forged_pickle(n, legacy=True) + pickle.dumps(["0"], protocol=2) + struct.pack("<q", n) + bytes(16)
@@ -320,7 +320,7 @@ def test_a_small_file_that_declares_a_huge_tensor_is_refused_before_anything_is_
         with pytest.raises(C.CheckpointError, match=words) as e:
             C.load_checkpoint(data, "bomb.pt", residual=True)
         assert "\n" not in str(e.value)
-    probe = ("import io,resource,sys; from analysis import checkpoints as C; d=open(sys.argv[1],'rb').read();"
+    probe = ("import io,resource,sys; from analysis.core import checkpoints as C; d=open(sys.argv[1],'rb').read();"
              "before=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
              "try: C.load_checkpoint(d,'bomb.pt',residual=True)\nexcept C.CheckpointError: pass\n"
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-before)")
@@ -344,7 +344,7 @@ def test_an_import_near_chance_is_flagged_and_its_card_command_remakes_it(tmp_pa
     model."""
     import shlex
 
-    from analysis.__main__ import main
+    from analysis.cli import main
 
     monkeypatch.setattr(zoo, "IMPORTED", tmp_path / "imported")
     monkeypatch.chdir(tmp_path)

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common import eval_sample
-from analysis.deletion import PrefixCache, delete_random, delete_single, path_gradients, summarize_random
-from analysis.responses import compare_responses, responses, summarize_responses
-from analysis.zoo import available, load_card, load_pretrained
+from analysis.core.common import eval_sample
+from analysis.analyses.deletion import PrefixCache, delete_random, delete_single, path_gradients, summarize_random
+from analysis.analyses.responses import compare_responses, responses, summarize_responses
+from analysis.core.zoo import available, load_card, load_pretrained
 from conftest import needs_data
 
 pytestmark = needs_data

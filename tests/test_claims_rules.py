@@ -120,7 +120,7 @@ def test_units_and_option_b():
 def test_paths_unroll_a_linear_net_into_two_to_the_n():
     chk = C.linear_paths_check(3)
     assert chk["paths"] == 8 and chk["max_abs_diff"] < 1e-12 and chk["lengths_binomial"]
-    from analysis.deletion import path_distribution
+    from analysis.analyses.deletion import path_distribution
 
     d = path_distribution(27).assign(model="resnet56")
     assert C.rule_paths(pd.DataFrame([chk]), d).verdict == C.HOLDS

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from analysis.__main__ import main
+from analysis.cli import main
 from conftest import ROOT, needs_data
 
 
@@ -27,7 +27,7 @@ from conftest import ROOT, needs_data
     (["curvature", "--top-k", "0", "--out", "x"], "--top-k: 0 is not a positive number"),
 ])
 def test_bad_arguments_get_one_line_and_exit_2_before_any_work(argv, words, capsys, monkeypatch):
-    import analysis.report as report
+    import analysis.engine.report as report
 
     monkeypatch.setattr(report, "compute", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(SystemExit) as e:
@@ -64,7 +64,7 @@ def test_a_report_is_written_all_or_nothing(tmp_path, monkeypatch):
     """An interruption while the files are written leaves no half report: they are moved into place together."""
     import pandas as pd
 
-    from analysis.report import write_report
+    from analysis.engine.report import write_report
 
     tables = {"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame({"y": [2]})}
     calls = {"n": 0}

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common import Batch, random_sample, same_state, state_fingerprint
-from analysis.registry import Context, load_all, run_one
+from analysis.core.common import Batch, random_sample, same_state, state_fingerprint
+from analysis.engine.registry import Context, load_all, run_one
 from conftest import tiny
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

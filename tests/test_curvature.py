@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from analysis.common import random_sample
-from analysis.hessian import (density_grid, hessian_analysis, hutchinson_trace, lanczos, model_hvp, top_eigenvalues)
-from analysis.shattering import autocorrelation, correlation_length, line_inputs, shattering
+from analysis.core.common import random_sample
+from analysis.analyses.hessian import (density_grid, hessian_analysis, hutchinson_trace, lanczos, model_hvp, top_eigenvalues)
+from analysis.analyses.shattering import autocorrelation, correlation_length, line_inputs, shattering
 from conftest import tiny
 
 
@@ -146,9 +146,9 @@ def test_shattering_on_a_tiny_net_reads_every_block():
 def test_the_landscape_direction_is_an_eigenvector_of_the_hessian():
     """Hv = λv for the direction the Loss landscape page uses (a finite-difference check would not do: the
     ReLU kinks a small step crosses add curvature that the Hessian, piecewise, does not have)."""
-    from analysis.common import private_copy
-    from analysis.hessian import model_hvp
-    from analysis.landscape import hessian_direction, landscape
+    from analysis.core.common import private_copy
+    from analysis.analyses.hessian import model_hvp
+    from analysis.analyses.landscape import hessian_direction, landscape
 
     m = tiny(True, 8)
     b = random_sample(16, 0, torch.device("cpu"))

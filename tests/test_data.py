@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import data as D
+from analysis.core import data as D
 from conftest import make_imagefolder
 
 
@@ -104,7 +104,7 @@ def test_unreadable_images_are_skipped_and_named_up_to_one_percent(tmp_path, cap
         assert np.array_equal(s.images[k].permute(1, 2, 0).numpy(), arrs["test"][want[k]])
     again = D.load_split("test", tmp_path / "c10")  # from memory, then from the cache file in a new process
     assert again.skipped == s.skipped and torch.equal(again.images, s.images)
-    from analysis.common import eval_sample
+    from analysis.core.common import eval_sample
 
     assert "5 unreadable file(s) skipped" in eval_sample(50, 0, torch.device("cpu"), data=tmp_path / "c10").source
     # beyond 1 % of the split, the folder is refused as damaged

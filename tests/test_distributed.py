@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import distributed as dd
+from analysis.engine import distributed as dd
 from conftest import ROOT, needs_data
 
 ENV = {"OMP_NUM_THREADS": "1", "RESLENS_DIST_TIMEOUT": "120"}  # same threads in every process: same numbers
@@ -39,9 +39,9 @@ def test_torchrun_two_ranks_write_the_single_process_csvs(tmp_path):
     land_df = pd.read_csv(tmp_path / "one" / "landscape.csv")
     assert len(land_df) == 2 * 9 and set(land_df["model"]) == {"plain20", "resnet20"}
     # the deletion rows are the dashboard's (the same seeded draws as deletion.delete_random)
-    from analysis.common import eval_sample
-    from analysis.deletion import delete_random
-    from analysis.zoo import load_pretrained
+    from analysis.core.common import eval_sample
+    from analysis.analyses.deletion import delete_random
+    from analysis.core.zoo import load_pretrained
 
     ref = delete_random(load_pretrained("resnet20", device="cpu"), eval_sample(64, 0, torch.device("cpu")), "resnet20",
                         ks=[0, 1, 3], trials=3, seed=0)
@@ -68,7 +68,7 @@ def test_a_failing_rank_ends_every_rank_with_one_sentence(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(
         "import sys\nsys.path.insert(0, %r)\n" % str(ROOT) +
-        "from analysis import distributed as dd\n"
+        "from analysis.engine import distributed as dd\n"
         "w = dd.init('cpu')\n"
         "def work(i, x):\n"
         "    if x == 3:\n"

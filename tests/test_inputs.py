@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from analysis.images import ImageRefused, load_image
-from analysis.models import build_model
+from analysis.core.images import ImageRefused, load_image
+from analysis.core.models import build_model
 
 
 def png(arr, mode=None, fmt="PNG", **kw):
@@ -78,7 +78,7 @@ def test_global_pillow_limit_is_restored():
 
 def test_uploaded_checkpoint_via_the_ui_helper(tmp_path):
     import ui
-    from analysis.zoo import CheckpointError
+    from analysis.core.zoo import CheckpointError
 
     model = build_model("plain20")
     p = tmp_path / "mine.safetensors"

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common import random_sample
-from analysis.landscape import (contour_levels, contour_segments, filter_normalized_direction, grid, grid_losses,
+from analysis.core.common import random_sample
+from analysis.analyses.landscape import (contour_levels, contour_segments, filter_normalized_direction, grid, grid_losses,
                                 landscape, landscape_contours)
 from conftest import tiny
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.models import CifarResNet, build_model, count_params, option_a, parse_name
-from analysis.common import same_state, state_fingerprint
+from analysis.core.models import CifarResNet, build_model, count_params, option_a, parse_name
+from analysis.core.common import same_state, state_fingerprint
 from conftest import tiny
 
 

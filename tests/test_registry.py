@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.common import random_sample, same_state, state_fingerprint
-from analysis.registry import Analysis, Context, Table, check_tables, load_all, register, run_one, select
+from analysis.core.common import random_sample, same_state, state_fingerprint
+from analysis.engine.registry import Analysis, Context, Table, check_tables, load_all, register, run_one, select
 from conftest import HAVE_DATA, tiny
 
 REGISTRY = load_all()
@@ -71,8 +71,8 @@ def test_declarations_are_enforced():
 
 def test_a_new_analysis_reaches_the_report_without_touching_it(tmp_path, monkeypatch):
     """Registering is all it takes: the report runs it and writes its table."""
-    from analysis import registry
-    from analysis.report import compute, write_report
+    from analysis.engine import registry
+    from analysis.engine.report import compute, write_report
 
     def run(ctx):
         return {"block_count": pd.DataFrame({"model": [ctx.name], "blocks": [ctx.model.num_blocks]})}

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 
-from analysis.__main__ import main
-from analysis.registry import load_all
+from analysis.cli import main
+from analysis.engine.registry import load_all
 from conftest import needs_data
 
 @needs_data

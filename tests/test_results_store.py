@@ -9,9 +9,9 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from analysis.common import random_sample
-from analysis.registry import Context, get, run_one
-from analysis.results_store import ResultStore, weights_sha256
+from analysis.core.common import random_sample
+from analysis.engine.registry import Context, get, run_one
+from analysis.engine.store import ResultStore, weights_sha256
 from conftest import ROOT, needs_data, tiny
 
 
@@ -63,7 +63,7 @@ def test_a_damaged_entry_is_computed_again_and_off_means_off(tmp_path, monkeypat
 def test_a_restarted_app_shows_the_stored_results_without_computing(tmp_path, monkeypatch):
     import streamlit as st
 
-    from analysis import registry
+    from analysis.engine import registry
 
     monkeypatch.setenv("RESLENS_RESULTS", str(tmp_path))
 
@@ -134,19 +134,19 @@ def test_an_entry_is_checked_when_read_and_dropped_with_a_line_in_the_log(tmp_pa
 def test_the_version_moves_with_the_code_an_analysis_runs():
     """An edit to an analysis' module, or to any library module it imports, moves its version (and with it the
     key of every stored result); an edit elsewhere leaves it."""
-    from analysis.results_store import analysis_version, module_closure, source_version, _read_source
+    from analysis.engine.store import analysis_version, module_closure, source_version, _read_source
 
-    closure = module_closure("landscape")
-    assert {"landscape", "hessian", "models", "common", "registry"} <= set(closure)
-    assert "deletion" not in closure and "attributions" not in closure
+    closure = module_closure("analyses.landscape")
+    assert {"analyses.landscape", "analyses.hessian", "core.models", "core.common", "engine.registry"} <= set(closure)
+    assert "analyses.deletion" not in closure and "analyses.attributions" not in closure
     base = source_version(closure)
     assert base == analysis_version("landscape")
 
     def edited(module):
         return lambda m: _read_source(m) + ("\n# edited\n" if m == module else "")
 
-    assert source_version(module_closure("landscape", edited("landscape")), edited("landscape")) != base
-    assert source_version(module_closure("landscape", edited("models")), edited("models")) != base
-    assert source_version(module_closure("landscape", edited("deletion")), edited("deletion")) == base
+    for module, moves in (("analyses.landscape", True), ("core.models", True), ("analyses.deletion", False)):
+        got = source_version(module_closure("analyses.landscape", edited(module)), edited(module))
+        assert (got != base) == moves, module
     # every registered analysis has a version; the key changes with it
     assert ResultStore.key("landscape", {"a": 1}) != ResultStore.key("landscape", {"a": 1}, version="0" * 20)

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import stats as S
-from analysis.deletion import summarize_random
+from analysis.core import stats as S
+from analysis.analyses.deletion import summarize_random
 
 
 def test_wilson_known_answers_and_bounds():
@@ -44,6 +44,6 @@ def test_a_deletion_band_stays_inside_zero_to_a_hundred_percent():
     df = pd.DataFrame({"model": "m", "residual": True, "k": 3, "trial": range(3), "error_pct": [0.0, 100.0, 100.0]})
     r = summarize_random(df).iloc[0]
     assert 0.0 <= r["ci95_low"] < r["mean_error_pct"] < r["ci95_high"] <= 100.0
-    from analysis.common import mean_ci95
+    from analysis.core.common import mean_ci95
 
     assert mean_ci95([0.0, 100.0, 100.0])[1] < 0  # what the page used to draw

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from analysis.common import random_sample, same_state, state_fingerprint
-from analysis.registry import Context, load_all, run_one
+from analysis.core.common import random_sample, same_state, state_fingerprint
+from analysis.engine.registry import Context, load_all, run_one
 from conftest import tiny
 
 MODEL_ANALYSES = [a for a in load_all().values() if a.scope == "model"]
@@ -65,7 +65,7 @@ def test_a_thread_running_the_shared_model_never_sees_an_analysis_at_work(analys
 
 def test_seeded_initialisations_do_not_interleave_across_threads():
     """A fresh He initialisation with a seed is the same whatever another thread draws at the same time."""
-    from analysis.zoo import fresh_model
+    from analysis.core.zoo import fresh_model
 
     ref = fresh_model("resnet20", seed=3, device="cpu").state_dict()
     stop = threading.Event()

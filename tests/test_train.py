@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-from analysis.__main__ import main
-from analysis.train import make_schedule, train
-from analysis.zoo import load_pretrained, sha256_file
+from analysis.cli import main
+from analysis.core.train import make_schedule, train
+from analysis.core.zoo import load_pretrained, sha256_file
 from conftest import make_imagefolder
 
 

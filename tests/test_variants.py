@@ -5,14 +5,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.attributions import conductance_per_block
-from analysis.common import random_sample, same_state, state_fingerprint
-from analysis.deletion import PrefixCache, _path_forward, delete_random, delete_single, path_gradients, reorder
-from analysis.gradients import gradient_flow, lambda_sweep
-from analysis.landscape import landscape
-from analysis.models import UNITS, build_model, count_params, parse_name
-from analysis.responses import responses
-from analysis.zoo import load_uploaded, model_from_state, save_checkpoint
+from analysis.analyses.attributions import conductance_per_block
+from analysis.core.common import random_sample, same_state, state_fingerprint
+from analysis.analyses.deletion import PrefixCache, _path_forward, delete_random, delete_single, path_gradients, reorder
+from analysis.analyses.gradients import gradient_flow, lambda_sweep
+from analysis.analyses.landscape import landscape
+from analysis.core.models import UNITS, build_model, count_params, parse_name
+from analysis.analyses.responses import responses
+from analysis.core.zoo import load_uploaded, model_from_state, save_checkpoint
 from conftest import tiny
 
 VARIANTS = ["resnet20", "resnet20b", "resnet20-conv1x1", "resnet20-scale0.5", "resnet20-scale0.5f",

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from analysis import data as D
-from analysis.models import build_model
-from analysis.train import evaluate_error
-from analysis.zoo import (PRETRAINED, ZOO, CheckpointError, available, load_card, load_pretrained, load_uploaded,
+from analysis.core import data as D
+from analysis.core.models import build_model
+from analysis.core.train import evaluate_error
+from analysis.core.zoo import (PRETRAINED, ZOO, CheckpointError, available, load_card, load_pretrained, load_uploaded,
                           save_checkpoint)
 from conftest import needs_data, tiny
 

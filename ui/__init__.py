@@ -5,8 +5,8 @@ analysis through ``results(name, models, settings, **params)``, cached, with bac
 Pages stay thin: they read the settings, ask for results and draw them.
 """
 
-from analysis import data as D  # noqa: F401  (pages read data status and class names through ui.D)
-from analysis.zoo import available  # noqa: F401
+from analysis.core import data as D  # noqa: F401  (pages read data status and class names through ui.D)
+from analysis.core.zoo import available  # noqa: F401
 
 from .nav import PAGES, PageSpec  # noqa: F401
 from .render import (JPEG_NOTE, Progress, color, depth_chart, heat_png, image_png, model_color,  # noqa: F401

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.models import UNIT_TOKEN, parse_name
+from analysis.core.models import UNIT_TOKEN, parse_name
 
 PLAIN_COLORS = {"plain20": "#fdae6b", "plain56": "#e6550d", "plain110": "#8c2d04"}
 RESIDUAL_COLORS = {"resnet20": "#9ecae1", "resnet56": "#3182bd", "resnet110": "#08306b"}

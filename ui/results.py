@@ -17,13 +17,13 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from analysis import data as D
-from analysis.common import Batch, eval_sample, random_sample
-from analysis.deletion import PrefixCache
-from analysis.registry import Context, get, run_one
-from analysis.results_store import ResultStore, weights_sha256
-from analysis.train import evaluate_error
-from analysis.zoo import arch_of, available, load_card
+from analysis.core import data as D
+from analysis.core.common import Batch, eval_sample, random_sample
+from analysis.analyses.deletion import PrefixCache
+from analysis.engine.registry import Context, get, run_one
+from analysis.engine.store import ResultStore, weights_sha256
+from analysis.core.train import evaluate_error
+from analysis.core.zoo import arch_of, available, load_card
 
 from .render import with_bar
 from .session import Settings, arch_name, friendly, get_model, is_residual, uploads

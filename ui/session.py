@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
-from analysis import data as D
-from analysis.zoo import CheckpointError, arch_of, available, load_pretrained, load_uploaded
+from analysis.core import data as D
+from analysis.core.zoo import CheckpointError, arch_of, available, load_pretrained, load_uploaded
 
 SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
 DEFAULT_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
@@ -128,7 +128,7 @@ def upload_warning(name: str, error_pct: float | None) -> str:
     """A sentence when an upload's measured error is near chance (read wrongly, probably), naming the likely causes."""
     if error_pct is None or name not in uploads():
         return ""
-    from analysis.checkpoints import plausibility_warning
+    from analysis.core.checkpoints import plausibility_warning
 
     return plausibility_warning(error_pct, uploads()[name]["info"])
 
@@ -136,7 +136,7 @@ def upload_warning(name: str, error_pct: float | None) -> str:
 def import_upload(name: str, new_name: str) -> dict:
     """Import one of this session's uploads for good under ``new_name`` (as ``python -m analysis import``);
     the card it wrote. It is chosen in the sidebar."""
-    from analysis.zoo import import_checkpoint
+    from analysis.core.zoo import import_checkpoint
 
     u = uploads()[name]
     card = import_checkpoint(u["bytes"], u["file_name"], new_name, residual=u["residual"],

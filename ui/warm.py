@@ -55,7 +55,7 @@ def use_app_navigation() -> None:
 def warm_up() -> None:
     tune_allocator()
     use_app_navigation()
-    from analysis import registry
+    from analysis.engine import registry
 
     registry.load_all()
     import captum.attr  # noqa: F401

@@ -31,9 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
-from .common import Batch, Progress, model_device, private_copy
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import Batch, Progress, model_device, private_copy
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 Vec = list[torch.Tensor]
 HVP = Callable[[Vec], Vec]
@@ -204,7 +204,7 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
         out = functional_call(model, ({k: v for k, v in zip(names, p)}, buffers), (x,))
         return F.cross_entropy(out, y)
 
-    from . import distributed as dd
+    from ..engine import distributed as dd
 
     w = dd.world()
     shared = data_parallel and w.distributed

@@ -17,11 +17,11 @@ from typing import Mapping
 import pandas as pd
 import torch
 
-from . import data as D
+from ..core import data as D
 from . import distributed as dd
-from .common import Progress, terminal_bar
+from ..core.common import Progress, terminal_bar
 from .registry import Analysis, Context, check_tables, run_one, select
-from .zoo import load_pretrained
+from ..core.zoo import load_pretrained
 
 
 def _versions() -> dict[str, str]:

@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, Progress, chunked, model_device, private_copy
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import Batch, Progress, chunked, model_device, private_copy
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 LAMBDAS = (0.0, 0.5, 0.9, 1.0, 1.1, 1.5)
 
@@ -84,7 +84,6 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
                      "grad_weight_l2": (g1 * g1 + g2 * g2) ** 0.5,
                      "grad_conv1_l2": g1, "grad_conv2_l2": g2, "images": n_total,
                      "bn": f"batch statistics, batches of {state['bs']}", "finite": not nonfinite})
-    del m
     return pd.DataFrame(rows)
 
 
@@ -110,7 +109,7 @@ def gradient_summary(grads: pd.DataFrame) -> pd.DataFrame:
     block. Above 1: the gradient grows on its way to the input (explodes through depth); below 1: it shrinks.
     ``first_over_last_low`` / ``_high``: the ratio's 95 % interval, from the normal intervals of the two means
     over images (the extreme quotients; the full range where the last block's interval reaches 0)."""
-    from .stats import mean_interval, ratio_interval
+    from ..core.stats import mean_interval, ratio_interval
 
     rows = []
     for (m, st, lam), g in grads.groupby(["model", "state", "lambda"], sort=False):
@@ -264,7 +263,6 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
                      "total_grad_l2": (acc["t"][i] / n_total).item(), "shortcut_share": (acc["share"][i] / n_total).item(),
                      "shortcut_share_std": _std(acc["share"][i].item(), acc["share_sq"][i].item(), n_total),
                      "cosine_shortcut_branch": (acc["cos"][i] / n_total).item(), "images": n_total})
-    del m
     return pd.DataFrame(rows)
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .registry import Analysis, Context, Table, register
-from .zoo import PRETRAINED, available, load_card
+from ..engine.registry import Analysis, Context, Table, register
+from ..core.zoo import PRETRAINED, available, load_card
 
 
 def training_curves(names: list[str], root: Path = PRETRAINED) -> pd.DataFrame:

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .common import Batch, Progress, chunked, model_device
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import Batch, Progress, chunked, model_device
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 
 class _ChannelStats:

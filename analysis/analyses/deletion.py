@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device
-from .stats import bootstrap_mean
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device
+from ..core.stats import bootstrap_mean
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 
 class PrefixCache:

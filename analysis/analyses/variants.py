@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 
 from .gradients import gradient_summary  # noqa: F401  (re-exported: the pages read it from here too)
-from .models import UNITS, parse_name
-from .stats import newcombe_diff
-from .registry import Analysis, Context, Table, register
-from .zoo import PRETRAINED, available, load_card
+from ..core.models import UNITS, parse_name
+from ..core.stats import newcombe_diff
+from ..engine.registry import Analysis, Context, Table, register
+from ..core.zoo import PRETRAINED, available, load_card
 
 PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
                 "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)"}

@@ -18,10 +18,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from . import data as D
-from .common import Progress, model_device, private_copy, retry_halving, seeded_global_rng
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core import data as D
+from ..core.common import Progress, model_device, private_copy, retry_halving, seeded_global_rng
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 METHODS = ("Saliency", "IntegratedGradients", "DeepLift", "GradientShap", "Occlusion")
 
@@ -146,7 +146,6 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
             res.gradcam[f"stage{s}"] = LayerAttribution.interpolate(cam.detach(), (32, 32), "bilinear")[0, 0].cpu().numpy()
         if progress:
             progress(1.0, f"Grad-CAM on {model_name}")
-    del m
     return res
 
 
@@ -186,7 +185,6 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
                      "branch_share": float(c_branch.sum()) / total if total else float("nan")})
         if progress:
             progress((i + 1) / m.num_blocks, f"conductance through the blocks of {model_name}")
-    del m
     return pd.DataFrame(rows)
 
 

@@ -18,11 +18,11 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from . import distributed as dd
-from .common import eval_sample
-from .deletion import PrefixCache, deletable_blocks
-from .landscape import Perturbable, filter_normalized_direction, grid, grid_losses
-from .zoo import load_pretrained
+from ..engine import distributed as dd
+from ..core.common import eval_sample
+from ..analyses.deletion import PrefixCache, deletable_blocks
+from ..analyses.landscape import Perturbable, filter_normalized_direction, grid, grid_losses
+from ..core.zoo import load_pretrained
 
 
 def _key(config: dict) -> str:

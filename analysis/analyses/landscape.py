@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from .common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device, private_copy
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import Batch, Progress, autocast, chunked, count_wrong, error_pct, model_device, private_copy
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 
 def filter_normalized_direction(model: CifarResNet, seed: int) -> dict[str, torch.Tensor]:

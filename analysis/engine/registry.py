@@ -22,14 +22,8 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 import torch
 
-from .common import Batch, Progress, eval_sample, random_sample
-from .models import CifarResNet
-
-# Modules of the package that are not analyses (never imported by :func:`load_all`).
-_NOT_ANALYSES = {"__main__", "common", "data", "images", "models", "registry", "report", "train", "zoo",
-                 "distributed", "sweeps", "checkpoints", "results_store", "stats",
-                "torchfile"}
-
+from ..core.common import Batch, Progress, eval_sample, random_sample
+from ..core.models import CifarResNet
 
 @dataclass(frozen=True)
 class Table:
@@ -80,7 +74,7 @@ class Context:
 
     def init_model(self) -> CifarResNet:
         """The same architecture freshly He-initialised with ``seed`` (for 'at initialisation')."""
-        from .zoo import fresh_model
+        from ..core.zoo import fresh_model
 
         m = fresh_model(self.arch or self.model.name, self.seed, self.device)
         if self.model is not None and not self.model.input_norm.identity:
@@ -139,11 +133,12 @@ def register(analysis: Analysis) -> Analysis:
 
 
 def load_all() -> dict[str, Analysis]:
-    """Import every analysis module of the package (each registers itself); the registry in run order."""
-    import analysis as pkg
+    """Import every module of the analyses' folder (``analysis/analyses``; each registers itself); the registry in
+    run order. A module there is an analysis by being there: nothing else lists them."""
+    from .. import analyses as pkg
 
     for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name not in _NOT_ANALYSES and not m.name.startswith("_"):
+        if not m.name.startswith("_"):
             importlib.import_module(f"{pkg.__name__}.{m.name}")
     return dict(sorted(_REGISTRY.items(), key=lambda kv: (kv[1].order, kv[0])))
 

@@ -25,9 +25,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from .common import autocast, model_device, private_copy
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core.common import autocast, model_device, private_copy
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 
 class FlopCount(TorchDispatchMode):

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 LOG = logging.getLogger("reslens")
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # the library, analysis/
 FORMAT = 2  # the layout of an entry (manifest.json with checksums)
 
 _WEIGHTS: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
@@ -50,26 +50,44 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def _read_source(name: str) -> str:
-    p = PACKAGE / f"{name}.py"
+    """The source of library module ``name`` (dotted below the package, e.g. "core.models"), or ''."""
+    p = PACKAGE.joinpath(*name.split(".")).with_suffix(".py")
+    if not p.is_file():
+        p = PACKAGE.joinpath(*name.split("."), "__init__.py")
     return p.read_text() if p.is_file() else ""
 
 
-def imports_of(source: str) -> set[str]:
-    """The library modules a module's source imports (``from .x import``, ``from . import x``), anywhere in it."""
+def imports_of(module: str, source: str) -> set[str]:
+    """The library modules (dotted below the package) that ``module``'s source imports, anywhere in it:
+    ``from .x import``, ``from ..core.x import``, ``from ..core import x``, ``from analysis.core.x import``."""
     out: set[str] = set()
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return out
+    here = module.split(".")[:-1]  # the module's package, below the library
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("analysis."):
-            out.add(node.module.split(".")[1])
-    return out
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = here[:len(here) - (node.level - 1)] if node.level > 1 else list(here)
+            if node.level - 1 > len(here):
+                continue
+        elif (node.module or "").split(".")[0] == PACKAGE.name:
+            base = []
+        else:
+            continue
+        mod = [p for p in (node.module or "").split(".") if p]
+        if not node.level:
+            mod = mod[1:]
+        target = base + mod
+        for alias in node.names:  # "from ..core import models": each name may be a module
+            candidate = ".".join(target + [alias.name])
+            if _read_source(candidate):
+                out.add(candidate)
+        if target and _read_source(".".join(target)):
+            out.add(".".join(target))
+    return {m for m in out if m}
 
 
 def module_closure(module: str, read: Callable[[str], str] = _read_source) -> list[str]:
@@ -80,7 +98,7 @@ def module_closure(module: str, read: Callable[[str], str] = _read_source) -> li
         if m in seen:
             continue
         seen.add(m)
-        todo += [i for i in imports_of(read(m)) if i not in seen]
+        todo += [i for i in imports_of(m, read(m)) if i not in seen]
     return sorted(seen)
 
 
@@ -99,11 +117,12 @@ def analysis_version(name: str) -> str:
     from .registry import load_all
 
     a = load_all().get(name)
-    module = (a.module if a is not None else "").rsplit(".", 1)[-1]
-    if not module or not (PACKAGE / f"{module}.py").is_file():
+    prefix = PACKAGE.name + "."
+    module = a.module[len(prefix):] if a is not None and a.module.startswith(prefix) else ""
+    if not module or not _read_source(module):
         return library_version()
     closure = module_closure(module)
-    if "report" in closure:  # it runs other analyses (found by the registry at run time): all of the library
+    if "engine.report" in closure:  # it runs other analyses (found by the registry at run time): all of the library
         return library_version()
     return source_version(closure)
 
@@ -111,7 +130,8 @@ def analysis_version(name: str) -> str:
 @lru_cache(maxsize=1)
 def library_version() -> str:
     """sha256 of every source file of the library (for anything that is not a registered analysis)."""
-    return source_version(sorted(p.stem for p in PACKAGE.glob("*.py")))
+    return source_version(sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+                                 for p in PACKAGE.rglob("*.py")))
 
 
 def default_dir() -> Path | None:

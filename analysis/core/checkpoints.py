@@ -1,7 +1,7 @@
 """Bring your own checkpoint: read the files researchers have, in the layouts of the public CIFAR ResNet code.
 
 Formats: ``.safetensors``, and ``.pt`` / ``.pth`` / ``.th`` / ``.ckpt`` (``torch.save``'s zip format and the old
-pre-1.6 one) read **only** by :mod:`analysis.torchfile`: a restricted unpickler that builds tensors and plain
+pre-1.6 one) read **only** by :mod:`analysis.core.torchfile`: a restricted unpickler that builds tensors and plain
 containers, turns any other class (an ``argparse.Namespace``, numpy scalars) into an inert placeholder that is
 dropped, refuses every function, and checks every storage's declared size against the bytes really in the file
 before allocating it, so no code in a file ever runs and a small file cannot claim gigabytes. The usual containers

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import data as D
-from .common import Batch, Progress, model_device, private_copy
-from .models import CifarResNet
-from .registry import Analysis, Context, Table, register
+from ..core import data as D
+from ..core.common import Batch, Progress, model_device, private_copy
+from ..core.models import CifarResNet
+from ..engine.registry import Analysis, Context, Table, register
 
 THRESHOLD = 1.0 / math.e
 
@@ -131,7 +131,6 @@ def shattering(model: CifarResNet, x: torch.Tensor, model_name: str, state: str,
         curves.append(ac)
         if progress:
             progress((j + 1) / len(outs), f"gradients along the line: {model_name} ({state}), {nm}")
-    del m
     return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
 
 

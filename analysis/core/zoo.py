@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from .models import UNITS, Arch, CifarResNet, build_model, count_params, parse_name
 
-PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"  # analysis/core/zoo.py -> the project root
 # Checkpoints a user imported (``python -m analysis import``, or Import on the Home page): they survive
 # restarts and work everywhere a shipped model does. $RESLENS_IMPORTED, else ~/.reslens/models.
 IMPORTED = Path(os.environ.get("RESLENS_IMPORTED", Path.home() / ".reslens" / "models"))
@@ -191,7 +191,7 @@ def load_pretrained(name: str, device: str | torch.device | None = None, root: P
 def load_uploaded(data: bytes, residual: bool | None = None, file_name: str = "upload.safetensors",
                   normalization: str | None = None) -> tuple[CifarResNet, dict]:
     """A user's checkpoint bytes -> (model in eval mode on the CPU, info). Never unpickles: see
-    :mod:`analysis.checkpoints` for the formats and key layouts it reads."""
+    :mod:`analysis.core.checkpoints` for the formats and key layouts it reads."""
     from .checkpoints import load_checkpoint
 
     loaded = load_checkpoint(data, file_name, residual=residual, normalization=normalization)

@@ -196,7 +196,7 @@ def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
 
 # Input normalisations by name: (mean, std) per RGB channel of an image in [0, 1].
 NORMALIZATIONS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # ResLens's own (analysis.data.MEAN/STD)
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # ResLens's own (analysis.core.data.MEAN/STD)
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision's, used by many public CIFAR nets
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the net was trained on [0, 1] inputs
 }
