@@ -16,7 +16,7 @@ import time
 import torch
 
 from analysis.core import data as D
-from analysis.core.train import evaluate_error
+from analysis.core.evaluate import evaluate_error
 from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()

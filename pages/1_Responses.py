@@ -1,13 +1,11 @@
 """Layer responses (He et al. 2015, Fig. 7) and the size of each residual branch."""
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.analyses.responses import summarize_responses
 
-s = ui.page("Responses", "📏")
+s = ui.page()
 st.title("Layer responses")
 st.markdown("He et al. (2015, Fig. 7) report that residual nets' 3x3 layers respond *less* than plain ones: "
             "the residual functions are closer to zero. Here is that measurement on the zoo. The paper does not say how a "
@@ -34,10 +32,10 @@ if names and ui.need_data():
                "(channels, positions and images together)")
         ui.show_chart(chart, plot, file_name=f"responses_{ycol}.csv",
                       caption=f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
-                      f"bn2 of each block; conv2 in units with no BN after it). std = {how}; {s.samples} test images "
-                      f"(seed {s.seed}), eval-mode BN, float32.",
+                      f"bn2 of each block; conv2 in units with no BN after it). std = {how}; {int(plot['images'].iloc[0])} "
+                      f"test images (seed {s.seed}), eval-mode BN, float32.",
                       key="responses")
-        summary = summarize_responses(resp, ratio)
+        summary = res["response_summary"]
         st.dataframe(summary.rename(columns={"median_std": "median std (per channel)",
                                              "median_std_all": "median std (all values)",
                                              "mean_ratio": "mean ‖F(x)‖/‖x‖"}), width="stretch", hide_index=True)

@@ -1,14 +1,12 @@
 """Gradient norms through depth: trained vs initialised, plain vs residual, and scaled shortcuts."""
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.analyses.gradients import LAMBDAS, describe_lambda, gradient_summary
 
 METRIC_TITLES = {"grad_input_l2": "‖∂loss/∂(block input)‖", "grad_weight_l2": "‖∂L/∂(conv weights)‖"}
-s = ui.page("Gradient flow", "🌊")
+s = ui.page()
 st.title("Gradient flow through depth")
 st.markdown("Do plain nets lose their gradients? He et al. (2015) argue that with BN they do not. Here are the "
             "gradient norms at every block, for the trained weights and for a fresh He initialisation.")
@@ -20,14 +18,13 @@ if not have_data:
                "random labels.")
 if names:
     metric = st.radio("Norm", list(METRIC_TITLES), horizontal=True, key="metric", format_func=METRIC_TITLES.get)
-    states = ("trained", "init") if have_data else ("init",)
-    n_img = min(s.samples, 256)
-    g = ui.results("gradients", names, s, images=n_img, states=states, lambdas=(), random_input=not have_data).get("gradients")
+    states = ui.defaults("gradients")["states"] if have_data else ("init",)
+    g = ui.results("gradients", names, s, states=states, lambdas=(), random_input=not have_data).get("gradients")
     if g is not None and len(g):
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
         chart = ui.depth_chart(plot, metric, METRIC_TITLES[metric], dash="state", dash_title="weights", height=360)
         ui.show_chart(chart, plot, file_name="gradients.csv",
-                      caption=f"Log scale. Input gradient: mean over {n_img} images of ‖∂loss_n/∂x_block‖₂ (per-image "
+                      caption=f"Log scale. Input gradient: mean over {int(plot['images'].iloc[0])} images of ‖∂loss_n/∂x_block‖₂ (per-image "
                       "cross-entropy). Weight gradient: ‖∂L/∂W‖₂ over both 3x3 convs of the block, L = mean loss over "
                       "the sample. BN uses batch statistics (batches of 128, as in training) on a private copy of the "
                       "model; float32. 'init' = the same architecture freshly He-initialised with the sidebar seed.",
@@ -41,24 +38,26 @@ if names:
         "branches and their BN included. First at **initialisation**, with λ set on a freshly initialised net, then "
         "on nets **trained** with λ = 0.5.")
     res_names = [n for n in names if ui.is_residual(n)]
-    lams = st.multiselect("λ values at initialisation (0 = the plain net, 1 = identity)", list(LAMBDAS),
-                          default=[0.5, 1.0, 1.5], key="lams")
+    lams = st.multiselect("λ values at initialisation (0 = the plain net, 1 = identity)",
+                          list(ui.choices("gradients", "lambdas")), default=list(ui.defaults("gradients")["lambdas"]),
+                          key="lams")
     if not res_names:
         st.info("Choose a residual model in the sidebar: λ scales its shortcuts.")
-    frames = [ui.results("gradients", res_names, s, images=n_img, states=(), lambdas=(lam,),
-                         random_input=not have_data).get("gradients") for lam in sorted(set(lams))]
-    frames = [f for f in frames if f is not None and len(f)]
-    if frames:
-        g = pd.concat(frames, ignore_index=True)
+    lres = ui.results("gradients", res_names, s, each=[{"lambdas": (lam,)} for lam in sorted(set(lams))], states=(),
+                      random_input=not have_data) if res_names and lams else {}
+    g = lres.get("gradients")
+    if g is not None and len(g):
+        g = g.copy()
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")
         plot = g[["model", "series", "state", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
         chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="model", height=360,
                                color_enc=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
-        summary = gradient_summary(g)
+        summary = lres["gradient_summary"]
+        words = " ".join(lres["gradient_findings"]["sentence"])
         ui.show_chart(chart, plot, file_name="gradients_lambda.csv",
                       caption="At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
                       "λ, BN with batch statistics (batches of 128) on a private copy, float32; same measurement as "
-                      "above. What it shows, from these numbers: " + " ".join(describe_lambda(summary)), key="lambda")
+                      "above." + (" What it shows, from these numbers: " + words if words else ""), key="lambda")
         st.dataframe(summary.rename(columns={"first_over_last": "first block / last block"}), hide_index=True,
                      width="stretch")
 
@@ -67,11 +66,12 @@ if names:
         st.markdown("**Trained with λ**: nets trained from scratch with the shortcut scaled by 0.5 (`-scale0.5`: F "
                     "unscaled; `-scale0.5f`: F scaled by 0.5 too) beside the identity net, each measured with the λ it "
                     "was trained with.")
-        t = ui.results("gradients", trained, s, images=n_img, states=("trained",), lambdas=()).get("gradients")
+        tres = ui.results("gradients", trained, s, states=("trained",), lambdas=())
+        t = tres.get("gradients")
         if t is not None and len(t):
             plot = t[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
             chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", height=320)
-            tsum = gradient_summary(t)
+            tsum = tres["gradient_summary"]
             words = "; ".join(f"{r['model']} (λ = {r['lambda']:g}): {r['first_over_last']:.3g}x"
                               for _, r in tsum.iterrows())
             ui.show_chart(chart, plot, file_name="gradients_trained_lambda.csv",
@@ -89,8 +89,9 @@ if names:
     elif st.toggle("Measure shattering along a line of inputs", key="shatter",
                    help="One backward pass per block over the line's points, for each model, trained and at "
                         "initialisation, and for residual nets λ = 0.5 and 1.5 at initialisation."):
-        points = st.select_slider("Points on the line", [16, 32, 64, 128], value=32, key="shatter_points")
-        sh = ui.results("shattering", names, s, points=int(points), lambdas=(0.5, 1.5))
+        points = st.select_slider("Points on the line", [16, 32, 64, 128], value=ui.defaults("shattering")["points"],
+                                  key="shatter_points")
+        sh = ui.results("shattering", names, s, points=int(points))
         rows, curves = sh.get("shattering"), sh.get("shattering_autocorr")
         if rows is not None and len(rows):
             rows = rows.copy()
@@ -129,11 +130,11 @@ if names:
         "the branch, one straight through the shortcut. Measured per block by back-propagating with one path "
         "detached at a time.")
     if have_data:
-        split = ui.results("gradient_split", names, s, images=min(s.samples, 64)).get("gradient_split")
+        split = ui.results("gradient_split", names, s).get("gradient_split")
         if split is not None and len(split):
             chart = ui.depth_chart(split, "shortcut_share", "share through the shortcut", log=False, height=300)
             ui.show_chart(chart, split, "gradient_split.csv",
-                          f"Mean over {min(s.samples, 64)} test images of ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖), "
+                          f"Mean over {int(split['images'].iloc[0])} test images of ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖), "
                           "where g_shortcut and g_branch are the parts of ∂loss_n/∂x_block that flow back through the "
                           "block's shortcut and through its branch (the activation after the addition included in "
                           "both); eval-mode BN, float32. A plain net has no shortcut: its share is 0.", "split")

@@ -5,9 +5,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.analyses.deletion import summarize_random
 
-s = ui.page("Block deletion", "✂️")
+s = ui.page()
 st.title("Block deletion: a ResNet as an ensemble of paths")
 st.markdown("Veit, Wilber and Belongie (2016) deleted blocks from trained nets at test time: a residual net "
             "degrades smoothly, as an ensemble of many paths would, while a plain net collapses. A deleted block "
@@ -27,33 +26,34 @@ if names and ui.need_data():
         chart = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape("downsample:N", title="downsampling block"))).properties(height=340)
         ui.show_chart(chart, plot, file_name="deletion_single.csv",
-                      caption=f"Top-1 error on {s.samples} test images (seed {s.seed}) with one block deleted; intact error in "
+                      caption=f"Top-1 error on {int(plot['images'].iloc[0])} test images (seed {s.seed}) with one block deleted; intact error in "
                       "the tooltip. Downsampling blocks (squares) still run their shortcut when deleted. Eval-mode "
                       "BN, bfloat16 autocast; each deletion reuses the cached input of the deleted block.", key="single")
 
     st.subheader("Delete k random blocks")
+    declared = ui.defaults("deletion_random")
     c1, c2 = st.columns(2)
-    k_max = c1.slider("k: largest number of deleted blocks", 0, 20, 6, key="k")
-    trials = c2.number_input("Trials per k", 1, 50, 3, key="trials")
-    rows, ahead = [], []
+    # The slider's first position (6) only says how far the first chart goes; the range is the analysis' k list.
+    k_max = c1.slider("k: largest number of deleted blocks", 0, max(declared["ks"]), 6, key="k")
+    trials = c2.number_input("Trials per k", 1, 50, declared["trials"], key="trials")
+    dr_res, ahead = {}, []
     for n in names:
-        model = ui.friendly(ui.get_model, n, s.device)
-        if model is None:
+        pool = ui.friendly(ui.deletable_blocks, n)
+        if pool is None:
             continue
-        pool = sum(not b.downsample for b in model.block_info)
         ahead += [(n, k) for k in range(k_max + 1, min(pool, k_max + ui.prefetch_depth()) + 1)]
-        for k in range(0, min(k_max, pool) + 1):
-            df = ui.results("deletion_random", [n], s, ks=(k,), trials=int(trials)).get("deletion_random")
-            if df is not None:
-                rows.append(df)
+        got = ui.results("deletion_random", [n], s, each=[{"ks": (k,)} for k in range(0, min(k_max, pool) + 1)],
+                         trials=int(trials))
+        for key, df in got.items():
+            dr_res.setdefault(key, []).append(df)
     # Compute the slider's likely next steps (k + 1, k + 2) in the background, every model's k + 1 first,
     # started before the charts below are drawn so that drawing them overlaps it: moving the slider up then
     # only collects them (the same seeded draws as computing them on demand).
     for n, k in sorted(ahead, key=lambda t: t[1]):
         ui.prefetch("deletion_random", n, s, ks=(k,), trials=int(trials))
-    if rows:
-        dr = pd.concat(rows, ignore_index=True)
-        summ = summarize_random(dr)
+    if dr_res.get("deletion_random"):
+        dr = pd.concat(dr_res["deletion_random"], ignore_index=True)
+        summ = pd.concat(dr_res["deletion_random_summary"], ignore_index=True)
         band = alt.Chart(summ).mark_area(opacity=0.2).encode(
             x=alt.X("k:Q", title="number of deleted blocks k", axis=alt.Axis(tickMinStep=1, format="d")), y=alt.Y("ci95_low:Q", title="test error (%)"),
             y2="ci95_high:Q", color=ui.color(summ["model"]))
@@ -65,13 +65,13 @@ if names and ui.need_data():
                       caption=f"Mean top-1 error over {int(trials)} random draws of k non-downsampling blocks (k = 0: intact); "
                       "the band is the 95 % percentile bootstrap interval of that mean over the draws (it stays between "
                       "the best and the worst draw, inside 0-100 %); each k has its own seeded draws. "
-                      f"{s.samples} test images.", key="random")
+                      f"{int(dr['images'].iloc[0])} test images.", key="random")
         with st.expander("Every trial"):
             st.dataframe(dr, hide_index=True, width="stretch")
             st.download_button("Download CSV", dr.to_csv(index=False).encode(), "deletion_random.csv", key="dl_random_all")
 
     st.subheader("Reorder blocks")
-    r_trials = st.number_input("Random reorderings", 2, 50, 8, key="reorder_trials")
+    r_trials = st.number_input("Random reorderings", 2, 50, ui.defaults("reorder")["trials"], key="reorder_trials")
     dro = ui.results("reorder", names, s, trials=int(r_trials)).get("reorder")
     if dro is not None:
         chart = alt.Chart(dro).mark_point(filled=True, size=70).encode(
@@ -88,8 +88,8 @@ if names and ui.need_data():
     if not res_names:
         st.info("Choose a residual model to see its paths.")
     else:
-        per_len = st.number_input("Samples per path length", 1, 50, 4, key="per_length")
-        dp = ui.results("paths", res_names, s, per_length=int(per_len), batch=16).get("paths")
+        per_len = st.number_input("Samples per path length", 1, 50, ui.defaults("paths")["per_length"], key="per_length")
+        dp = ui.results("paths", res_names, s, per_length=int(per_len)).get("paths")
         if dp is not None:
             c1, c2 = st.columns(2)
             with c1:

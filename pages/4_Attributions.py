@@ -1,17 +1,11 @@
 """Captum attributions, plain and residual side by side; conductance per block."""
 
-import hashlib
-
 import altair as alt
-import pandas as pd
 import streamlit as st
-import torch
 
 import ui
-from analysis.analyses.attributions import METHODS, pixel_map
-from analysis.core.images import ImageRefused, load_image
 
-s = ui.page("Attributions", "🔥")
+s = ui.page()
 st.title("Attributions")
 st.markdown("Which pixels drive each net's decision (Captum), and how much of it flows through each block's "
             "residual branch. Pick a test image or upload your own.")
@@ -19,29 +13,27 @@ names = ui.need_models(s)
 source = st.radio("Image", ["test image", "upload"], horizontal=True, key="img_source")
 img = label = key = None
 if source == "test image":
-    split = ui.friendly(ui.D.load_split, "test") if ui.need_data() else None
-    if split is not None:
+    if ui.need_data():
         c1, c2 = st.columns(2)
-        cls = c1.selectbox("Class", ["any"] + list(split.classes), key="img_class")
-        pool = torch.arange(len(split)) if cls == "any" else (split.labels == split.classes.index(cls)).nonzero().flatten()
-        pos = int(c2.number_input(f"Image number (0–{len(pool) - 1} in this class)", 0, len(pool) - 1, 0, key="img_index"))
-        i = int(pool[pos])
-        img, label, key = split.images[i], int(split.labels[i]), f"test/{i}"
+        cls = c1.selectbox("Class", ["any"] + list(ui.CLASSES), key="img_class")
+        size = ui.friendly(ui.test_pool, cls)
+        if size:
+            pos = int(c2.number_input(f"Image number (0–{size - 1} in this class)", 0, size - 1, 0, key="img_index"))
+            img, label, key = ui.test_image(cls, pos)
 else:
     up = st.file_uploader("An image (any format Pillow reads; it is converted to 32x32 RGB)", key="img_upload")
     if up is not None:
-        data = up.getvalue()
-        try:
-            img, notes = load_image(data)
-            st.info("Converted: " + "; ".join(notes) + ".")
-            key = "upload/" + hashlib.sha256(data).hexdigest()[:16]
-        except ImageRefused as e:
-            st.error(ui.escape_md(f"This image cannot be used: {e}."))
-methods = st.multiselect("Methods", list(METHODS), default=["Saliency", "IntegratedGradients", "DeepLift"], key="methods")
+        img, notes, key, error = ui.read_image(up.getvalue())
+        if error:
+            st.error(ui.escape_md(error))
+        else:
+            st.info(ui.escape_md("Converted: " + "; ".join(notes) + "."))
+methods = st.multiselect("Methods", list(ui.choices("attributions", "methods")),
+                         default=list(ui.defaults("attributions")["methods"]), key="methods")
 if img is not None and names and methods:
-    x = ui.D.normalize(img[None])
+    x = ui.normalize(img)
     np_img = img.permute(1, 2, 0).numpy()
-    classes = ui.D.CLASSES
+    classes = ui.CLASSES
     st.image(ui.image_png(np_img), caption=f"{key}" + (f" · label: {classes[label]}" if label is not None else ""))
     image = dict(image_key=key, _image=x, _label=label)
     res = ui.results("attributions", names, s, methods=tuple(methods), gradcam=True, maps=True, **image)
@@ -54,10 +46,10 @@ if img is not None and names and methods:
             st.markdown(f"**{ui.escape_md(n)}** predicts **{classes[int(df['predicted'].iloc[0])]}** "
                         f"(p = {df['prob'].iloc[0]:.2f})")
             for m in methods:
-                st.image(ui.heat_png(np_img, pixel_map(res["attribution_maps"], model=n, method=m)),
+                st.image(ui.heat_png(np_img, ui.pixel_map(res["attribution_maps"], model=n, method=m)),
                          caption=f"{m} (red +, blue −)")
             for stage in ("stage1", "stage2", "stage3"):
-                st.image(ui.heat_png(np_img, pixel_map(res["gradcam"], model=n, stage=stage)),
+                st.image(ui.heat_png(np_img, ui.pixel_map(res["gradcam"], model=n, stage=stage)),
                          caption=f"Grad-CAM at the end of {stage}")
     if "attributions" in res:
         df = res["attributions"]

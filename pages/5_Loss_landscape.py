@@ -5,9 +5,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.analyses.landscape import landscape_contours
 
-s = ui.page("Loss landscape", "⛰️")
+s = ui.page()
 st.title("Loss landscape")
 st.markdown("Li et al. (2018) found that shortcuts keep the loss surface of deep nets smooth. Slices of the "
             "loss around the trained weights along random filter-normalised directions, or (1-D) along the top "
@@ -23,14 +22,18 @@ if names and ui.need_data():
     else:
         view = c1.radio("View", ["contour", "heatmap"], horizontal=True, key="view2d",
                         format_func={"contour": "contour lines", "heatmap": "heatmap"}.get)
-    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 25, 21 if dims == 1 else 9, key="steps",
+    declared = ui.defaults("landscape")
+    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 25,
+                      declared["steps_1d"] if dims == 1 else declared["steps_2d"], key="steps",
                       help="2-D: steps² forward passes over the test images per model. For large grids (Li et al.'s "
                            "51x51) use `python -m analysis landscape`, which torchrun can spread over processes.")
-    radius = c3.slider("Radius (α, β range)", 0.25, 2.0, 1.0, 0.25, key="radius")
-    n_img = min(s.samples, 500)
-    df = ui.results("landscape", names, s, images=n_img, dims=(dims,), steps_1d=steps, steps_2d=steps,
-                    radius=radius, direction=direction, hessian_images=min(100, n_img)).get("landscape")
+    radius = c3.slider("Radius (α, β range)", 0.25, 2.0, float(declared["radius"]), 0.25, key="radius")
+    res = ui.results("landscape", names, s, dims=(dims,), steps_1d=steps, steps_2d=steps, radius=radius,
+                     direction=direction)
+    df = res.get("landscape")
     if df is not None:
+        n_img = int(df["images"].iloc[0])
+        n_hess = min(ui.defaults("landscape")["hessian_images"], s.samples)
         frames = [g for _, g in df.groupby("model", sort=False)]
         at = "θ + α·d₁" if dims == 1 else "θ + α·d₁ + β·d₂"
         caption = (f"Mean cross-entropy on {n_img} test images at {at}; d drawn with seed {s.seed}, each "
@@ -39,7 +42,8 @@ if names and ui.need_data():
         if direction == "hessian":
             tops = df.groupby("model")["top_eigenvalue"].first()
             caption = (f"Mean cross-entropy on {n_img} test images at θ + α·v, v = the top eigenvector of the Hessian "
-                       f"of the loss on {min(100, n_img)} test images (power iteration, 20 products at most), rescaled as "
+                       f"of the loss on {n_hess} test images (power iteration, {ui.defaults('landscape')['hessian_iter']} "
+                       "products at most), rescaled as "
                        "a whole to the norm of θ. Its eigenvalue: " + ", ".join(f"{m} {v:.4g}" for m, v in tops.items())
                        + ". Eval-mode BN, bfloat16 autocast for the loss; float32 for the eigenvector.")
         if dims == 1:
@@ -52,7 +56,7 @@ if names and ui.need_data():
             scale = alt.Scale(type="log", scheme="viridis", domain=[lo, hi])  # one colour scale for every model
             legend = alt.Legend(orient="bottom", direction="horizontal", gradientLength=260, format=".3g")
             if view == "contour":
-                segs = landscape_contours(df)
+                segs = res["landscape_contours"]
                 levels = sorted(segs["level"].unique()) if len(segs) else []
                 caption += (f" Contour lines by marching squares on the {steps}x{steps} grid at {len(levels)} losses "
                             f"spaced evenly in log(loss) from {lo:.3g} to {hi:.3g}, the same for every model; the "

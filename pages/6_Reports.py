@@ -5,34 +5,31 @@ import time
 import streamlit as st
 
 import ui
-from analysis.engine.registry import load_all
-from analysis.engine.report import compute, documents
 
-s = ui.page("Reports", "📦")
+s = ui.page()
 st.title("Reports")
 st.markdown("Any analysis of the other pages for the chosen models, as CSV files in one ZIP with a "
             "`manifest.json` (versions, device, seed, sample size, data source, parameters and wall time of each "
             "analysis). Here each analysis runs with its light settings; the CLI `python -m analysis report` writes "
             "the same files with the full ones.")
-registry = load_all()
+registry = ui.analyses()
 names = ui.need_models(s)
 chosen = st.multiselect("Analyses", list(registry), default=[a for a in ("responses", "deletion_single", "training")
                                                                 if a in registry],
                         format_func=lambda a: f"{a}: {registry[a].title}", key="analyses")
-if names and chosen:
-    if any(registry[a].needs_data for a in chosen) and not ui.need_data():
-        chosen = [a for a in chosen if not registry[a].needs_data]
-    if chosen and st.button("Run the report", key="run_report", type="primary"):
+with_claims = st.toggle("Judge the claims too (claims.csv and claims.md, light settings, without the curvature claim)",
+                        key="report_claims")
+if names and (chosen or with_claims):
+    if (with_claims or any(registry[a].needs_data for a in chosen)) and not ui.need_data():
+        chosen, with_claims = [a for a in chosen if not registry[a].needs_data], False
+    if (chosen or with_claims) and st.button("Run the report", key="run_report", type="primary"):
         bar = ui.Progress("Running…")
         t0 = time.time()
-        extra = {n: ui.get_model(n, s.device) for n in names}
-        out = ui.friendly(compute, names, samples=s.samples, seed=s.seed, device=s.device, only=chosen, quick=True,
-                          progress=bar, models=extra)
+        out = ui.run_report(names, s, chosen, claims=with_claims, progress=bar)
         bar.done()
         if out is not None:
-            tables, manifest = out
+            tables, manifest, docs = out
             manifest["total_wall_time_s"] = round(time.time() - t0, 1)
-            docs = documents(tables, chosen)  # e.g. claims.md beside claims.csv
             st.session_state["report"] = (ui.zip_tables(tables, manifest, extra=docs),
                                           {**{f"{k}.csv": f"{len(v)} rows" for k, v in tables.items()},
                                            **{k: "text" for k in docs}})

@@ -5,10 +5,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.analyses.curves import epochs_to_reach
-from analysis.analyses.variants import PAPER_NOTE, compare_to_identity, gradient_summary, variant_findings
 
-s = ui.page("Identity mappings", "🪞")
+s = ui.page()
 st.title("Identity mappings: where BN and ReLU sit, and what the shortcut does")
 st.markdown(
     "He, Zhang, Ren and Sun (2016, *Identity Mappings in Deep Residual Networks*) argue that a clean identity "
@@ -28,7 +26,8 @@ with st.expander("The variants, written out"):
         "where the shape changes; `-conv1x1`: a 1x1 conv + BN on every block; `-scale0.5`: the shortcut times 0.5, "
         "F unscaled; `-scale0.5f`: the shortcut times 0.5 and F times 0.5 (He et al. 2016, Table 1).")
 
-table = ui.results("variants", ui.available(), s).get("variants", pd.DataFrame())
+vres = ui.results("variants", ui.available(), s)
+table = vres.get("variants", pd.DataFrame())
 if table.empty:
     st.info("No residual checkpoints in pretrained/: train one with `python -m analysis train resnet56-preact`.")
     st.stop()
@@ -44,12 +43,13 @@ st.dataframe(show[cols], hide_index=True, width="stretch",
                             "test_error_pct": st.column_config.NumberColumn("test error %", format="%.2f")})
 st.caption("Train error: eval mode on the 50,000 un-augmented training images; test error: the 10,000 test images; "
            "both from each model card, measured after training on the GPU that trained it, and re-measurable with "
-           "`python -m analysis evaluate NAME`. " + PAPER_NOTE + " " + ui.JPEG_NOTE)
+           "`python -m analysis evaluate NAME`. " + ui.PAPER_NOTE + " " + ui.JPEG_NOTE)
 st.download_button("Download CSV", table.to_csv(index=False).encode(), "variants.csv", "text/csv", key="dl_variants")
 
-st.markdown("**What the table shows** (computed from the numbers above; gaps of 0.1 points or less are called ties):")
-st.markdown("\n".join(f"- {line}" for line in variant_findings(table)))
-cmp = compare_to_identity(table)
+st.markdown("**What the table shows** (computed from the numbers above; two test errors are called different only "
+            "when the 95 % interval of their difference excludes 0):")
+st.markdown("\n".join(f"- {ui.escape_md(line)}" for line in vres["variant_findings"]["sentence"]))
+cmp = vres["variant_comparison"]
 if len(cmp):
     st.download_button("Download the comparison with the identity nets (CSV)", cmp.to_csv(index=False).encode(),
                        "variant_comparison.csv", "text/csv", key="dl_variant_cmp")
@@ -76,7 +76,8 @@ if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen varia
                    f"--seed {s.seed}` prints. The card's number is on all 10,000 test images.")
 
 st.subheader("How each variant trained")
-cur = ui.results("training", chosen, s).get("training", pd.DataFrame())
+tr = ui.results("training", chosen, s)
+cur = tr.get("training", pd.DataFrame())
 if not cur.empty:
     long = cur.melt(id_vars=["model", "epoch", "lr"], value_vars=["train_error_pct", "test_error_pct"],
                     var_name="curve", value_name="error_pct")
@@ -94,7 +95,8 @@ if not cur.empty:
                   "solid: error on the 10,000 test images after each epoch (eval mode). The learning rate drops 10x "
                   "at 50 % and 75 % of the 64k iterations. " + ("Log scale, clipped at 0.01 %. " if log else
                                                                 "Clipped at 40 %. ") + ui.JPEG_NOTE, key="im_curves")
-    speed = epochs_to_reach(cur, 10.0)
+    speed = tr["training_speed"]
+    speed = speed[speed["threshold_pct"] == 10.0]
     st.dataframe(speed.rename(columns={"first_epoch_below": "first epoch with train error < 10 %",
                                        "last_train_error_pct": "last epoch's train error % (augmented)",
                                        "last_test_error_pct": "last epoch's test error %"}).drop(columns=["threshold_pct"]),
@@ -105,9 +107,10 @@ if not ui.data_found():
     st.stop()
 
 st.subheader("Gradient norms through depth, trained and at initialisation")
-n_img = min(s.samples, 256)
-g = ui.results("gradients", chosen, s, images=n_img, states=("trained", "init"), lambdas=()).get("gradients")
+gres = ui.results("gradients", chosen, s, lambdas=())
+g = gres.get("gradients")
 if g is not None and len(g):
+    n_img = int(g["images"].iloc[0])
     plot = g[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
     chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="state", dash_title="weights")
     ui.show_chart(chart, plot, file_name="variant_gradients.csv",
@@ -115,7 +118,7 @@ if g is not None and len(g):
                   "of 128, as in training) on a private copy, float32; each net with the shortcut scale it was trained "
                   "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
                   "as the Gradient flow page.", key="im_grads")
-    summ = gradient_summary(g)
+    summ = gres["gradient_summary"]
     st.dataframe(summ.rename(columns={"first_over_last": "first block / last block"}), hide_index=True, width="stretch")
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
 
@@ -128,7 +131,7 @@ if ratio is not None:
         tooltip=["model", "block", alt.Tooltip("ratio:Q", format=".3f"), "downsample"])
     ui.show_chart((base.mark_line() + base.mark_point(filled=True, size=50)).properties(height=320),
                   ratio.drop(columns=["definition"]), file_name="variant_residual_ratio.csv",
-                  caption=f"For each of {s.samples} test images, the L2 norm of the branch output F(x) as it is added to the "
+                  caption=f"For each of {int(ratio['images'].iloc[0])} test images, the L2 norm of the branch output F(x) as it is added to the "
                   "shortcut (times 0.5 in a scale0.5f net) over the L2 norm of the block's input, averaged over images; "
                   "eval-mode BN, float32.", key="im_ratio")
 

@@ -1,12 +1,11 @@
 """Curvature of the loss: top Hessian eigenvalues, trace (also per stage) and spectral density."""
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 import ui
 
-s = ui.page("Curvature", "📐")
+s = ui.page()
 st.title("Curvature of the loss: is the residual net's minimum flatter?")
 st.markdown(
     "Li et al. (2018) and Yao et al. (2020, PyHessian) report that skip connections make the loss surface less "
@@ -16,16 +15,17 @@ st.markdown(
     "private float32 copy with eval-mode BN; the cached models are never touched.")
 names = ui.need_models(s)
 if names and ui.need_data():
+    declared = ui.defaults("hessian")
     c1, c2, c3, c4 = st.columns(4)
-    images = c1.select_slider("Test images", [25, 50, 100, 200, 500, 1000], value=min(100, s.samples), key="h_images",
+    images = c1.select_slider("Test images", [25, 50, 100, 200, 500, 1000], value=declared["images"], key="h_images",
                               help="The loss is the mean cross-entropy over these images (at most the sidebar's sample).")
-    top_k = c2.number_input("Top eigenvalues k", 1, 5, 2, key="h_k")
-    max_iter = c3.number_input("Iterations (each)", 5, 200, 20, key="h_iter",
+    top_k = c2.number_input("Top eigenvalues k", 1, 5, declared["top_k"], key="h_k")
+    max_iter = c3.number_input("Iterations (each)", 5, 200, declared["max_iter"], key="h_iter",
                                help="The most Hessian-vector products per eigenvalue, and samples for the trace.")
-    tol = c4.select_slider("Relative tolerance", [1e-4, 1e-3, 1e-2, 5e-2], value=1e-2, key="h_tol", format_func=str)
-    params = dict(images=int(images), top_k=int(top_k), max_iter=int(max_iter), trace_iter=int(max_iter), tol=float(tol),
-                  lanczos_steps=16)
-    hvps = len(names) * (int(top_k) * int(max_iter) + int(max_iter) + 16)
+    tol = c4.select_slider("Relative tolerance", [1e-4, 1e-3, 1e-2, 5e-2], value=declared["tol"], key="h_tol",
+                           format_func=str)
+    params = dict(images=int(images), top_k=int(top_k), max_iter=int(max_iter), trace_iter=int(max_iter), tol=float(tol))
+    hvps = len(names) * (int(top_k) * int(max_iter) + int(max_iter) + declared["lanczos_steps"])
     st.caption(f"At most {hvps} Hessian-vector products for {len(names)} models; on this machine's CPU one product "
                "on 100 images takes about 0.7 s for a 20-layer net and 2 s for a 56-layer net (`benchmarks/hessian_hvp.py`).")
     if st.toggle("Measure the curvature of the chosen models", key="h_run",
@@ -81,19 +81,12 @@ if names and ui.need_data():
                 ui.show_chart(ch, dens, file_name="hessian_density.csv",
                               caption="Stochastic Lanczos quadrature: 16 Lanczos steps from a Rademacher start, Ritz values "
                               "weighted by their squared first components, smoothed by a Gaussian (σ in the CSV).", key="h_dens")
-            rows = []
-            for depth in sorted({int(n) for n in h["model"].str.extract(r"(\d+)")[0].dropna()}):
-                sub = h[h["model"].str.contains(fr"^(?:plain|resnet){depth}(?:\D|$)", regex=True)]
-                top = sub[(sub["quantity"] == "eigenvalue") & (sub["k"] == 1)].set_index("model")["value"]
-                trace = sub[(sub["quantity"] == "trace") & (sub["scope"] == "all")].set_index("model")["value"]
-                plain = [m for m in top.index if m.startswith("plain")]
-                res_ = [m for m in top.index if m.startswith("resnet")]
-                for p_ in plain:
-                    for r_ in res_:
-                        rows.append(f"- {depth} layers: top eigenvalue {r_} {top[r_]:.4g} vs {p_} {top[p_]:.4g} "
-                                    f"({'smaller' if top[r_] < top[p_] else 'not smaller'}); trace {trace[r_]:.4g} vs "
-                                    f"{trace[p_]:.4g} ({'smaller' if trace[r_] < trace[p_] else 'not smaller'}).")
-            if rows:
+            cmp = res.get("hessian_comparison")
+            if cmp is not None and len(cmp):
+                rows = [f"- {r.depth} layers: top eigenvalue {r.residual} {r.residual_top_eigenvalue:.4g} vs {r.plain} "
+                        f"{r.plain_top_eigenvalue:.4g} ({'smaller' if r.top_smaller else 'not smaller'}); trace "
+                        f"{r.residual_trace:.4g} vs {r.plain_trace:.4g} (smaller: {r.trace_smaller}, by the two 95 % "
+                        "intervals)." for r in cmp.itertuples()]
                 st.markdown("**Plain vs residual at the same depth**, read off the numbers above:\n" + "\n".join(rows))
     else:
         st.info("Switch on the measurement above; it takes minutes on a CPU, seconds on a GPU.")

@@ -1,14 +1,14 @@
 """Claims: every claim of the notes, measured on the chosen models and judged by a fixed rule."""
 
-import pandas as pd
 import streamlit as st
 
 import ui
-from analysis.claims import CLAIMS, DEPENDS, FAILS, HOLDS, UNTESTED, Measure, judge_all, to_markdown
 
+HOLDS, FAILS, DEPENDS, UNTESTED = ui.verdicts()
 COLOURS = {HOLDS: "green", FAILS: "red", DEPENDS: "orange", UNTESTED: "gray"}
+CLAIMS = ui.claims()
 
-s = ui.page("Claims", "⚖️")
+s = ui.page()
 st.title("Claims: which of the notes' claims hold on these nets")
 st.markdown(
     "Each claim of the study notes is stated in one sentence, measured on the models chosen in the sidebar, and "
@@ -20,7 +20,7 @@ names = ui.need_models(s)
 c1, c2 = st.columns(2)
 run = c1.toggle("Judge the claims on the chosen models", key="claims_run",
                 help="Runs every measurement the claims need (cached afterwards): a few minutes on a CPU.")
-heavy = c2.toggle("Include the curvature claim (16)", key="claims_heavy",
+heavy = c2.toggle(f"Include the curvature claim ({CLAIMS[-1].id})", key="claims_heavy",
                   help="The top Hessian eigenvalue of each plain and residual net: minutes more on a CPU.")
 
 table, evidence = None, {}
@@ -28,9 +28,7 @@ if names and run:
     if not ui.need_data():
         st.stop()
     bar = ui.Progress("Judging the claims…")
-    m = Measure(names, results=lambda a, ns, **p: ui.results(a, ns, s, **p), samples=s.samples, seed=s.seed,
-                model=lambda n: ui.get_model(n, s.device), heavy=heavy)
-    out = ui.friendly(judge_all, m, progress=bar)
+    out = ui.judge_claims(names, s, heavy, progress=bar)
     bar.done()
     if out is not None:
         table, evidence = out
@@ -40,7 +38,7 @@ if names and run:
         d1, d2 = st.columns(2)
         d1.download_button("Download claims.csv", table.to_csv(index=False).encode(), "claims.csv", "text/csv",
                            key="dl_claims_csv")
-        d2.download_button("Download claims.md (a report to hand in)", to_markdown(table).encode(), "claims.md",
+        d2.download_button("Download claims.md (a report to hand in)", ui.claims_markdown(table).encode(), "claims.md",
                            "text/markdown", key="dl_claims_md")
         untestable = table[table["verdict"] == UNTESTED]
         if len(untestable):

@@ -2,13 +2,12 @@
 
 import altair as alt
 import streamlit as st
-import torch
 
 import ui
 
 # An uploaded checkpoint is registered before the sidebar is drawn, so that it is there (and chosen) on this run.
 upload_done, upload_error = ui.take_upload()
-s = ui.page("Home", "🔭")
+s = ui.page()
 st.title("ResLens: why residual networks train")
 st.markdown(
     "ResLens puts CIFAR-10 **plain** nets (no shortcuts) beside **residual** nets of the same depth and the "
@@ -43,10 +42,10 @@ for text, target, label in claims:
             ui.link(target, label)
 
 left, right = st.columns(2)
-dev = f"GPU: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "CPU (no GPU found)"
+dev = ui.device_name()
 left.metric("Device in use", "cuda" if s.device == "cuda" else "cpu", help=dev)
 left.caption(dev)
-found, sentence = ui.D.data_status()
+found, sentence = ui.data_status()
 right.metric("CIFAR-10", "found" if found else "not found")
 right.caption(sentence)
 
@@ -103,13 +102,13 @@ if upload_error:
 if upload_done:
     name, info = upload_done
     u = ui.uploads().get(name)
-    err = ui.friendly(ui.cached_error, name, 1000, 0, s.device, s.root) if ui.data_found() else None
+    err = ui.friendly(ui.cached_error, name, ui.DEFAULT_SAMPLES, 0, s.device, s.root) if ui.data_found() else None
     st.success(
         f"{ui.escape_md(name)} from {ui.escape_md(u['file_name'] if u else '')}: layout **{info['layout']}**, {info['depth']} layers, "
         f"{'residual' if info['residual'] else 'plain'} (decided by {info['residual_source']}), unit {info['unit']}, "
         f"option {info['option']}, {info['params']:,} parameters, inputs normalised with {info['normalization']} "
         f"({info['normalization_source']})."
-        + (f" **{err:.2f} % error on 1,000 test images** (seed 0): a wrong plain/residual or normalisation choice "
+        + (f" **{err:.2f} % error on {ui.DEFAULT_SAMPLES:,} test images** (seed 0): a wrong plain/residual or normalisation choice "
            "shows here at once." if err is not None else "")
         + " It is chosen in the sidebar and stays there on every page.")
     warning = ui.upload_warning(name, err)

@@ -1,20 +1,42 @@
-"""The dashboard's helpers, by concern: ``session`` (sidebar, settings, shared models), ``results`` (every
-analysis through ``results(name, models, settings, **params)``, cached, with background prefetch),
-``render`` (colours, charts with their CSV, progress bars, images) and ``nav`` (the one page list).
+"""The dashboard layer, by concern: ``session`` (sidebar, settings, shared models, uploads), ``cache`` (every
+analysis through ``results(name, models, settings, **params)``, cached, with background prefetch), ``views``
+(declared defaults and choices, test images, uploads of images, the report, the claims), ``render`` (colours,
+charts with their CSV, progress bars, images) and ``nav`` (the one page list).
 
-Pages stay thin: they read the settings, ask for results and draw them.
+Pages import ``ui`` only and use the names below; they read widgets, hand the settings over and draw. The names
+are loaded on first use (PEP 562), so ``import ui`` alone imports neither Streamlit nor PyTorch (the browser test
+and the benchmarks read ``ui.nav`` without them).
 """
 
-from analysis.core import data as D  # noqa: F401  (pages read data status and class names through ui.D)
-from analysis.core.zoo import available  # noqa: F401
+from __future__ import annotations
 
-from .nav import PAGES, PageSpec  # noqa: F401
-from .render import (JPEG_NOTE, Progress, color, depth_chart, heat_png, image_png, model_color,  # noqa: F401
-                     show_chart, with_bar, zip_tables)
-from .results import (Prefetcher, _batch, _prefix, batch, cached_error, prefetch, prefetch_depth, prefetch_key,  # noqa: F401
-                      prefetcher, results, zoo_table)
-from .session import (Settings, _zoo_model, all_model_names, arch_name, data_found, friendly,  # noqa: F401
-                      get_model, is_residual, link, need_data, need_models, page, register_upload, sidebar, uploads,
-                      MAX_UPLOADS, choose_model, escape_md, forget_uploads, upload_name, upload_key,
-                      take_upload, NORMALIZATION_CHOICES, KIND_CHOICES, upload_warning,
-                      import_upload)
+import importlib
+
+_EXPORTS = {
+    "nav": ("PAGES", "PageSpec"),
+    "render": ("JPEG_NOTE", "Progress", "color", "depth_chart", "heat_png", "image_png", "model_color", "pixel_map",
+               "show_chart", "with_bar", "zip_tables"),
+    "cache": ("Prefetcher", "cached_error", "prefetch", "prefetch_depth", "prefetch_key", "prefetcher", "results",
+                "zoo_table"),
+    "session": ("DEFAULT_SAMPLES", "KIND_CHOICES", "MAX_UPLOADS", "NORMALIZATION_CHOICES", "Settings", "all_model_names", "arch_name",
+                "available", "choose_model", "data_found", "escape_md", "forget_uploads", "friendly", "get_model",
+                "import_upload", "is_residual", "link", "need_data", "need_models", "page", "register_upload",
+                "sidebar", "take_upload", "upload_key", "upload_name", "upload_warning", "uploads"),
+    "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "data_status", "defaults",
+              "device_name",
+              "deletable_blocks", "judge_claims", "normalize", "read_image", "run_report", "test_image", "test_pool",
+              "verdicts"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:  # a submodule: ui.nav, ui.warm, ...
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _WHERE.get(name)
+    if module is None:
+        if name in ("warm",):
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module 'ui' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

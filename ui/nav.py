@@ -26,10 +26,3 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/9_Claims.py", "Claims", url_path="Claims", icon=":material/gavel:"),
     PageSpec("pages/6_Reports.py", "Reports", url_path="Reports", icon=":material/inventory_2:"),
 )
-
-
-def spec(path: str) -> PageSpec:
-    for p in PAGES:
-        if p.path == path:
-            return p
-    raise KeyError(f"{path} is not in the page list (ui/nav.py)")

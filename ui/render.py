@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.core.models import UNIT_TOKEN, parse_name
+from analysis.core.arch import UNIT_TOKEN, parse_name
 
 PLAIN_COLORS = {"plain20": "#fdae6b", "plain56": "#e6550d", "plain110": "#8c2d04"}
 RESIDUAL_COLORS = {"resnet20": "#9ecae1", "resnet56": "#3182bd", "resnet110": "#08306b"}
@@ -135,3 +135,15 @@ def image_png(img: np.ndarray, scale: int = 6) -> bytes:
     b = io.BytesIO()
     Image.fromarray(img).resize((32 * scale, 32 * scale), Image.NEAREST).save(b, format="PNG")
     return b.getvalue()
+
+
+def pixel_map(df: pd.DataFrame, **where) -> np.ndarray:
+    """The H x W array of one map of a tidy pixel table (e.g. ``pixel_map(maps, model=m, method="Saliency")``)."""
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    value = [c for c in sel.columns if c not in ("model", "image", "method", "stage", "y", "x")][0]
+    h, w = int(sel["y"].max()) + 1, int(sel["x"].max()) + 1
+    out = np.zeros((h, w), dtype=np.float64)
+    out[sel["y"].to_numpy(), sel["x"].to_numpy()] = sel[value].to_numpy()
+    return out

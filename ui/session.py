@@ -15,6 +15,7 @@ import streamlit as st
 import torch
 
 from analysis.core import data as D
+from analysis.engine.context import DEFAULT_SAMPLES
 from analysis.core.zoo import CheckpointError, arch_of, available, load_pretrained, load_uploaded
 
 SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
@@ -239,7 +240,7 @@ def sidebar() -> Settings:
     default = _restore("models", [n for n in DEFAULT_MODELS if n in names] or names[:2])
     models = sb.multiselect("Models", names, default=default, key="models", on_change=_keep, args=("models",),
                             help="Shipped nets, their variants and any checkpoint you uploaded on the Home page.")
-    samples = sb.select_slider("Test images per measurement", SAMPLE_CHOICES, value=_restore("samples", 500),
+    samples = sb.select_slider("Test images per measurement", SAMPLE_CHOICES, value=_restore("samples", DEFAULT_SAMPLES),
                                key="samples", on_change=_keep, args=("samples",),
                                help="A seeded random subset of the 10,000 test images.")
     seed = int(sb.number_input("Seed", min_value=0, max_value=10_000, value=_restore("seed", 0), step=1, key="seed",
@@ -257,7 +258,7 @@ def sidebar() -> Settings:
     return Settings(tuple(models), int(samples), seed, device=device)
 
 
-def page(title: str, icon: str = "🔬") -> Settings:
+def page() -> Settings:
     """The sidebar's settings, drawn on this page (app.py sets the page config and the navigation)."""
     return sidebar()
 

@@ -1,13 +1,13 @@
 """What a fresh server does once, before its first visitor (``app.py`` calls :func:`warm_up` from the
 server's start-up).
 
-1. The imports every page needs. Importing this module imports the ``ui`` package, hence PyTorch, pandas,
-   Altair and pyarrow (about 2 s on this project's 2-core CPU); :func:`warm_up` adds every analysis module
-   (through the registry), Captum (which the library imports only where it attributes: with its matplotlib,
-   about 1 s) and Streamlit's emoji table (read by ``st.set_page_config``). Without this the first page of
-   a new server waited for all of it (Home's first chart 4.8-4.9 s after a restart, 2.6-2.7 s with it:
-   ``benchmarks/page_timings.py``).
-2. The page list is app.py's ``st.navigation`` from the first session on. Streamlit decides whether an app
+1. The allocator: :func:`tune_allocator` makes the process give freed memory back (README, *Numbers you can
+   trust*, has the measurement).
+2. The imports every page needs: the dashboard's modules (Streamlit, PyTorch, pandas, Altair, pyarrow), every
+   analysis module (through the registry), Captum (which the library imports only where it attributes) and
+   Streamlit's emoji table (read by ``st.set_page_config``). Without this the first page of a new server waited
+   for all of it (``benchmarks/page_timings.py`` measures the difference).
+3. The page list is app.py's ``st.navigation`` from the first session on. Streamlit decides whether an app
    uses its legacy ``pages/`` folder mode when the first session starts and switches it off only when
    ``st.navigation`` runs; a first visitor who came by a page's link (say /Curvature) had that page run
    without app.py, under a sidebar listing the files of ``pages/``. This sets that switch at start-up,
@@ -27,9 +27,9 @@ def tune_allocator() -> bool:
 
     Streamlit runs each browser session's script in a thread of its own; glibc gives threads their own malloc
     arenas and, after a large block is freed, raises its mmap threshold so that later tensors of that size come
-    from an arena, which keeps the pages. A session's temporaries (an evaluation on 1,000 images, an upload) then
-    stayed in the process: 788 MB -> 4.8 GB over five uploads in fresh sessions (benchmarks/upload_memory.py).
-    A fixed threshold of 256 KB (large tensors are mapped and unmapped) and two arenas keep it level."""
+    from an arena, which keeps the pages. A session's temporaries (an evaluation, an upload) then stayed in the
+    process (``benchmarks/upload_memory.py`` measures it). A fixed threshold of 256 KB (large tensors are mapped
+    and unmapped) and two arenas keep it level."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(M_MMAP_THRESHOLD, 256 * 1024) == 1
@@ -55,6 +55,10 @@ def use_app_navigation() -> None:
 def warm_up() -> None:
     tune_allocator()
     use_app_navigation()
+    import importlib
+
+    for m in ("cache", "render", "session", "views"):  # `import ui` alone loads none of them (PEP 562)
+        importlib.import_module(f"ui.{m}")
     from analysis.engine import registry
 
     registry.load_all()

@@ -56,21 +56,9 @@ def _pixels(maps: dict[str, np.ndarray], key: str, value: str, model: str, image
         columns=["model", "image", key, "y", "x", value])
 
 
-def pixel_map(df: pd.DataFrame, **where) -> np.ndarray:
-    """The H x W array of one map of a tidy pixel table (e.g. ``pixel_map(maps, model=m, method="Saliency")``)."""
-    sel = df
-    for k, v in where.items():
-        sel = sel[sel[k] == v]
-    value = [c for c in sel.columns if c not in ("model", "image", "method", "stage", "y", "x")][0]
-    h, w = int(sel["y"].max()) + 1, int(sel["x"].max()) + 1
-    out = np.zeros((h, w), dtype=np.float64)
-    out[sel["y"].to_numpy(), sel["x"].to_numpy()] = sel[value].to_numpy()
-    return out
-
-
 def _attribute(method: str, m: CifarResNet, x: torch.Tensor, target: int, seed: int, ig_steps: int,
                internal_batch_size: int | None):
-    # Captum is imported where it is used: it pulls in matplotlib and IPython (about 1 s), which every
+    # Captum is imported where it is used: it pulls in matplotlib and IPython, which every
     # `python -m analysis` command would otherwise pay through the registry.
     from captum.attr import DeepLift, GradientShap, IntegratedGradients, Occlusion, Saliency
 
@@ -99,7 +87,18 @@ def attribute_image(model: CifarResNet, x: torch.Tensor, model_name: str, image_
                     methods: Sequence[str] = METHODS, target: int | None = None, seed: int = 0,
                     ig_steps: int = 50, internal_batch_size: int | None = 64, with_infidelity: bool = True,
                     gradcam: bool = True, progress: Progress = None) -> AttributionResult:
-    """Attributions of one normalised image (1 x 3 x 32 x 32) for each method, plus Grad-CAM per stage."""
+    """Attributions of one normalised image (1 x 3 x 32 x 32) for each method, plus Grad-CAM per stage.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> r = attribute_image(m, b.x[:1], "resnet8", "x", label=3, methods=("Saliency",), ig_steps=4)
+        >>> r.maps["Saliency"].shape, sorted(r.gradcam)  # H x W per method; one Grad-CAM map per stage
+        ((32, 32), ['stage1', 'stage2', 'stage3'])
+    """
     m = private_copy(model)
     dev = model_device(m)
     x = x.to(dev).float()
@@ -159,7 +158,18 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
     logit's change from the baseline flows through the block's branch. In a plain net the branch is the
     only route, so it carries all of it; in a residual net the rest goes along the skip path.
     ``conductance_output``: summed over the block's output, a cut through the net, so it stays close to
-    ``logit_change`` (Captum's completeness) in both kinds of net; ``branch_share`` = conductance / logit_change."""
+    ``logit_change`` (Captum's completeness) in both kinds of net; ``branch_share`` = conductance / logit_change.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> c = conductance_per_block(m, b.x[:1], "resnet8", n_steps=4)  # args: model, image 1 x 3 x 32 x 32, name
+        >>> list(c["block"])
+        ['stage1.block0', 'stage2.block0', 'stage3.block0']
+    """
     from captum.attr import LayerConductance
 
     m = private_copy(model)
@@ -233,9 +243,11 @@ def _run_conductance(ctx: Context) -> dict[str, pd.DataFrame]:
 _PAGE = "pages/4_Attributions.py"
 _IMAGE = {"image_key": None, "_image": None, "_label": None}
 register(Analysis(
-    name="attributions", title="Captum attributions and their infidelity", run=_run_attributions, private_copy=True,
+    name="attributions", title="Captum attributions and their infidelity", run=_run_attributions,
     page=_PAGE, order=40,
-    defaults={"n_images": 4, "methods": METHODS, "ig_steps": 50, "gradcam": False, "maps": False, **_IMAGE},
+    defaults={"n_images": 4, "methods": ("Saliency", "IntegratedGradients", "DeepLift"), "ig_steps": 50,
+              "gradcam": False, "maps": False, **_IMAGE},
+    choices={"methods": METHODS},
     quick={"n_images": 1, "methods": ("Saliency", "IntegratedGradients"), "ig_steps": 8, "gradcam": True, "maps": True},
     tables=(Table("attributions", ("model", "residual", "method", "image", "label", "target", "predicted", "prob",
                                    "infidelity", "attr_abs_sum")),
@@ -243,7 +255,7 @@ register(Analysis(
             Table("gradcam", ("model", "image", "stage", "y", "x", "gradcam")))))
 register(Analysis(
     name="conductance", title="Conductance through each block's branch (Captum LayerConductance)",
-    run=_run_conductance, private_copy=True, page=_PAGE, order=41, defaults={"n_steps": 20, **_IMAGE},
+    run=_run_conductance, page=_PAGE, order=41, defaults={"n_steps": 20, **_IMAGE},
     quick={"n_steps": 4},
     tables=(Table("conductance", ("model", "image", "residual", "block", "block_index", "conductance",
                                   "conductance_output", "logit_change", "branch_share")),)))

@@ -74,7 +74,25 @@ def full_error_pct(model: CifarResNet, batch: Batch, skip: Iterable[int] = (), o
 
 def delete_single(model: CifarResNet, batch: Batch, model_name: str, cache: PrefixCache | None = None,
                   progress: Progress = None) -> pd.DataFrame:
-    """Error with each block deleted alone (one row per block)."""
+    """Error with each block deleted alone (one row per block).
+
+    Args:
+        model: the net (only read).
+        batch: normalised images (N x 3 x 32 x 32) and labels (N).
+        model_name: the ``model`` column.
+        cache: the sample's block inputs (default None: computed here); share one across deletion analyses.
+        progress: an optional ``(fraction, message)`` callback.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> d = delete_single(m, b, "resnet8")
+        >>> len(d), bool(d["error_pct"].between(0, 100).all())
+        (3, True)
+    """
     cache = cache or PrefixCache(model, batch)
     intact = cache.intact_error_pct()
     rows = []
@@ -100,7 +118,18 @@ def delete_random(model: CifarResNet, batch: Batch, model_name: str, ks: Sequenc
     """Error with k random blocks deleted, ``trials`` draws per k (k = 0 is the intact model, one row).
 
     Each k draws from its own stream (seed ``seed * 1000 + k``), so asking for more k's, or for one k
-    alone, never changes the draws of another k."""
+    alone, never changes the draws of another k.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> d = delete_random(m, b, "resnet8", ks=[0, 1], trials=2, seed=0)  # args: model, batch, name, ks, trials
+        >>> list(d["k"])  # k = 0 is the intact net, once
+        [0, 1, 1]
+    """
     cache = cache or PrefixCache(model, batch)
     pool = deletable_blocks(model, include_downsampling)
     rows, total, done = [], sum(1 if k == 0 else trials for k in ks), 0
@@ -211,6 +240,16 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
     mean over the draws (one path's typical gradient), ``grad_norm_std`` its spread over the draws,
     ``total_grad`` = C(n, k) * grad_norm, and ``total_grad_low`` / ``total_grad_high`` the 95 % normal interval
     of that mean times C(n, k) (zero width with one draw per length).
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> p = path_gradients(m, b, "resnet8", samples_per_length=2, batch_size=4)  # lengths 0..3 of 3 blocks
+        >>> list(p["n_paths"]), round(float(p["fraction"].sum()), 6)
+        ([1, 3, 3, 1], 1.0)
     """
     if not model.residual:
         raise ValueError("paths are defined for residual nets (a plain net has a single path)")
@@ -250,12 +289,9 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
 
 # ---------------------------------------------------------------------------- registry
 def _cache(ctx: Context) -> PrefixCache:
-    """The sample's block inputs, shared by every deletion analysis of one model (the dashboard hands a
-    cached one over; a report builds one per model)."""
-    if ctx.prefix_cache is None:
-        c = PrefixCache(ctx.model, ctx.sample())
-        ctx.prefix_cache = lambda: c
-    return ctx.prefix_cache()
+    """The sample's block inputs, shared by every deletion analysis of one model and sample (computed once per
+    run, or once per dashboard scope)."""
+    return ctx.share("prefix_cache", lambda: PrefixCache(ctx.model, ctx.sample()))
 
 
 def _run_single(ctx: Context) -> dict[str, pd.DataFrame]:
@@ -289,17 +325,25 @@ register(Analysis(
     page=_PAGE, order=30, defaults={}, quick={},
     tables=(Table("deletion_single", ("model", "residual", "block", "block_index", "stage", "downsample", "error_pct",
                                       "intact_error_pct", "delta_error_pct", "images")),)))
+def _combine_random(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    d = tables.get("deletion_random")
+    return {} if d is None or d.empty else {"deletion_random_summary": summarize_random(d)}
+
+
 register(Analysis(
     name="deletion_random", title="Deleting k random blocks", run=_run_random, group="deletion", page=_PAGE, order=31,
     defaults={"ks": (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20), "trials": 5}, quick={"ks": (0, 1, 2), "trials": 2},
-    tables=(Table("deletion_random", ("model", "residual", "k", "trial", "blocks", "error_pct", "images")),)))
+    combine=_combine_random,
+    tables=(Table("deletion_random", ("model", "residual", "k", "trial", "blocks", "error_pct", "images")),
+            Table("deletion_random_summary", ("model", "residual", "k", "trials", "mean_error_pct", "ci95_low",
+                                              "ci95_high", "interval")))))
 register(Analysis(
     name="reorder", title="Reordering same-shape blocks", run=_run_reorder, group="deletion", page=_PAGE, order=32,
     defaults={"trials": 10}, quick={"trials": 2},
     tables=(Table("reorder", ("model", "residual", "trial", "swaps", "kendall_tau", "error_pct", "order", "images")),)))
 register(Analysis(
     name="paths", title="Gradient by path length (Veit et al. 2016, section 5.2)", run=_run_paths, residual_only=True,
-    page=_PAGE, order=33, defaults={"per_length": 10, "batch": 16, "lengths": None},
+    page=_PAGE, order=33, defaults={"per_length": 4, "batch": 16, "lengths": None},
     quick={"per_length": 1, "batch": 4, "lengths": (0, 2)},
     tables=(Table("paths", ("model", "length", "n_paths", "fraction", "grad_norm", "grad_norm_std", "total_grad",
                             "total_grad_low", "total_grad_high", "total_grad_share", "samples", "batch")),)))

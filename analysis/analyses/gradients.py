@@ -34,7 +34,27 @@ LAMBDAS = (0.0, 0.5, 0.9, 1.0, 1.1, 1.5)
 
 def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: str, lam: float | None = None,
                   batch_size: int = 128, progress: Progress = None) -> pd.DataFrame:
-    """One row per block: input-gradient and weight-gradient norms (see the module docstring)."""
+    """One row per block: input-gradient and weight-gradient norms (see the module docstring).
+
+    Args:
+        model: the net (only read: a private copy runs in train mode for BN's batch statistics).
+        batch: normalised images (N x 3 x 32 x 32) and labels (N).
+        model_name: the ``model`` column.
+        weights: the ``state`` column, "trained" or "init".
+        lam: the shortcut scale λ to run with (default None: the net's own).
+        batch_size: images per BN batch (default 128, as in training; halved on CUDA out-of-memory).
+        progress: an optional ``(fraction, message)`` callback.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> g = gradient_flow(m, b, "resnet8", weights="trained", batch_size=4)
+        >>> list(g["block"]), bool((g["grad_input_l2"] > 0).all())
+        (['stage1.block0', 'stage2.block0', 'stage3.block0'], True)
+    """
     dev = model_device(model)
     m = private_copy(model, train_bn_batch_stats=True)
     convs = [(b.conv1.weight, b.conv2.weight) for _, b in m.blocks()]
@@ -169,7 +189,8 @@ def describe_lambda(summary: pd.DataFrame) -> list[str]:
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     p = ctx.params
     b = ctx.sample(p["images"], random_input=p["random_input"])
-    sweep = list(p["lambdas"]) if ctx.model.residual else []
+    own = ctx.model.block(0).default_lam  # the λ "init" already measures: not measured twice
+    sweep = [lam for lam in p["lambdas"] if not ("init" in p["states"] and lam == own)] if ctx.model.residual else []
     steps = len(p["states"]) + len(sweep)
     frames, init = [], None
 
@@ -194,12 +215,27 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 GRADIENT_COLUMNS = ("model", "residual", "state", "lambda", "block", "block_index", "stage", "downsample",
                     "grad_input_l2", "grad_input_l2_std", "grad_weight_l2", "grad_conv1_l2", "grad_conv2_l2", "images", "bn", "finite")
 
+def _combine(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    g = tables.get("gradients")
+    if g is None or g.empty:
+        return {}
+    summary = gradient_summary(g)
+    rows = [{"topic": "lambda", "model": line.split(":", 1)[0], "sentence": line}
+            for line in describe_lambda(summary[summary["state"] == "init"])]
+    return {"gradient_summary": summary,
+            "gradient_findings": pd.DataFrame(rows, columns=["topic", "model", "sentence"])}
+
+
 register(Analysis(
     name="gradients", title="Gradient norms through depth: trained, at initialisation, with scaled shortcuts",
-    run=_run, page="pages/2_Gradient_flow.py", order=20, private_copy=True,
-    tables=(Table("gradients", GRADIENT_COLUMNS + ("input",)),),
-    defaults={"images": 256, "states": ("trained", "init"), "lambdas": LAMBDAS, "random_input": False,
+    run=_run, combine=_combine, page="pages/2_Gradient_flow.py", order=20,
+    tables=(Table("gradients", GRADIENT_COLUMNS + ("input",)),
+            Table("gradient_summary", ("model", "state", "lambda", "first_block_grad", "last_block_grad",
+                                       "first_over_last", "first_over_last_low", "first_over_last_high", "blocks")),
+            Table("gradient_findings", ("topic", "model", "sentence"))),
+    defaults={"images": 256, "states": ("trained", "init"), "lambdas": (0.5, 1.0, 1.5), "random_input": False,
               "batch_size": 128},
+    choices={"states": ("trained", "init"), "lambdas": LAMBDAS},
     quick={"images": 12, "lambdas": (0.5,), "batch_size": 6}))
 
 
@@ -215,6 +251,16 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
     usual. Per image n: ‖g_shortcut[n]‖₂, ‖g_branch[n]‖₂; ``shortcut_share`` is the mean over images of
     ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖) (0 in a plain net, which has no shortcut). Eval-mode BN,
     float32, on a private copy.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> s = gradient_split(m, b, "resnet8", batch_size=4)  # args: model, batch, name, images per pass (64)
+        >>> len(s), bool(s["shortcut_share"].between(0, 1).all())
+        (3, True)
     """
     m = private_copy(model)
     dev = model_device(m)
@@ -274,8 +320,8 @@ def _run_split(ctx: Context) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="gradient_split", title="The identity term: ∂loss/∂x through each block's shortcut vs its branch",
-    run=_run_split, page="pages/2_Gradient_flow.py", order=22, private_copy=True,
-    defaults={"images": 128, "batch_size": 64}, quick={"images": 6, "batch_size": 3},
+    run=_run_split, page="pages/2_Gradient_flow.py", order=22,
+    defaults={"images": 64, "batch_size": 64}, quick={"images": 6, "batch_size": 3},
     tables=(Table("gradient_split", ("model", "residual", "block", "block_index", "stage", "downsample", "lambda",
                                      "shortcut_grad_l2", "branch_grad_l2", "total_grad_l2", "shortcut_share",
                                      "shortcut_share_std", "cosine_shortcut_branch", "images")),)))

@@ -241,7 +241,18 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
                      density_points: int = 200, chunk: int = 250, method: str = "func", seed: int = 0,
                      progress: Progress = None, data_parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
     """(hessian rows, density rows, the top eigenvector) for one model; see the module docstring.
-    ``data_parallel``: under torchrun, every Hessian-vector product is split across the ranks by images."""
+    ``data_parallel``: under torchrun, every Hessian-vector product is split across the ranks by images.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> h, dens, v = hessian_analysis(m, b, "resnet8", max_iter=3, trace_iter=3, lanczos_steps=3, density_points=50)
+        >>> sorted(h["quantity"].unique()), len(dens)  # eigenvalue (k = 1) and trace (all and per scope); 50 points
+        (['eigenvalue', 'trace'], 50)
+    """
     hvp, template, names = model_hvp(model, batch, chunk=chunk, method=method, data_parallel=data_parallel)
     counted = {"n": 0}
 
@@ -305,6 +316,35 @@ def top_eigenvector_direction(model: CifarResNet, batch: Batch, max_iter: int = 
     return {n: v.to(dev) for n, v in zip(names, e["vector"])}, e["eigenvalue"]
 
 
+def compare_curvature(h: pd.DataFrame) -> pd.DataFrame:
+    """Plain against residual at equal depth (:func:`zoo.pairs`): the top eigenvalue, and the trace with its
+    95 % interval (± 1.96 standard errors of Hutchinson's estimate). ``trace_smaller`` is "yes" or "no" where the
+    two intervals do not overlap, "cannot tell" where they do."""
+    from ..core.zoo import pairs
+
+    cols = ["depth", "plain", "residual", "plain_top_eigenvalue", "residual_top_eigenvalue", "top_smaller",
+            "plain_trace", "residual_trace", "plain_trace_se", "residual_trace_se", "trace_smaller"]
+    if h.empty:
+        return pd.DataFrame(columns=cols)
+    top = h[(h["quantity"] == "eigenvalue") & (h["k"] == 1)].set_index("model")["value"]
+    tr = h[(h["quantity"] == "trace") & (h["scope"] == "all")].set_index("model")
+    rows = []
+    for p, r, d in pairs(list(h["model"].unique())):
+        if p not in top or r not in top:
+            continue
+        row = {"depth": d, "plain": p, "residual": r, "plain_top_eigenvalue": float(top[p]),
+               "residual_top_eigenvalue": float(top[r]), "top_smaller": bool(top[r] < top[p])}
+        if p in tr.index and r in tr.index:
+            tp, tq = float(tr.loc[p, "value"]), float(tr.loc[r, "value"])
+            sp, sq = float(tr.loc[p, "std_error"]), float(tr.loc[r, "std_error"])
+            verdict = "yes" if tq + 1.96 * sq < tp - 1.96 * sp else "no" if tq - 1.96 * sq > tp + 1.96 * sp else \
+                "cannot tell"
+            row.update({"plain_trace": tp, "residual_trace": tq, "plain_trace_se": sp, "residual_trace_se": sq,
+                        "trace_smaller": verdict})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
+
+
 # ---------------------------------------------------------------------------- registry
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     p = ctx.params
@@ -319,11 +359,14 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="hessian", title="Curvature: top Hessian eigenvalues, trace and spectral density", run=_run,
-    private_copy=True, page="pages/8_Curvature.py", order=60,
+    page="pages/8_Curvature.py", order=60,
     defaults={"images": 100, "top_k": 2, "max_iter": 20, "tol": 1e-2, "trace_iter": 20, "density_runs": 1,
               "lanczos_steps": 16, "method": "func"},
     quick={"images": 8, "top_k": 1, "max_iter": 3, "trace_iter": 3, "lanczos_steps": 3},
     tables=(Table("hessian", ("model", "residual", "quantity", "scope", "k", "value", "std_error", "iterations",
                               "converged", "images", "method", "tol", "params_in_scope", "hvps")),
             Table("hessian_density", ("model", "residual", "eigenvalue", "density", "sigma", "runs",
-                                      "lanczos_steps", "images")))))
+                                      "lanczos_steps", "images")),
+            Table("hessian_comparison", ("depth", "plain", "residual", "plain_top_eigenvalue",
+                                         "residual_top_eigenvalue", "top_smaller", "trace_smaller"))),
+    combine=lambda t: {"hessian_comparison": compare_curvature(t["hessian"])} if "hessian" in t else {}))

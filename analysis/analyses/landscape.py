@@ -164,8 +164,30 @@ def landscape(model: CifarResNet | Perturbable, batch: Batch, model_name: str, a
               betas: Sequence[float] | None = None, seed: int = 0, bf16: bool = True,
               direction: dict[str, torch.Tensor] | None = None, direction_name: str = "random",
               progress: Progress = None) -> pd.DataFrame:
-    """Loss and error on a 1-D (``betas`` None) or 2-D grid of (alpha, beta). ``direction`` replaces the
-    first filter-normalised random direction (e.g. :func:`hessian_direction`)."""
+    """Loss and error on a 1-D (``betas`` None) or 2-D grid of (alpha, beta), on one private copy of the model.
+
+    Args:
+        model: the net (never touched), or a :class:`Perturbable` to reuse.
+        batch: normalised images (N x 3 x 32 x 32) and labels (N).
+        model_name: the ``model`` column.
+        alphas: the grid along the first direction, e.g. ``grid(21)`` (-1 to 1).
+        betas: the grid along the second direction (default None: a 1-D slice).
+        seed: the seed of the filter-normalised random directions (default 0).
+        bf16: bfloat16 autocast for the forward passes (default True; the loss is computed in float32).
+        direction: replaces the first random direction (e.g. :func:`hessian_direction`'s).
+        direction_name: the ``direction`` column (default "random").
+        progress: an optional ``(fraction, message)`` callback.
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> df = landscape(m, b, "resnet8", alphas=[-1.0, 0.0, 1.0], betas=[0.0, 1.0], bf16=False)
+        >>> len(df), sorted(float(v) for v in df["beta"].unique())  # 3 x 2 grid points
+        (6, [0.0, 1.0])
+    """
     net = perturbable(model)  # the model itself is never touched
     d1 = direction if direction is not None else filter_normalized_direction(net.model, seed)
     d2 = filter_normalized_direction(net.model, seed + 1) if betas is not None else None
@@ -212,8 +234,10 @@ register(Analysis(
               "hessian_images": 100, "hessian_iter": 20},
     quick={"images": 8, "dims": (1,), "steps_1d": 3, "steps_2d": 2, "direction": "hessian", "hessian_images": 8,
            "hessian_iter": 3},
+    combine=lambda t: {"landscape_contours": landscape_contours(t["landscape"])} if "landscape" in t else {},
     tables=(Table("landscape", ("model", "residual", "dims", "alpha", "beta", "loss", "error_pct", "images",
-                                "seed", "direction")),)))
+                                "seed", "direction")),
+            Table("landscape_contours", ("model", "level", "segment", "end", "alpha", "beta")))))
 
 
 # ---------------------------------------------------------------------------- contours (Li et al.'s 2-D figure)

@@ -54,7 +54,29 @@ class _ChannelStats:
 @torch.no_grad()
 def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 500,
               progress: Progress = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(responses, residual_ratio) DataFrames for one model on one sample. Never changes the model."""
+    """(responses, residual_ratio) DataFrames for one model on one sample. Never changes the model.
+
+    Args:
+        model: the net (eval mode; only read).
+        batch: the sample, normalised images ``x`` (N x 3 x 32 x 32) and labels ``y`` (N).
+        model_name: the name written in the ``model`` column.
+        chunk: images per forward pass (default 500; halved on CUDA out-of-memory).
+        progress: an optional ``(fraction, message)`` callback.
+
+    Returns:
+        One row per 3x3 layer (the stem's BN and two per block) with ``std`` and ``std_all``; one row per block
+        with ``ratio`` = mean over images of ‖F(x)‖/‖x‖ (module docstring).
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> resp, ratio = responses(m, b, "resnet8")
+        >>> len(resp), len(ratio), int(resp["images"].iloc[0])
+        (7, 3, 8)
+    """
     dev = model_device(model)
     layers: dict[str, _ChannelStats] = {}
     ratios: dict[int, list[torch.Tensor]] = {i: [] for i in range(model.num_blocks)}
@@ -166,7 +188,8 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 def _combine(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     if "responses" not in tables:
         return {}
-    return {"response_comparison": compare_responses(tables["responses"], tables["residual_ratio"])}
+    return {"response_comparison": compare_responses(tables["responses"], tables["residual_ratio"]),
+            "response_summary": summarize_responses(tables["responses"], tables["residual_ratio"])}
 
 
 register(Analysis(
@@ -177,5 +200,6 @@ register(Analysis(
             Table("residual_ratio", ("model", "residual", "block", "block_index", "stage", "downsample", "ratio",
                                      "ratio_median", "ratio_shortcut", "images")),
             Table("response_comparison", ("depth", "plain", "residual", "measure", "plain_value", "residual_value",
-                                          "residual_smaller", "share_residual_below"))),
+                                          "residual_smaller", "share_residual_below")),
+            Table("response_summary", ("model", "residual", "layers", "median_std", "median_std_all", "mean_ratio"))),
     defaults={"images": None}, quick={"images": 16}))

@@ -20,7 +20,6 @@ What is measured (float32, eval-mode BN, so the points of the line are independe
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -105,7 +104,19 @@ def shattering(model: CifarResNet, x: torch.Tensor, model_name: str, state: str,
                seed: int = 0, threshold: float = THRESHOLD, progress: Progress = None
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per read-out with its correlation length, the autocorrelation curves) for one model and a
-    line of inputs ``x``. ``lam`` overrides the shortcut scale (at initialisation, for the λ sweep)."""
+    line of inputs ``x``. ``lam`` overrides the shortcut scale (at initialisation, for the λ sweep).
+
+    Example:
+        >>> import torch
+        >>> from analysis.core.common import random_sample
+        >>> from analysis.core.models import build_model
+        >>> m = build_model("resnet8", width=8).eval()  # 3 blocks, one per stage
+        >>> b = random_sample(8, 0, torch.device("cpu"))  # x: 8 x 3 x 32 x 32 normalised, y: 8 labels
+        >>> x, t = line_inputs(b.x[0], b.x[1], points=6)  # 6 x 3 x 32 x 32 between two images
+        >>> rows, curves = shattering(m, x, "resnet8", state="trained")  # args: model, line, name, state, lam, seed
+        >>> list(rows["readout"]), len(curves)  # a read-out per block and the output; 6 lags each
+        (['stage1.block0', 'stage2.block0', 'stage3.block0', 'output'], 24)
+    """
     m = private_copy(model)
     dev = model_device(m)
     xs = x.detach().to(dev).float().clone().requires_grad_(True)
@@ -170,8 +181,8 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="shattering", title="Shattered gradients: how fast input gradients decorrelate (Balduzzi et al. 2017)",
-    run=_run, private_copy=True, page="pages/2_Gradient_flow.py", order=25,
-    defaults={"points": 64, "mode": "interpolate", "radius": 0.5, "states": ("trained", "init"), "lambdas": (0.5, 1.5)},
+    run=_run, page="pages/2_Gradient_flow.py", order=25,
+    defaults={"points": 32, "mode": "interpolate", "radius": 0.5, "states": ("trained", "init"), "lambdas": (0.5, 1.5)},
     quick={"points": 6, "lambdas": (0.5,)},
     tables=(Table("shattering", ("model", "residual", "state", "lambda", "readout", "block_index", "correlation_length",
                                  "censored", "lag1_correlation", "spacing", "points", "threshold", "mode")),

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .gradients import gradient_summary  # noqa: F401  (re-exported: the pages read it from here too)
-from ..core.models import UNITS, parse_name
+from ..core.arch import UNITS, parse_name
 from ..core.stats import newcombe_diff
 from ..engine.registry import Analysis, Context, Table, register
-from ..core.zoo import PRETRAINED, available, load_card
+from ..core.zoo import PRETRAINED, arch_of, available, zoo_table
 
 PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
                 "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)"}
@@ -50,33 +49,27 @@ def paper_error(unit: str, shortcut: str) -> tuple[float | str | None, str]:
     return v, PAPER_SOURCE["units" if shortcut == "identity" else "shortcuts"]
 
 
+VARIANT_COLUMNS = ("model", "depth", "unit", "shortcut", "shortcut_description", "params", "train_error_pct",
+                   "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "paper_110_test_error_pct",
+                   "paper_source", "trained_on")
+
+
 def variant_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd.DataFrame:
-    """One row per residual zoo model (all shipped ones unless ``names`` says which)."""
-    rows = []
-    for n in names if names is not None else available(root):
-        try:
-            arch = parse_name(n)
-        except ValueError:
-            continue
-        if not arch.residual or not (root / f"{n}.json").is_file():
-            continue
-        card = load_card(n, root)
-        if not card.get("schedule"):  # an imported checkpoint: no training record
-            continue
-        sched = card["schedule"]
-        paper, source = paper_error(arch.unit, arch.shortcut_token)
-        rows.append({
-            "model": n, "depth": arch.depth, "unit": arch.unit, "shortcut": arch.shortcut_token,
-            "shortcut_description": arch.shortcut, "params": card["params"],
-            "train_error_pct": card["train_error_pct"], "test_error_pct": card["test_error_pct"],
-            "test_images": int((card.get("data") or {}).get("test_images", 10000)),
-            "iterations": sched["iterations"], "epochs": sched["epochs"],
-            "full_recipe": sched["iterations"] >= 64000 and not card.get("stopped_early"),
-            "paper_110_test_error_pct": paper, "paper_source": source, "trained_on": card.get("device", ""),
-        })
-    return pd.DataFrame(rows, columns=["model", "depth", "unit", "shortcut", "shortcut_description", "params",
-                                       "train_error_pct", "test_error_pct", "test_images", "iterations", "epochs",
-                                       "full_recipe", "paper_110_test_error_pct", "paper_source", "trained_on"])
+    """One row per residual model that ResLens trained (all shipped ones unless ``names`` says which): the zoo's
+    table (:func:`zoo.zoo_table`, from the model cards) beside the paper's number for the same unit and shortcut.
+
+    Example:
+        >>> t = variant_table(["resnet56", "resnet56-preact", "plain56"])  # residual nets ResLens trained only
+        >>> list(t["model"]), list(t["unit"])
+        (['resnet56', 'resnet56-preact'], ['original', 'full-preact'])
+    """
+    t = zoo_table(names, root)
+    t = t[t["residual"] & t["iterations"].notna()].copy()  # imported checkpoints have no training record
+    t["shortcut_description"] = [arch_of(n).shortcut for n in t["model"]]
+    papers = [paper_error(u, sc) for u, sc in zip(t["unit"], t["shortcut"])]
+    t["paper_110_test_error_pct"] = [p for p, _ in papers]
+    t["paper_source"] = [src for _, src in papers]
+    return t.reset_index(drop=True)[list(VARIANT_COLUMNS)]
 
 
 def _identity_of(table: pd.DataFrame, depth: int) -> pd.Series | None:
@@ -201,7 +194,8 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
 
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     table = variant_table([n for n in ctx.names if n in available()])
-    return {"variants": table, "variant_comparison": compare_to_identity(table)}
+    findings = pd.DataFrame({"topic": "variants", "sentence": variant_findings(table)}, columns=["topic", "sentence"])
+    return {"variants": table, "variant_comparison": compare_to_identity(table), "variant_findings": findings}
 
 
 register(Analysis(
@@ -209,4 +203,6 @@ register(Analysis(
     scope="zoo", needs_data=False, page="pages/7_Identity_mappings.py", order=85,
     tables=(Table("variants", ("model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct",
                                "iterations", "full_recipe", "paper_110_test_error_pct")),
-            Table("variant_comparison", ("model", "identity", "depth", "train_diff_pts", "test_diff_pts")))))
+            Table("variant_comparison", ("model", "identity", "depth", "train_diff_pts", "test_diff_pts", "test_diff_low",
+                                         "test_diff_high")),
+            Table("variant_findings", ("topic", "sentence")))))

@@ -5,12 +5,16 @@ curvature, analyses). ``main`` builds the parser from the commands (``commands.p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from .args import (_arch_list, _device, _int_list, _model_list, _nonneg_float, _nonneg_int, _out_dir, _positive_float,
+from ..engine.context import DEFAULT_SAMPLES
+
+from .args import (_arch_list, _int_list, _model_list, _nonneg_float, _nonneg_int, _out_dir, _positive_float,
                    _positive_int, _shared)
 from .commands import (_cmd_analyses, _cmd_claims, _cmd_curvature, _cmd_deletion, _cmd_evaluate, _cmd_import,
-                       _cmd_landscape, _cmd_models, _cmd_report, _cmd_train, parse_params)  # noqa: F401
+                       _cmd_landscape, _cmd_models, _cmd_report, _cmd_train)
+from .commands import parse_params  # noqa: F401  (the tests read it from here)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", parents=[common], help="run every analysis and write one CSV each plus manifest.json")
     r.add_argument("--models", type=_model_list, default="plain20,plain56,resnet20,resnet56,resnet110",
                    help="comma-separated zoo names, variants included (e.g. resnet56,resnet56-preact,resnet56-scale0.5)")
-    r.add_argument("--samples", type=_positive_int, default=1000)
+    r.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES)
     r.add_argument("--out", type=_out_dir, required=True)
     r.add_argument("--only", default=None, help="comma-separated analyses or groups (`python -m analysis analyses`)")
     r.add_argument("--param", action="append", default=None, metavar="ANALYSIS.NAME=VALUE",
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--models", type=_model_list, default="plain20,plain56,plain110,resnet20,resnet56,resnet110,"
                                                           "resnet56-preact,resnet56-bnafter,resnet56b,resnet56-scale0.5,"
                                                           "resnet56-scale0.5f")
-    c.add_argument("--samples", type=_positive_int, default=500)
+    c.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES)
     c.add_argument("--out", type=_out_dir, required=True)
     c.add_argument("--no-heavy", action="store_true", help="leave out the claims that take minutes (curvature)")
     c.add_argument("--quick", action="store_true", help="light settings for every measurement (a smoke run)")
@@ -93,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
 
     de = sub.add_parser("deletion", parents=[common], help="random block deletion, k x trials, as one sweep (torchrun shards it)")
     de.add_argument("--models", type=_model_list, default="resnet56,resnet110")
-    de.add_argument("--ks", type=_int_list, default="0,2,4,6,8,10,12,14,16,18,20")
-    de.add_argument("--trials", type=_positive_int, default=5)
-    de.add_argument("--samples", type=_positive_int, default=1000)
+    de.add_argument("--ks", type=_int_list, default=None, help="comma-separated k (default: the deletion analysis' own)")
+    de.add_argument("--trials", type=_positive_int, default=None, help="default: the deletion analysis' own")
+    de.add_argument("--samples", type=_positive_int, default=DEFAULT_SAMPLES)
     de.add_argument("--out", type=_out_dir, required=True)
     de.add_argument("--no-resume", dest="resume", action="store_false")
     de.set_defaults(func=_cmd_deletion)
@@ -103,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     cu = sub.add_parser("curvature", parents=[common], help="Hessian eigenvalues, trace and density; torchrun splits every "
                                                              "Hessian-vector product across the ranks by images")
     cu.add_argument("--models", type=_model_list, default="plain56,resnet56")
-    cu.add_argument("--images", type=_positive_int, default=1000)
-    cu.add_argument("--top-k", type=_positive_int, default=1)
-    cu.add_argument("--max-iter", type=_positive_int, default=20)
-    cu.add_argument("--tol", type=_positive_float, default=1e-2)
-    cu.add_argument("--trace-iter", type=_nonneg_int, default=20)
-    cu.add_argument("--lanczos-steps", type=_nonneg_int, default=16)
-    cu.add_argument("--method", choices=["func", "double_backward"], default="func")
+    # default: the curvature analysis' own parameters (analysis/analyses/hessian.py)
+    cu.add_argument("--images", type=_positive_int, default=None)
+    cu.add_argument("--top-k", type=_positive_int, default=None)
+    cu.add_argument("--max-iter", type=_positive_int, default=None)
+    cu.add_argument("--tol", type=_positive_float, default=None)
+    cu.add_argument("--trace-iter", type=_nonneg_int, default=None)
+    cu.add_argument("--lanczos-steps", type=_nonneg_int, default=None)
+    cu.add_argument("--method", choices=["func", "double_backward"], default=None)
     cu.add_argument("--out", type=_out_dir, required=True)
     cu.set_defaults(func=_cmd_curvature)
 
@@ -131,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except dd.RankFailed as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # the output was piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         kept = " Finished items of the sweep are kept; the same command resumes." if getattr(a, "resume", False) \
             else " Training keeps its last finished epoch; the same command resumes." if a.cmd == "train" else ""

@@ -104,7 +104,7 @@ def _model_list(v: str) -> str:
 
 def _arch_list(v: str) -> str:
     """Comma-separated architecture names (the name grammar), for training."""
-    from ..core.models import parse_name
+    from ..core.arch import parse_name
 
     names = [n.strip() for n in v.split(",") if n.strip()]
     if not names:

@@ -6,11 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 def _cmd_train(a: argparse.Namespace) -> int:
     from ..core.train import train
 
     names = [n.strip() for n in a.names.split(",") if n.strip()]
-    from ..core.models import parse_name
+    from ..core.arch import parse_name
 
     for n in names:
         parse_name(n)
@@ -22,32 +24,27 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
 
 def _cmd_models(a: argparse.Namespace) -> int:
-    from ..core.models import parse_name
-    from ..core.zoo import PRETRAINED, available, load_card
+    from ..core.zoo import PRETRAINED, zoo_table
 
     root = Path(a.root) if a.root else PRETRAINED
-    names = available(root)
-    if not names:
+    t = zoo_table(root=root)
+    if t.empty:
         print(f"no checkpoints in {root}: train one with `python -m analysis train resnet20`")
         return 1
-    from ..core.zoo import arch_of
-
-    width = max(10, *(len(n) for n in names))
+    width = max(10, *(len(n) for n in t["model"]))
     head = (f"{'name':<{width}} {'depth':>5} {'residual':>8} {'unit':<15} {'shortcut':<9} {'params':>9} "
-            f"{'train err %':>11} {'test err %':>10} {'iterations':>10} {'epochs':>6}  device")
+            f"{'train err %':>11} {'test err %':>10} {'iterations':>10} {'epochs':>6}  trained on")
     print(head)
     print("-" * len(head))
-    for n in names:
-        c = load_card(n, root)
-        a = arch_of(n) if root == PRETRAINED else parse_name(c.get("arch", n))
-        note = "  (stopped early)" if c.get("stopped_early") else ""
-        sched = c.get("schedule") or {}
-        train = "-" if c.get("train_error_pct") is None else f"{c['train_error_pct']:.2f}"
-        iters = "-" if sched.get("iterations") is None else f"{sched['iterations']:,}"
-        where = f"imported ({a.name}, {c['imported']['layout']} layout)" if c.get("imported") else c["device"]
-        print(f"{n:<{width}} {c['depth']:>5} {str(c['residual']).lower():>8} {a.unit:<15} "
-              f"{a.shortcut_token if a.residual else 'none':<9} {c['params']:>9,} "
-              f"{train:>11} {c['test_error_pct']:>10.2f} {iters:>10} {sched.get('epochs', '-'):>6}  {where}{note}")
+
+    def num(v, fmt: str) -> str:
+        return "-" if v is None or pd.isna(v) else format(v, fmt)
+
+    for r in t.itertuples():
+        note = "  (stopped early)" if r.stopped_early else ""
+        print(f"{r.model:<{width}} {r.depth:>5} {str(r.residual).lower():>8} {r.unit:<15} {r.shortcut:<9} "
+              f"{num(r.params, ','):>9} {num(r.train_error_pct, '.2f'):>11} {num(r.test_error_pct, '.2f'):>10} "
+              f"{num(r.iterations, ','):>10} {num(r.epochs, 'g'):>6}  {r.trained_on}{note}")
     print("\nErrors measured on the JPEG (quality 75) copy of CIFAR-10; not comparable to published numbers.")
     return 0
 
@@ -56,7 +53,7 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     import torch
 
     from ..core import data as D
-    from ..core.train import evaluate_error
+    from ..core.evaluate import evaluate_error
     from ..core.zoo import load_pretrained
 
     dev = torch.device(a.device) if a.device else None
@@ -105,12 +102,11 @@ def _cmd_report(a: argparse.Namespace) -> int:
 
 
 def _cmd_claims(a: argparse.Namespace) -> int:
-    import json
     import time
 
     from ..claims import judge_all, measure_from_report, to_markdown
     from ..core.common import terminal_bar
-    from ..engine.report import _versions
+    from ..engine.report import _versions, write_report
 
     names = [n.strip() for n in a.models.split(",") if n.strip()]
     t0 = time.time()
@@ -119,17 +115,12 @@ def _cmd_claims(a: argparse.Namespace) -> int:
     with terminal_bar("claims") as prog:
         table, evidence = judge_all(m, progress=prog)
     out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "claims.csv", index=False)
-    (out / "claims.md").write_text(to_markdown(table))
-    for cid, ev in evidence.items():
-        if len(ev):
-            ev.to_csv(out / f"claim_{cid:02d}_evidence.csv", index=False)
+    tables = {"claims": table, **{f"claim_{cid:02d}_evidence": ev for cid, ev in evidence.items() if len(ev)}}
     manifest = {"models": names, "samples": a.samples, "seed": a.seed, "heavy": not a.no_heavy, "quick": a.quick,
                 "device": str(m.model(names[0]).fc.weight.device) if names else None, "versions": _versions(),
                 "verdicts": dict(zip(table["id"].astype(str), table["verdict"])),
                 "total_wall_time_s": round(time.time() - t0, 1)}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write_report(tables, manifest, out, documents={"claims.md": to_markdown(table)})  # all or nothing
     for r in table.itertuples():
         print(f"{r.id:>2}. {r.claim}: {r.verdict}")
     print(f"-> {out / 'claims.md'}, {out / 'claims.csv'}")
@@ -189,9 +180,13 @@ def _cmd_landscape(a: argparse.Namespace) -> int:
 def _cmd_deletion(a: argparse.Namespace) -> int:
     from .sweeps import deletion_sweep
 
-    ks = [int(k) for k in a.ks.split(",") if k.strip()]
+    from ..engine.registry import get
+
+    declared = get("deletion_random").defaults
+    ks = [int(k) for k in a.ks.split(",") if k.strip()] if a.ks else list(declared["ks"])
+    trials = a.trials or declared["trials"]
     return _sweep_command(a, "deletion_random.csv", "trials", lambda names, out: deletion_sweep(
-        names, ks, a.trials, samples=a.samples, seed=a.seed, data=a.data, device=a.device, out=out))
+        names, ks, trials, samples=a.samples, seed=a.seed, data=a.data, device=a.device, out=out))
 
 
 def _cmd_curvature(a: argparse.Namespace) -> int:
@@ -208,8 +203,9 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
 
     w = dd.world()
     dev = w.device(a.device)
-    p = get("hessian").params(images=a.images, top_k=a.top_k, max_iter=a.max_iter, tol=a.tol, trace_iter=a.trace_iter,
-                              lanczos_steps=a.lanczos_steps, method=a.method)
+    given = {"images": a.images, "top_k": a.top_k, "max_iter": a.max_iter, "tol": a.tol, "trace_iter": a.trace_iter,
+             "lanczos_steps": a.lanczos_steps, "method": a.method}
+    p = get("hessian").params(**{k: v for k, v in given.items() if v is not None})
     names = [n.strip() for n in a.models.split(",") if n.strip()]
     t0 = time.time()
     batch = eval_sample(p["images"], a.seed, dev, a.data)

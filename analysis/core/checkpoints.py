@@ -26,14 +26,14 @@ converted to float32, with a note.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from dataclasses import dataclass, field
 
 import torch
 
-from .models import NORMALIZATIONS, Arch, CifarResNet, build_model, count_params, normalization_label, parse_name
+from .arch import Arch, parse_name
+from .models import NORMALIZATIONS, CifarResNet, build_model, count_params, normalization_label
 
 MAX_DEPTH = 1202  # the deepest net He et al. 2015 trained on CIFAR-10; deeper declarations are refused unbuilt
 MAX_BYTES = 64 * 1024 * 1024
@@ -68,8 +68,8 @@ _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 # The stem and the blocks as torch-style CIFAR ResNet code names them (conv1, bn1, layer{1,2,3}.{i}.*).
 _LAYER_RULES = (
     (r"conv1\.weight", r"stem.conv.weight"),
-    (rf"bn1\.{_BN}", r"stem.bn.\1"),
-    (rf"layer([123])\.(\d+)\.(conv1|bn1|conv2|bn2)\.(.+)", r"stage\1.block\2.\3.\4"),
+    (r"bn1\." + _BN, r"stem.bn.\1"),
+    (r"layer([123])\.(\d+)\.(conv1|bn1|conv2|bn2)\.(.+)", r"stage\1.block\2.\3.\4"),
 )
 LAYOUTS: tuple[Layout, ...] = (
     Layout("reslens", "ResLens's own names: stem.conv, stem.bn, stage{1,2,3}.block{i}.conv1/bn1/conv2/bn2, fc",

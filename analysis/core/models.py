@@ -30,15 +30,7 @@ Table 1, the branch scaled by ``1 - lam`` too (``scale0.5f``: y = 0.5 F(x) + 0.5
 ``lam = 1`` for a residual net, ``lam = 0`` for a plain net (no shortcut). With option A a plain net
 and a residual net of one depth and unit have exactly the same parameters.
 
-Names (one grammar, parsed by :func:`parse_name` and written by :attr:`Arch.name`)::
-
-    {plain|resnet}{depth}[b][-{unit}][-{shortcut}]
-    unit:      preact (full-preact) | relupreact | bnafter | relubefore          (default: original)
-    shortcut:  conv1x1 | scale{lam} | scale{lam}f                                (default: identity)
-    b:         option B projections where the shape changes                       (default: option A)
-
-e.g. ``resnet56``, ``resnet56b``, ``resnet110-preact``, ``resnet56-bnafter``, ``resnet110-scale0.5``,
-``resnet110-scale0.5f``, ``resnet56-conv1x1``, ``plain20``.
+Names: one grammar, written and read in :mod:`analysis.core.arch`.
 
 Every experiment in ResLens changes *how the forward pass runs*, never the module: skipping blocks,
 overriding the shortcut scale and starting from a cached block input are arguments of
@@ -48,8 +40,8 @@ every analysis at once.
 
 from __future__ import annotations
 
-import dataclasses
-import re
+import hashlib
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
@@ -57,125 +49,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STAGE_WIDTHS = (16, 32, 64)
-UNITS = ("original", "bn-after-add", "relu-before-add", "relu-preact", "full-preact")
-UNIT_TOKENS = {"bnafter": "bn-after-add", "relubefore": "relu-before-add", "relupreact": "relu-preact",
-               "preact": "full-preact"}
-UNIT_TOKEN = {v: k for k, v in UNIT_TOKENS.items()}
-OPTIONS = ("A", "B", "conv1x1")
-NAME_RE = re.compile(r"^(plain|resnet)(\d+)(b?)((?:-[a-z0-9.]+)*)$")
-SCALE_RE = re.compile(r"^scale(\d*\.?\d+)(f?)$")
-GRAMMAR = ("{plain|resnet}{depth}[b][-preact|-relupreact|-bnafter|-relubefore][-conv1x1|-scale{lam}|-scale{lam}f], "
-           "depth = 6n+2 (e.g. resnet56, resnet56b, resnet110-preact, resnet110-scale0.5f, resnet56-conv1x1)")
+from .arch import Arch, parse_name
+from .data import MEAN, STD
 
+STAGE_WIDTHS = (16, 32, 64)
 # Shortcut scales: one float for every block, or one per block (sequence or {block index: lam}).
 Scale = Union[None, float, Sequence[float], Mapping[int, float]]
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
-
-
-@dataclass(frozen=True)
-class Arch:
-    """Everything that defines a net's architecture; ``name`` is its canonical name."""
-
-    depth: int
-    residual: bool = True
-    unit: str = "original"
-    option: str = "A"  # shortcut where it is a module: "A" (identity, zero-pad), "B" (projection), "conv1x1"
-    lam: float = 1.0  # the shortcut scale the net is trained with
-    scale_branch: bool = False  # the branch is scaled by 1 - lam (He et al. 2016 Table 1, second form)
-
-    def __post_init__(self) -> None:
-        if self.depth < 8 or (self.depth - 2) % 6:
-            raise ValueError(f"depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 44, 56, 110, ...), not {self.depth}")
-        if self.unit not in UNITS:
-            raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
-        if self.option not in OPTIONS:
-            raise ValueError(f"shortcut option must be 'A', 'B' or 'conv1x1', not {self.option!r}")
-        if not self.residual and (self.lam != 1.0 or self.scale_branch or self.option == "conv1x1"):
-            raise ValueError("a plain net has no shortcut to scale or convolve")
-        if self.scale_branch and self.lam == 1.0:
-            raise ValueError("scale{lam}f scales the branch by 1 - lam: lam = 1 would remove the branch")
-
-    @property
-    def shortcut(self) -> str:
-        """A human-readable description of the shortcut."""
-        if not self.residual:
-            return "none (plain)"
-        base = {"A": "identity (option A)", "B": "identity, projection where the shape changes (option B)",
-                "conv1x1": "1x1 conv + BN on every block"}[self.option]
-        if self.lam != 1.0:
-            base += f", scaled by {_fmt(self.lam)}" + (f", F scaled by {_fmt(1 - self.lam)}" if self.scale_branch else "")
-        return base
-
-    @property
-    def shortcut_token(self) -> str:
-        """'identity', 'B', 'conv1x1', 'scale0.5' or 'scale0.5f' (the name's shortcut part)."""
-        if self.lam != 1.0:
-            return f"scale{_fmt(self.lam)}" + ("f" if self.scale_branch else "")
-        return {"A": "identity", "B": "B", "conv1x1": "conv1x1"}[self.option]
-
-    @property
-    def name(self) -> str:
-        n = f"{'resnet' if self.residual else 'plain'}{self.depth}{'b' if self.option == 'B' else ''}"
-        if self.unit != "original":
-            n += f"-{UNIT_TOKEN[self.unit]}"
-        if self.option == "conv1x1":
-            n += "-conv1x1"
-        if self.lam != 1.0:
-            n += f"-scale{_fmt(self.lam)}" + ("f" if self.scale_branch else "")
-        return n
-
-    @property
-    def is_variant(self) -> bool:
-        """True for anything but the original unit with identity option-A shortcuts."""
-        return self.unit != "original" or self.option != "A" or self.lam != 1.0
-
-    def with_depth(self, depth: int) -> "Arch":
-        return dataclasses.replace(self, depth=depth)
-
-    def describe(self) -> dict:
-        return {"depth": self.depth, "residual": self.residual, "unit": self.unit, "shortcut": self.shortcut_token,
-                "shortcut_option": self.option, "lambda": self.lam, "branch_scale": self.branch_scale}
-
-    @property
-    def branch_scale(self) -> float:
-        return 1.0 - self.lam if self.scale_branch else 1.0
-
-
-def parse_name(name: str) -> Arch:
-    """'resnet56' -> Arch(56); 'resnet110-preact' -> full pre-activation; 'resnet56-scale0.5f' -> lam 0.5
-    on the shortcut and 0.5 on F; a 'b' after the depth selects option B. See the module docstring."""
-    m = NAME_RE.match(name.strip().lower())
-    if not m:
-        raise ValueError(f"unknown model name {name!r}: use {GRAMMAR}")
-    depth = int(m.group(2))
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"{name!r}: depth {depth} is not of the form 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
-    residual = m.group(1) == "resnet"
-    unit, option, lam, scale_branch = "original", "B" if m.group(3) else "A", 1.0, False
-    seen_unit = seen_shortcut = False
-    for tok in [t for t in m.group(4).split("-") if t]:
-        if tok in UNIT_TOKENS:
-            if seen_unit:
-                raise ValueError(f"{name!r} names two units; use one of {', '.join(UNIT_TOKENS)}")
-            unit, seen_unit = UNIT_TOKENS[tok], True
-        elif tok == "conv1x1" or SCALE_RE.match(tok):
-            if seen_shortcut or option == "B":
-                raise ValueError(f"{name!r} names two shortcuts; use one of b, conv1x1, scale{{lam}}, scale{{lam}}f")
-            seen_shortcut = True
-            if tok == "conv1x1":
-                option = "conv1x1"
-            else:
-                sm = SCALE_RE.match(tok)
-                lam, scale_branch = float(sm.group(1)), bool(sm.group(2))
-        else:
-            raise ValueError(f"{name!r}: unknown part {tok!r}; names are {GRAMMAR}")
-    if not residual and seen_shortcut:
-        raise ValueError(f"{name!r}: a plain net has no shortcut; drop '-{m.group(4).split('-')[-1]}'")
-    return Arch(depth, residual=residual, unit=unit, option=option, lam=lam, scale_branch=scale_branch)
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -196,7 +75,7 @@ def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
 
 # Input normalisations by name: (mean, std) per RGB channel of an image in [0, 1].
 NORMALIZATIONS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # ResLens's own (analysis.core.data.MEAN/STD)
+    "cifar10": (MEAN, STD),  # ResLens's own: the CIFAR-10 training images' (analysis.core.data, their one place)
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # torchvision's, used by many public CIFAR nets
     "none": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),  # the net was trained on [0, 1] inputs
 }
@@ -530,3 +409,20 @@ def build_model(name: str | Arch, width: int = 16) -> CifarResNet:
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+_WEIGHTS: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer (name, dtype, shape, bytes) of ``model``; computed once per
+    model object (the shared models are read-only)."""
+    got = _WEIGHTS.get(model)
+    if got is None:
+        h = hashlib.sha256()
+        for k, v in sorted(model.state_dict().items()):
+            t = v.detach().to("cpu").contiguous().reshape(-1)
+            h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        got = _WEIGHTS[model] = h.hexdigest()
+    return got

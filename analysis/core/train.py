@@ -15,7 +15,6 @@ same order, exactly as each would alone, so training together changes no result.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import signal
@@ -27,8 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from . import data as D
-from .common import count_wrong, error_pct
-from .models import CifarResNet, build_model, count_params, parse_name
+from .evaluate import evaluate_error
+from .arch import parse_name
+from .models import CifarResNet, build_model, count_params
 from .zoo import PRETRAINED, save_checkpoint
 
 
@@ -115,25 +115,6 @@ def _step(run: Run, x: torch.Tensor, y: torch.Tensor) -> None:
         run.acc[0] += loss.detach() * y.numel()
         run.acc[1] += (out.argmax(1) == y).sum()
         run.acc[2] += y.numel()
-
-
-@torch.no_grad()
-def evaluate_error(model: CifarResNet, images: torch.Tensor, labels: torch.Tensor,
-                   device: torch.device, chunk: int = 1000, bf16: bool = True) -> float:
-    """Top-1 error in percent, eval mode, in chunks; uint8 images are normalised here. A model in eval mode
-    (every shared, cached one) is only read; only a model being trained (which its training loop owns) is
-    switched to eval mode for the measurement and back."""
-    was_training = model.training
-    if was_training:
-        model.eval()
-    wrong = 0
-    for xs, ys in zip(images.split(chunk), labels.split(chunk)):
-        x = D.normalize(xs.to(device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            wrong += count_wrong(model(x), ys)
-    if was_training:
-        model.train()
-    return error_pct(wrong, len(labels))
 
 
 def _resume_path(out: Path, name: str) -> Path:

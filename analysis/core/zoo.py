@@ -14,10 +14,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load_bytes
 from safetensors.torch import load_file, save_file
 
-from .models import UNITS, Arch, CifarResNet, build_model, count_params, parse_name
+import pandas as pd
+
+from .arch import UNITS, Arch, parse_name
+from .cards import ModelCard, read_card_file
+from .cards import table as card_table
+from .models import CifarResNet, build_model, count_params
 
 PRETRAINED = Path(__file__).resolve().parents[2] / "pretrained"  # analysis/core/zoo.py -> the project root
 # Checkpoints a user imported (``python -m analysis import``, or Import on the Home page): they survive
@@ -86,7 +90,7 @@ def is_imported(name: str) -> bool:
 def arch_of(name: str) -> Arch:
     """The architecture of a shipped or imported model (imported names need not follow the grammar)."""
     if is_imported(name):
-        return parse_name(load_card(name)["arch"])
+        return read_card(name).arch
     return parse_name(name)
 
 
@@ -100,66 +104,51 @@ def zoo_order(name: str) -> tuple:
     return (0, a.depth, UNITS.index(a.unit), shortcut, a.lam, name)
 
 
-def load_card(name: str, root: Path = PRETRAINED) -> dict:
+def read_card(name: str, root: Path = PRETRAINED) -> ModelCard:
+    """The model card of a shipped or imported model, as one typed record (:class:`cards.ModelCard`)."""
     path = root_of(name, root) / f"{name}.json"
     if not path.is_file():
         raise CheckpointError(f"no model card for {name!r} in {root}; shipped models: {', '.join(available(root)) or 'none'}")
-    return json.loads(path.read_text())
+    try:
+        return read_card_file(path, name)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"the model card {path.name} cannot be read ({e.__class__.__name__}: {e})") from None
 
 
-def infer_architecture(state: dict[str, torch.Tensor]) -> tuple[int, str]:
-    """(depth, option) from the tensors of a 6n+2 net: n = blocks per stage."""
-    blocks = {m.group(1) for k in state if (m := re.match(r"^stage1\.(block\d+)\.conv1\.weight$", k))}
-    if not blocks or "stem.conv.weight" not in state or "fc.weight" not in state:
-        raise CheckpointError("this file does not hold a ResLens 6n+2 network (no stem.conv, stage1.block*.conv1 or fc tensors)")
-    n = len(blocks)
-    if "stage1.block0.projection.0.weight" in state:
-        option = "conv1x1"
-    else:
-        option = "B" if any(".projection." in k for k in state) else "A"
-    return 6 * n + 2, option
+def zoo_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd.DataFrame:
+    """The zoo as one table, a row per model card (every model unless ``names`` says which); models whose card
+    cannot be read are left out."""
+    cards = []
+    for n in available(root) if names is None else names:
+        try:
+            cards.append(read_card(n, root))
+        except CheckpointError:
+            continue
+    return card_table(cards)
 
 
-def infer_unit(state: dict[str, torch.Tensor]) -> str | None:
-    """The unit when the tensors tell it (full pre-activation has ``bn0`` and a final BN); None when
-    they do not (original, bn-after-add, relu-before-add and relu-preact have the same tensors)."""
-    if "post.bn.weight" in state or any(re.match(r"^stage\d\.block\d+\.bn0\.", k) for k in state):
-        return "full-preact"
-    return None
+def pairs(names) -> list[tuple[str, str, int]]:
+    """(plain, residual, depth) for every plain net and every original-unit, identity-shortcut residual net of the
+    same depth among ``names`` (the comparison the papers make); names outside the grammar are left out."""
+    archs = {}
+    for n in names:
+        try:
+            archs[n] = arch_of(n)
+        except (ValueError, CheckpointError):
+            continue
+    plain = [n for n, a in archs.items() if not a.residual]
+    res = [n for n, a in archs.items() if a.residual and not a.is_variant]
+    return [(p, r, archs[p].depth) for p in plain for r in res if archs[p].depth == archs[r].depth]
 
 
-def model_from_state(state: dict[str, torch.Tensor], residual: bool, option: str | None = None,
-                     depth: int | None = None, arch: Arch | None = None) -> CifarResNet:
-    """Build the net that ``state`` describes (or ``arch`` names) and load it strictly, with a
-    one-sentence error on mismatch."""
-    inf_depth, inf_option = infer_architecture(state)
-    if arch is None:
-        arch = Arch(depth or inf_depth, residual, unit=infer_unit(state) or "original", option=option or inf_option)
-    depth = arch.depth
-    if "fc.weight" in state and tuple(state["fc.weight"].shape) != (10, 64):
-        raise CheckpointError(f"the classifier has shape {tuple(state['fc.weight'].shape)}, not (10, 64): "
-                              "ResLens needs 10 CIFAR-10 classes and 16/32/64 filters")
+def model_from_state(state: dict[str, torch.Tensor], arch: Arch) -> CifarResNet:
+    """Build ``arch`` and load ``state`` into it strictly, after the checks every checkpoint gets
+    (:func:`checkpoints.check_tensors`: every problem of the file in one sentence)."""
+    from .checkpoints import check_tensors
+
     model = build_model(arch)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise CheckpointError(f"tensors do not match {arch.name} ({depth} layers, {arch.unit} unit, "
-                              f"{arch.shortcut} shortcut): " + ", ".join(parts))
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise CheckpointError(f"tensor {k} has shape {tuple(state[k].shape)}, expected {tuple(v.shape)} "
-                                  f"for a {depth}-layer net")
-        if not (state[k].is_floating_point() or k.endswith("num_batches_tracked")):
-            raise CheckpointError(f"tensor {k} has dtype {state[k].dtype}, expected floating point")
-        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
-            raise CheckpointError(f"tensor {k} holds NaN or infinite values")
-    model.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()}, strict=True)
+    state, _ = check_tensors(state, model)
+    model.load_state_dict(state, strict=True)
     return model
 
 
@@ -174,15 +163,15 @@ def load_pretrained(name: str, device: str | torch.device | None = None, root: P
     weights = root / f"{name}.safetensors"
     if not weights.is_file():
         raise CheckpointError(f"unknown model {name!r}: shipped models are {', '.join(available(root)) or 'none'}")
-    card = load_card(name, root)
-    if verify and card.get("sha256") and sha256_file(weights) != card["sha256"]:
+    card = read_card(name, root)
+    if verify and card.sha256 and sha256_file(weights) != card.sha256:
         raise CheckpointError(f"{weights.name} is damaged: its sha256 does not match the model card")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{weights.name} is not a readable safetensors file ({e})") from None
-    model = model_from_state(state, residual=arch.residual, arch=arch)
-    norm = card.get("normalization")
+    model = model_from_state(state, arch)
+    norm = card.normalization
     if isinstance(norm, dict) and norm.get("mean") and norm.get("std"):
         model.input_norm.set(norm["mean"], norm["std"])
     return model.to(device or default_device()).eval()
@@ -235,7 +224,7 @@ def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | N
 
     from . import data as D
     from .checkpoints import load_checkpoint, plausibility_warning
-    from .train import evaluate_error
+    from .evaluate import evaluate_error
 
     if not NAME_OK.match(name or ""):
         raise CheckpointError(f"name {name!r}: use 1-40 letters, digits, '_', '.' or '-', starting with a letter or digit")

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import pandas as pd
-import torch
 
-from ..core.common import Batch, Progress, eval_sample, random_sample
 from ..core.models import CifarResNet
+from .context import Context
 
 @dataclass(frozen=True)
 class Table:
@@ -32,58 +31,6 @@ class Table:
     name: str
     columns: tuple[str, ...]
     description: str = ""
-
-
-@dataclass
-class Context:
-    """What an analysis receives for one run.
-
-    ``model`` is shared and read-only (a cached model serves every session): an analysis that needs train
-    mode, hooks or changed weights works on ``common.private_copy``. ``sample(n)`` is a seeded random subset
-    of the test split (at most ``samples`` images), or of ``batch`` when one is given (tests, uploads).
-    """
-
-    name: str
-    model: CifarResNet | None = None
-    arch: str | None = None  # architecture name for a fresh initialisation (variants included)
-    names: tuple[str, ...] = ()  # scope "zoo": every chosen model
-    device: torch.device = torch.device("cpu")
-    seed: int = 0
-    samples: int = 1000
-    data: str | None = None
-    params: dict = field(default_factory=dict)
-    progress: Progress = None
-    batch: Batch | None = None
-    models: dict = field(default_factory=dict)  # scope "zoo": the loaded models by name (uploads included)
-    prefix_cache: Callable[[], Any] | None = None  # a provider of deletion.PrefixCache shared across analyses
-    sampler: Callable[[int, bool], Batch] | None = None  # (n, random_input) -> Batch, e.g. a cached one
-    _batches: dict = field(default_factory=dict)
-
-    def sample(self, n: int | None = None, random_input: bool = False) -> Batch:
-        n = min(n or self.samples, self.samples)
-        if self.sampler is not None:
-            return self.sampler(n, random_input)
-        if self.batch is not None:
-            return self.batch if n >= len(self.batch) else Batch(self.batch.x[:n], self.batch.y[:n],
-                                                                 self.batch.indices[:n], source=self.batch.source)
-        key = (n, random_input)
-        if key not in self._batches:
-            self._batches[key] = (random_sample(n, self.seed, self.device) if random_input
-                                  else eval_sample(n, self.seed, self.device, data=self.data))
-        return self._batches[key]
-
-    def init_model(self) -> CifarResNet:
-        """The same architecture freshly He-initialised with ``seed`` (for 'at initialisation')."""
-        from ..core.zoo import fresh_model
-
-        m = fresh_model(self.arch or self.model.name, self.seed, self.device)
-        if self.model is not None and not self.model.input_norm.identity:
-            m.input_norm.set(self.model.input_norm.mean, self.model.input_norm.std)
-        return m
-
-    def tick(self, frac: float, msg: str) -> None:
-        if self.progress:
-            self.progress(frac, msg)
 
 
 @dataclass(frozen=True)
@@ -96,14 +43,13 @@ class Analysis:
     tables: tuple[Table, ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)  # parameters and their default values
     quick: Mapping[str, Any] = field(default_factory=dict)  # parameters for a quick run (tests, tiny nets)
+    # the values a parameter may take (a page's options; anything else is refused): one value, or each item of a tuple
+    choices: Mapping[str, tuple] = field(default_factory=dict)
     needs_data: bool = True
-    private_copy: bool = False  # runs on a private copy of the model (train mode, hooks, changed weights)
     residual_only: bool = False  # skipped for plain nets (e.g. paths)
     scope: str = "model"  # "model": once per model; "zoo": once for all chosen models, from their cards
     group: str = ""  # a name several analyses answer to in ``--only`` (e.g. "deletion")
     combine: Callable[[dict[str, pd.DataFrame]], dict[str, pd.DataFrame]] | None = None
-    # text files made from the tables (e.g. claims.md), written beside the CSVs by the report and the Reports page
-    documents: Callable[[dict[str, pd.DataFrame]], dict[str, str]] | None = None
     page: str = ""  # the dashboard page that draws it
     order: float = 100.0
     module: str = ""  # the module that declares it (set by :func:`register`): its code version keys stored results
@@ -113,7 +59,14 @@ class Analysis:
         if unknown:
             raise ValueError(f"{self.name} has no parameter {', '.join(sorted(unknown))}; "
                              f"its parameters are {', '.join(self.defaults) or 'none'}")
-        return {**self.defaults, **overrides}
+        out = {**self.defaults, **overrides}
+        for k, allowed in self.choices.items():
+            v = out.get(k)
+            given = v if isinstance(v, (tuple, list)) else (v,)
+            bad = [x for x in given if x not in allowed]
+            if bad:
+                raise ValueError(f"{self.name}: {k} cannot be {bad[0]!r}; choose from {', '.join(map(str, allowed))}")
+        return out
 
     def applies_to(self, model: CifarResNet | None) -> bool:
         return not (self.residual_only and model is not None and not model.residual)
@@ -160,11 +113,6 @@ def select(only: list[str] | None = None) -> list[Analysis]:
     if bad:
         raise ValueError(f"unknown analyses {bad}; choose from {', '.join(list(reg) + sorted(groups))}")
     return [a for a in reg.values() if a.name in only or (a.group and a.group in only)]
-
-
-def table_names() -> list[str]:
-    """Every CSV any analysis writes."""
-    return [t.name for a in load_all().values() for t in a.tables]
 
 
 def check_tables(analysis: Analysis, tables: dict[str, pd.DataFrame]) -> None:

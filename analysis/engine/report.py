@@ -20,7 +20,8 @@ import torch
 from ..core import data as D
 from . import distributed as dd
 from ..core.common import Progress, terminal_bar
-from .registry import Analysis, Context, check_tables, run_one, select
+from .context import Context, Workspace
+from .registry import Analysis, check_tables, run_one, select
 from ..core.zoo import load_pretrained
 
 
@@ -69,7 +70,7 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
     steps = plan(analyses, names, loaded)
     settings = {a.name: a.params(**{**(a.quick if quick else {}), **params.get(a.name, {})}) for a in analyses}
     tick = progress or (lambda frac, msg: None)
-    contexts: dict[str, Context] = {}  # one per model: its samples and prefix cache are shared by its analyses
+    shared = Workspace()  # the sample and each model's shared work, computed once for the whole run
 
     def work(si: int, step: tuple[Analysis, str]) -> tuple[dict[str, pd.DataFrame], float, str | None]:
         a, n = step
@@ -77,14 +78,14 @@ def compute(names: list[str], samples: int = 1000, seed: int = 0, data=None, dev
         sub = lambda f, msg: tick((si + f) / len(steps), msg)  # noqa: E731
         if a.scope == "zoo":
             ctx = Context(name="all", names=tuple(names), device=dev, seed=seed, samples=samples, data=data,
-                          models=loaded)
+                          models=loaded, shared=shared, params=settings[a.name], progress=sub)
         else:
-            ctx = contexts.setdefault(n, Context(name=n, model=loaded[n], arch=loaded[n].name, device=dev, seed=seed,
-                                                 samples=samples, data=data))
-        ctx.params, ctx.progress = settings[a.name], sub
+            ctx = Context(name=n, model=loaded[n], arch=loaded[n].name, device=dev, seed=seed, samples=samples,
+                          data=data, shared=shared, params=settings[a.name], progress=sub)
         out = run_one(a, ctx)
         tick((si + 1) / len(steps), f"{a.name} done for {n}")
-        source = next(iter(ctx._batches.values())).source if ctx._batches else None
+        sample = shared.first("sample")
+        source = sample.source if sample is not None else None
         return out, round(time.time() - t0, 2), source
 
     # In one process every step runs here; under torchrun each rank runs its share and rank 0 gets all of
@@ -131,17 +132,10 @@ def combine(analyses: list[Analysis], tables: dict[str, pd.DataFrame]) -> dict[s
     return out
 
 
-def documents(tables: dict[str, pd.DataFrame], only=None) -> dict[str, str]:
-    """The text files the analyses make from their tables (file name -> text)."""
-    out = {}
-    for a in select(list(only) if only else None):
-        if a.documents is not None and all(t.name in tables for t in a.tables[:1]):
-            out.update(a.documents(tables))
-    return out
-
-
-def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> list[Path]:
-    """Write every CSV, the documents and manifest.json into ``out``, all or nothing: the files are written to a
+def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path,
+                 documents: dict[str, str] | None = None) -> list[Path]:
+    """Write every CSV, the ``documents`` (name -> text, e.g. claims.md) and manifest.json into ``out``, all or
+    nothing: the files are written to a
     temporary folder inside ``out`` and then moved into place with Ctrl-C held back, so an interruption leaves
     either the old report or the new one, never half of one."""
     import os
@@ -151,7 +145,7 @@ def write_report(tables: dict[str, pd.DataFrame], manifest: dict, out: Path) -> 
 
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str | pd.DataFrame] = {f"{k}.csv": df for k, df in tables.items()}
-    files.update(documents(tables, manifest.get("analyses")))
+    files.update(documents or {})
     files["manifest.json"] = json.dumps(manifest, indent=1, default=str) + "\n"
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".partial-"))
     try:

@@ -20,34 +20,17 @@ import logging
 import os
 import shutil
 import tempfile
-import weakref
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 import pandas as pd
-import torch
+
+from .keys import ResultKey
 
 LOG = logging.getLogger("reslens")
 PACKAGE = Path(__file__).resolve().parent.parent  # the library, analysis/
 FORMAT = 2  # the layout of an entry (manifest.json with checksums)
-
-_WEIGHTS: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
-
-
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 over every parameter and buffer (name, dtype, shape, bytes) of ``model``; computed once per
-    model object (the shared models are read-only)."""
-    got = _WEIGHTS.get(model)
-    if got is None:
-        h = hashlib.sha256()
-        for k, v in sorted(model.state_dict().items()):
-            t = v.detach().to("cpu").contiguous().reshape(-1)
-            h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        got = _WEIGHTS[model] = h.hexdigest()
-    return got
-
 
 def _read_source(name: str) -> str:
     """The source of library module ``name`` (dotted below the package, e.g. "core.models"), or ''."""
@@ -65,7 +48,9 @@ def imports_of(module: str, source: str) -> set[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return out
-    here = module.split(".")[:-1]  # the module's package, below the library
+    parts = module.split(".") if module else []
+    is_package = PACKAGE.joinpath(*parts, "__init__.py").is_file()
+    here = parts if is_package else parts[:-1]  # the package the module's relative imports start from
     for node in ast.walk(tree):
         if not isinstance(node, ast.ImportFrom):
             continue
@@ -150,25 +135,30 @@ class ResultStore:
         return self.root is not None
 
     @staticmethod
-    def key(analysis: str, inputs: Mapping[str, Any], version: str | None = None) -> str:
-        v = version or analysis_version(analysis)
-        blob = json.dumps({"analysis": analysis, "version": v, **inputs}, sort_keys=True, default=str)
+    def digest(key: ResultKey, version: str | None = None) -> str:
+        v = version or analysis_version(key.analysis)
+        blob = json.dumps({"analysis": key.analysis, "version": v, **key.inputs()}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _dir(self, analysis: str, key: str) -> Path:
         return self.root / analysis / key[:40]
 
+    def _where(self, rk: ResultKey) -> tuple[str, str, Path]:
+        """(code version, digest, folder) of a key."""
+        version = analysis_version(rk.analysis)
+        key = self.digest(rk, version)
+        return version, key, self._dir(rk.analysis, key)
+
     def _drop(self, d: Path, analysis: str, why: str) -> None:
         LOG.warning("ResLens: dropped a stored result of %s (%s): %s; computing it again", analysis, why, d)
         shutil.rmtree(d, ignore_errors=True)
 
-    def get(self, analysis: str, inputs: Mapping[str, Any]) -> dict[str, pd.DataFrame] | None:
+    def get(self, rk: ResultKey) -> dict[str, pd.DataFrame] | None:
         """The stored tables, or None (not stored; or stored but damaged or from other code: then dropped)."""
         if not self.enabled:
             return None
-        version = analysis_version(analysis)
-        key = self.key(analysis, inputs, version)
-        d = self._dir(analysis, key)
+        analysis = rk.analysis
+        version, key, d = self._where(rk)
         if not d.is_dir():
             return None
         try:
@@ -194,13 +184,12 @@ class ResultStore:
             self._drop(d, analysis, f"unreadable: {e.__class__.__name__}")
             return None
 
-    def put(self, analysis: str, inputs: Mapping[str, Any], tables: Mapping[str, pd.DataFrame]) -> bool:
+    def put(self, rk: ResultKey, tables: Mapping[str, pd.DataFrame]) -> bool:
         """Store ``tables``; False (and nothing stored) when the disk refuses, e.g. full or read-only."""
         if not self.enabled:
             return False
-        version = analysis_version(analysis)
-        key = self.key(analysis, inputs, version)
-        d = self._dir(analysis, key)
+        analysis = rk.analysis
+        version, key, d = self._where(rk)
         tmp = None
         try:
             d.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +202,7 @@ class ResultStore:
                 f = f"table{i}.parquet"
                 (tmp / f).write_bytes(blob)
                 entries[n] = {"file": f, "sha256": hashlib.sha256(blob).hexdigest(), "rows": len(df)}
-            (tmp / "inputs.json").write_text(json.dumps({"analysis": analysis, **inputs}, indent=1, default=str))
+            (tmp / "inputs.json").write_text(json.dumps({"analysis": analysis, **rk.inputs()}, indent=1, default=str))
             (tmp / "manifest.json").write_text(json.dumps({"format": FORMAT, "analysis": analysis, "version": version,
                                                            "key": key, "tables": entries}, indent=1))
             if d.exists():

@@ -3,11 +3,14 @@
 import json
 
 import pandas as pd
+import pytest
 
 from analysis.cli import main
 from analysis.engine.registry import load_all
 from conftest import needs_data
 
+
+@pytest.mark.slow
 @needs_data
 def test_report_cli_writes_every_csv(tmp_path, capsys):
     out = tmp_path / "rep"
@@ -16,7 +19,7 @@ def test_report_cli_writes_every_csv(tmp_path, capsys):
     assert main(["report", "--models", "plain20,resnet20", "--samples", "64", "--out", str(out), "--seed", "3"] + light) == 0
     # tables a default report leaves out: maps and Grad-CAM (parameters off by default); the identity-net
     # comparison has no rows when no variant was asked for
-    optional = {"attribution_maps", "gradcam", "variant_comparison"}
+    optional = {"attribution_maps", "gradcam", "variant_comparison", "variant_findings"}
     written = set()
     for a in load_all().values():  # every registered table that a default report writes, with its columns
         for t in a.tables:
@@ -28,7 +31,10 @@ def test_report_cli_writes_every_csv(tmp_path, capsys):
     c = pd.read_csv(out / "response_comparison.csv")
     assert set(c["depth"]) == {20} and sorted(c["measure"]) == ["ratio", "std", "std_all"]
     g = pd.read_csv(out / "gradients.csv")
-    assert set(g["state"]) == {"trained", "init"} and sorted(g["lambda"].unique()) == [0.0, 0.5, 0.9, 1.0, 1.1, 1.5]
+    # the declared λ at initialisation (0.5, 1, 1.5) for the residual net; the plain net's own λ is 0
+    assert set(g["state"]) == {"trained", "init"} and sorted(g["lambda"].unique()) == [0.0, 0.5, 1.0, 1.5]
+    init = g[(g["model"] == "resnet20") & (g["state"] == "init")]
+    assert sorted(init["lambda"].unique()) == [0.5, 1.0, 1.5] and (init.groupby("lambda").size() == 9).all()
     assert set(pd.read_csv(out / "paths.csv")["model"]) == {"resnet20"}  # paths exist in residual nets only
     r = pd.read_csv(out / "deletion_random.csv")
     assert (r["k"] == 0).sum() == 2 and r["k"].max() == 6

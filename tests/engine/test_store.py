@@ -11,7 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.core.common import random_sample
 from analysis.engine.registry import Context, get, run_one
-from analysis.engine.store import ResultStore, weights_sha256
+from analysis.core.models import weights_sha256
+from analysis.engine.keys import ResultKey
+from analysis.engine.store import ResultStore
 from conftest import ROOT, needs_data, tiny
 
 
@@ -25,10 +27,11 @@ def test_round_trip_and_what_changes_the_key(tmp_path):
     m = tiny(depth=14)
     tables = _tables(m)
     store = ResultStore(tmp_path)
-    inputs = {"model": "t", "weights": weights_sha256(m), "samples": 8, "seed": 0, "params": (("images", 8),)}
-    assert store.get("responses", inputs) is None
-    assert store.put("responses", inputs, tables)
-    got = store.get("responses", inputs)
+    key = ResultKey.for_model("responses", "t", weights_sha256(m), {"images": 8}, samples=8, seed=0, device="cpu",
+                              root="data")
+    assert store.get(key) is None
+    assert store.put(key, tables)
+    got = store.get(key)
     assert got.keys() == tables.keys()
     for k in tables:
         pd.testing.assert_frame_equal(got[k], tables[k], check_dtype=False)
@@ -37,26 +40,29 @@ def test_round_trip_and_what_changes_the_key(tmp_path):
     with torch.no_grad():
         next(m2.parameters()).view(-1)[0] += 1e-3
     assert weights_sha256(m2) != weights_sha256(m) and weights_sha256(tiny(depth=14)) == weights_sha256(m)
-    assert store.get("responses", {**inputs, "weights": weights_sha256(m2)}) is None
-    assert store.get("responses", {**inputs, "seed": 1}) is None
-    assert store.get("gradients", inputs) is None
+    assert store.get(dataclasses.replace(key, models=(("t", weights_sha256(m2)),))) is None
+    assert store.get(dataclasses.replace(key, seed=1)) is None
+    assert store.get(dataclasses.replace(key, analysis="gradients")) is None
+    # the parameters decide too, in any order; "_"-parameters (an image tensor, say) do not
+    assert ResultKey.for_model("a", "t", "w", {"x": [1, 2], "y": {"b": 1, "a": 2}}, 8, 0, "cpu", "r") == \
+        ResultKey.for_model("a", "t", "w", {"y": {"a": 2, "b": 1}, "x": (1, 2), "_image": object()}, 8, 0, "cpu", "r")
 
 
 def test_a_damaged_entry_is_computed_again_and_off_means_off(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    inputs = {"model": "t", "weights": "x"}
-    store.put("responses", inputs, {"responses": pd.DataFrame({"a": [1.0, 2.0]})})
+    inputs = ResultKey("responses", (("t", "x"),))
+    store.put(inputs, {"responses": pd.DataFrame({"a": [1.0, 2.0]})})
     (f,) = tmp_path.glob("responses/*/table0.parquet")
     f.write_bytes(f.read_bytes()[:40])
-    assert store.get("responses", inputs) is None
+    assert store.get(inputs) is None
     assert not f.parent.exists()  # dropped, so that the next put writes it afresh
     monkeypatch.setenv("RESLENS_RESULTS", "off")
     off = ResultStore()
-    assert not off.enabled and not off.put("responses", inputs, {}) and off.get("responses", inputs) is None
+    assert not off.enabled and not off.put(inputs, {}) and off.get(inputs) is None
     # a folder that cannot be written is no error: nothing is stored
     ro = tmp_path / "file"
     ro.write_text("not a folder")
-    assert not ResultStore(ro).put("responses", inputs, {"responses": pd.DataFrame({"a": [1]})})
+    assert not ResultStore(ro).put(inputs, {"responses": pd.DataFrame({"a": [1]})})
 
 
 @needs_data
@@ -96,21 +102,21 @@ def test_an_entry_is_checked_when_read_and_dropped_with_a_line_in_the_log(tmp_pa
     """Same length, one byte changed (a checksum catches what Parquet might not); an entry written by another
     version of the code at the same place; a manifest that is not JSON: each is dropped, logged, recomputed."""
     store = ResultStore(tmp_path)
-    inputs = {"model": "t", "weights": "x"}
+    inputs = ResultKey("responses", (("t", "x"),))
     df = pd.DataFrame({"a": [1.0, 2.0, 3.0]})
 
     def entry():
-        assert store.put("responses", inputs, {"responses": df})
+        assert store.put(inputs, {"responses": df})
         (d,) = tmp_path.glob("responses/*")
         return d
 
     d = entry()
-    pd.testing.assert_frame_equal(store.get("responses", inputs)["responses"], df)
+    pd.testing.assert_frame_equal(store.get(inputs)["responses"], df)
     blob = bytearray((d / "table0.parquet").read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     (d / "table0.parquet").write_bytes(bytes(blob))
     with caplog.at_level("WARNING", logger="reslens"):
-        assert store.get("responses", inputs) is None
+        assert store.get(inputs) is None
     assert "does not match its checksum" in caplog.text and not d.exists()
 
     d = entry()
@@ -118,17 +124,17 @@ def test_an_entry_is_checked_when_read_and_dropped_with_a_line_in_the_log(tmp_pa
     (d / "manifest.json").write_text(json.dumps({**man, "version": "0" * 20}))
     caplog.clear()
     with caplog.at_level("WARNING", logger="reslens"):
-        assert store.get("responses", inputs) is None
+        assert store.get(inputs) is None
     assert "computed by other code" in caplog.text and not d.exists()
 
     d = entry()
     (d / "manifest.json").write_text("{not json")
     caplog.clear()
     with caplog.at_level("WARNING", logger="reslens"):
-        assert store.get("responses", inputs) is None
+        assert store.get(inputs) is None
     assert "unreadable" in caplog.text and not d.exists()
     entry()
-    pd.testing.assert_frame_equal(store.get("responses", inputs)["responses"], df)  # written afresh, served
+    pd.testing.assert_frame_equal(store.get(inputs)["responses"], df)  # written afresh, served
 
 
 def test_the_version_moves_with_the_code_an_analysis_runs():
@@ -149,4 +155,5 @@ def test_the_version_moves_with_the_code_an_analysis_runs():
         got = source_version(module_closure("analyses.landscape", edited(module)), edited(module))
         assert (got != base) == moves, module
     # every registered analysis has a version; the key changes with it
-    assert ResultStore.key("landscape", {"a": 1}) != ResultStore.key("landscape", {"a": 1}, version="0" * 20)
+    k = ResultKey("landscape", (("m", "w"),))
+    assert ResultStore.digest(k) != ResultStore.digest(k, version="0" * 20)

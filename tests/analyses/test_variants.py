@@ -10,7 +10,8 @@ from analysis.core.common import random_sample, same_state, state_fingerprint
 from analysis.analyses.deletion import PrefixCache, _path_forward, delete_random, delete_single, path_gradients, reorder
 from analysis.analyses.gradients import gradient_flow, lambda_sweep
 from analysis.analyses.landscape import landscape
-from analysis.core.models import UNITS, build_model, count_params, parse_name
+from analysis.core.arch import UNITS, parse_name
+from analysis.core.models import build_model, count_params
 from analysis.analyses.responses import responses
 from analysis.core.zoo import load_uploaded, model_from_state, save_checkpoint
 from conftest import tiny
@@ -227,7 +228,11 @@ def test_full_preact_is_recognised_from_its_tensors():
 
     m = tiny(name="resnet14-preact", depth=14, width=16)
     state = {k: v.contiguous() for k, v in m.state_dict().items()}
-    got = model_from_state(state, residual=True)
+    from analysis.core.checkpoints import infer_arch
+
+    arch, who, _ = infer_arch(state, residual=None, meta={})
+    assert who == "the tensors" and arch.unit == "full-preact" and arch.name == "resnet14-preact"
+    got = model_from_state(state, arch)
     assert got.unit == "full-preact" and got.name == "resnet14-preact"
     with tempfile.TemporaryDirectory() as d:  # no metadata: the tensors decide the unit, the caller plain/residual
         f = os.path.join(d, "x.safetensors")

@@ -1,16 +1,13 @@
 """AppTest: every page runs without an exception, and its main control changes the plotted data."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import torch
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from conftest import needs_data
+from conftest import ROOT, needs_data
 
-ROOT = Path(__file__).resolve().parent.parent
 MODELS = ["plain20", "resnet20"]
 
 
@@ -46,8 +43,8 @@ def test_home_shows_zoo_curves_and_follows_the_model_choice():
     assert set(after["model"]) == {"plain56", "resnet56"}
     # the degradation figure's numbers are the cards' own
     last = after[(after["model"] == "plain56") & (after["curve"] == "test")]["error_pct"].iloc[-1]
-    from analysis.core.zoo import load_card
-    assert last == pytest.approx(load_card("plain56")["history"][-1]["test_error_pct"])
+    from analysis.core.zoo import read_card
+    assert last == pytest.approx(read_card("plain56").raw["history"][-1]["test_error_pct"])
 
 
 @needs_data
@@ -97,7 +94,7 @@ def test_identity_mappings_page_follows_the_chosen_variants():
     table = at.dataframe[0].value
     assert {"resnet56-preact", "resnet56-bnafter", "resnet56-relubefore", "resnet56-relupreact", "resnet56-scale0.5",
             "resnet56-scale0.5f", "resnet56-conv1x1", "resnet56b"} <= set(table["model"])
-    text = " ".join(m.value for m in at.markdown)
+    text = " ".join(m.value for m in at.markdown).replace("\\", "")  # the sentences are shown escaped (ui.escape_md)
     assert "resnet56-scale0.5 (shortcut scaled by 0.5, F unscaled) ends with a higher training error than resnet56" in text
     first = charts(at)
     assert set(first[0]["model"]) == {"resnet56", "resnet56-scale0.5", "resnet56-preact", "resnet56-bnafter"}
@@ -109,11 +106,11 @@ def test_identity_mappings_page_follows_the_chosen_variants():
     g = second[1]
     assert set(g["state"]) == {"trained", "init"}
     # the curves are the cards' own numbers
-    from analysis.core.zoo import load_card
+    from analysis.core.zoo import read_card
 
     c = second[0]
     last = c[(c["model"] == "resnet56-relubefore") & (c["curve"] == "test")].sort_values("epoch")["error_pct"].iloc[-1]
-    assert last == pytest.approx(load_card("resnet56-relubefore")["history"][-1]["test_error_pct"])
+    assert last == pytest.approx(read_card("resnet56-relubefore").raw["history"][-1]["test_error_pct"])
 
 
 @needs_data
@@ -129,7 +126,8 @@ def test_block_deletion_slider_changes_the_curve():
     assert len(single) == 2 * 9
     assert random_k["k"].max() == 6
     # the slider's next step (k = 7) is being computed in the background...
-    key = ui.prefetch_key("deletion_random", "resnet20", ui.Settings(("resnet20",), 100, 0, "cpu"), ks=(7,), trials=3)
+    key = ui.prefetch_key("deletion_random", "resnet20", ui.Settings(("resnet20",), 100, 0, "cpu"), ks=(7,),
+                          trials=ui.defaults("deletion_random")["trials"])
     assert key in ui.prefetcher()._jobs
     at.slider(key="k").set_value(2).run()
     assert not at.exception
@@ -267,13 +265,16 @@ def test_two_sessions_do_not_interfere_and_the_cached_model_is_unchanged():
     b.slider(key="k").set_value(1).run()
     assert charts(a)[1]["k"].max() == 5 and charts(b)[1]["k"].max() == 1
     a.number_input(key="trials").set_value(4).run()
-    assert (charts(b)[1].query("k > 0")["trials"] == 3).all()
-    cached = ui._zoo_model("resnet20", "cpu")
+    assert (charts(b)[1].query("k > 0")["trials"] == ui.defaults("deletion_random")["trials"]).all()
+    from ui.session import _zoo_model
+
+    cached = _zoo_model("resnet20", "cpu")
     fresh = load_pretrained("resnet20", device="cpu")
     cs, fs = cached.state_dict(), fresh.state_dict()
     assert all(torch.equal(cs[k], fs[k]) for k in fs) and not cached.training
 
 
+@pytest.mark.slow
 @needs_data
 def test_curvature_page_measures_and_follows_the_models():
     at = app("8_Curvature.py")
@@ -292,6 +293,7 @@ def test_curvature_page_measures_and_follows_the_models():
     assert set(charts(at)[0]["model"]) == {"resnet20"}
 
 
+@pytest.mark.slow
 @needs_data
 def test_gradient_page_shattering_and_landscape_hessian_direction():
     at = app("2_Gradient_flow.py")
@@ -317,19 +319,22 @@ def test_gradient_page_shattering_and_landscape_hessian_direction():
     pd.testing.assert_series_equal(at0(rand), at0(hess))  # both slices pass through the trained weights
 
 
+@pytest.mark.slow
 @needs_data
 def test_claims_page_judges_every_claim_and_follows_the_models():
+    from analysis.claims import CLAIMS
+
     at = app("9_Claims.py", models=["plain20", "resnet20"])
     headers = [m.value for m in at.markdown if m.value.startswith("####")]
-    assert len(headers) == 16  # every claim is stated before anything runs
+    assert len(headers) == len(CLAIMS)  # every claim is stated before anything runs
     at.toggle(key="claims_run").set_value(True).run()
     assert not at.exception, at.exception
     verdicts = [m.value for m in at.markdown if m.value.startswith("####")]
-    assert len(verdicts) == 16 and all(any(v in h for v in ("holds", "does not hold", "depends", "untested"))
+    assert len(verdicts) == len(CLAIMS) and all(any(v in h for v in ("holds", "does not hold", "depends", "untested"))
                                        for h in verdicts)
     text = " ".join(m.value for m in at.markdown)
     measured = [m.value for m in at.markdown if m.value.startswith("**Measured.**")]
-    assert len(measured) == 16
+    assert len(measured) == len(CLAIMS)
     before = measured[2]  # claim 3: the response comparison of the chosen pair
     assert "resnet20 vs plain20" in before
     at.multiselect(key="models").set_value(["plain56", "resnet56"]).run()
@@ -358,23 +363,25 @@ def _akamaster_th(name="resnet20", counters=False) -> bytes:
 
 @needs_data
 def test_an_upload_is_in_the_sidebar_on_the_same_run_and_stays_chosen():
+    import ui
+
     at = app()
     at.radio(key="upload_kind").set_value("residual net")
     at.selectbox(key="upload_norm").set_value("CIFAR-10 mean/std")
     at.file_uploader(key="upload_ckpt").set_value(("resnet20.th", _akamaster_th(), "application/octet-stream")).run()
     assert not at.exception, at.exception
     ok = at.success[0].value
-    assert "layout **akamaster**" in ok and "% error on 1,000 test images" in ok and "decided by your choice" in ok
+    assert "layout **akamaster**" in ok and f"% error on {ui.DEFAULT_SAMPLES:,} test images" in ok
+    assert "decided by your choice" in ok
     name = next(n for n in at.multiselect(key="models").options if n.startswith("upload:resnet20-"))
     assert name in at.multiselect(key="models").value  # chosen on the same run
-    err = float(ok.split("% error on 1,000")[0].split("**")[-1])
+    err = float(ok.split(f"% error on {ui.DEFAULT_SAMPLES:,}")[0].split("**")[-1])
     from analysis.core.zoo import load_pretrained
-    from analysis.core.common import eval_sample
-    from analysis.core.train import evaluate_error
+    from analysis.core.evaluate import evaluate_error
     from analysis.core import data as D
 
     test = D.load_split("test")
-    idx = D.sample_indices(len(test), 1000, 0)
+    idx = D.sample_indices(len(test), ui.DEFAULT_SAMPLES, 0)
     assert err == pytest.approx(evaluate_error(load_pretrained("resnet20", "cpu"), test.images[idx], test.labels[idx],
                                                device=torch.device("cpu")), abs=0.01)  # exactly the zoo net's
     at.switch_page("pages/1_Responses.py").run()

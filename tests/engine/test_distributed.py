@@ -12,6 +12,7 @@ import torch
 from analysis.engine import distributed as dd
 from conftest import ROOT, needs_data
 
+pytestmark = pytest.mark.slow  # torchrun starts processes
 ENV = {"OMP_NUM_THREADS": "1", "RESLENS_DIST_TIMEOUT": "120"}  # same threads in every process: same numbers
 
 

@@ -81,6 +81,7 @@ def full_hessian(m, b):
     return torch.autograd.functional.hessian(loss, flat)
 
 
+@pytest.mark.slow
 def test_on_a_tiny_net_hutchinson_and_power_iteration_match_the_full_hessian():
     m = tiny(True, 8, width=2)
     b = random_sample(6, 0, torch.device("cpu"))

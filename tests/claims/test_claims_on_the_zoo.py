@@ -7,10 +7,10 @@ import torch
 from analysis.core.common import eval_sample
 from analysis.analyses.deletion import PrefixCache, delete_random, delete_single, path_gradients, summarize_random
 from analysis.analyses.responses import compare_responses, responses, summarize_responses
-from analysis.core.zoo import available, load_card, load_pretrained
+from analysis.core.zoo import available, read_card, load_pretrained
 from conftest import needs_data
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.slow]
 CPU = torch.device("cpu")
 
 
@@ -70,7 +70,7 @@ def test_total_gradient_peaks_at_short_paths(sample):
 
 
 def test_degradation_in_the_cards():
-    p20, p56, r20, r56, r110 = (load_card(n) for n in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"))
+    p20, p56, r20, r56, r110 = (read_card(n).raw for n in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"))
     assert p56["train_error_pct"] > p20["train_error_pct"]  # deeper plain net: higher *training* error
     assert p56["test_error_pct"] - r56["test_error_pct"] >= 1.5
     assert r20["test_error_pct"] <= 13.0 and r56["test_error_pct"] <= 11.0 and r110["test_error_pct"] <= 11.0
@@ -80,7 +80,7 @@ def test_degradation_in_the_cards():
 def test_residual_nets_finished_their_schedules():
     """No residual net in the zoo was cut short (--stop-after-epoch): each ran to its last iteration."""
     for n in ("resnet20", "resnet56", "resnet110"):
-        c = load_card(n)
+        c = read_card(n).raw
         assert not c.get("stopped_early"), n
         assert c["history"][-1]["iteration"] == c["schedule"]["iterations"], n
 
@@ -89,5 +89,5 @@ def test_plain110_degrades_further():
     """Where shipped, plain110 trains worse than plain56: training error, not overfitting."""
     if "plain110" not in available():
         pytest.skip("plain110 is not shipped")
-    p56, p110, r110 = load_card("plain56"), load_card("plain110"), load_card("resnet110")
+    p56, p110, r110 = read_card("plain56").raw, read_card("plain110").raw, read_card("resnet110").raw
     assert p110["train_error_pct"] > p56["train_error_pct"] and p110["train_error_pct"] > r110["train_error_pct"]

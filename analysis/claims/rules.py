@@ -1,12 +1,9 @@
-"""Claims: every claim of the study notes, measured on the chosen models and judged by a fixed rule.
+"""The claims' rules: pure functions of measured tables that return a verdict, the numbers in words, and the
+evidence table they decided on. No rule runs a measurement; ``tests/claims/test_rules.py`` checks each on
+synthetic tables whose answer is known, and on noisy ones (a verdict must not flip with noise).
 
-Each claim is stated in one sentence, names the measurement that tests it, and has a *rule*: a pure
-function of the measured tables that returns a verdict (``holds``, ``does not hold``, ``depends`` or
-``untested``), the numbers it read, and the evidence table it decided on. No verdict is written by hand;
-``tests/test_claims_rules.py`` checks every rule on synthetic tables where the answer is known.
-
-The measurements come from the registered analyses through a :class:`Measure` (the CLI runs them; the
-dashboard hands over its cached ``ui.results``), so a claim shows exactly what the page it links to shows.
+A rule compares intervals, not point values (:mod:`analysis.core.stats`): evidence whose interval straddles the
+threshold gives "depends" and says that more images or trials would settle it.
 """
 
 from __future__ import annotations
@@ -14,22 +11,18 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .analyses.curves import epochs_to_reach
-from .analyses.deletion import path_distribution
-from .analyses.gradients import LAMBDAS, gradient_summary
-from .core.models import parse_name
-from .analyses.responses import summarize_responses
-from .core.stats import ABOVE, BELOW, STRADDLES, compare, mean_interval, median_interval, newcombe_diff, welch_diff
-from .analyses.variants import variant_table
-from .core.zoo import available, load_card
+from ..analyses.curves import epochs_to_reach
+from ..analyses.gradients import gradient_summary
+from ..core.stats import ABOVE, BELOW, STRADDLES, compare, mean_interval, median_interval, newcombe_diff, welch_diff
+from ..core.zoo import pairs
 
 HOLDS, FAILS, DEPENDS, UNTESTED = "holds", "does not hold", "depends", "untested"
+VERDICTS = (HOLDS, FAILS, DEPENDS, UNTESTED)
 UNSETTLED = ("an interval straddles the rule's threshold, so the evidence cannot tell: more test images or trials "
              "would settle it")
 
@@ -40,82 +33,6 @@ class Verdict:
     summary: str  # the numbers, in words
     evidence: pd.DataFrame = field(default_factory=pd.DataFrame)
     models: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Claim:
-    id: int
-    title: str
-    statement: str  # the claim, one sentence
-    measurement: str  # exactly what is measured
-    rule: str  # the fixed rule, in words
-    page: str  # the page (and chart) that shows the evidence
-    chart: str
-    judge: Callable[["Measure"], Verdict]
-    cost: str = "light"  # "light" or "heavy" (minutes on a CPU: the page asks first)
-
-
-class Measure:
-    """Where the claims get their numbers: ``results(analysis, names, **params)`` (the dashboard's cached
-    one, or :func:`report.compute` in the CLI), the chosen models, the sample, and the loaded models."""
-
-    def __init__(self, names, results: Callable[..., dict[str, pd.DataFrame]], samples: int, seed: int,
-                 model: Callable[[str], object], heavy: bool = True, quick: bool = False) -> None:
-        self.names = list(names)
-        self._results = results
-        self.samples, self.seed = samples, seed
-        self.model = model
-        self.heavy = heavy
-        self.quick = quick
-
-    def results(self, analysis: str, names, **params) -> dict[str, pd.DataFrame]:
-        names = list(names)
-        return self._results(analysis, names, **params) if names else {}
-
-    # the chosen models by kind
-    def arch(self, name: str):
-        try:
-            return parse_name(name)
-        except ValueError:
-            return None
-
-    def zoo(self) -> list[str]:
-        return [n for n in self.names if n in available()]
-
-    def plain(self) -> list[str]:
-        return [n for n in self.names if (a := self.arch(n)) is not None and not a.residual and not a.is_variant]
-
-    def residual(self, original_only: bool = True) -> list[str]:
-        return [n for n in self.names if (a := self.arch(n)) is not None and a.residual
-                and (not original_only or not a.is_variant)]
-
-    def cards(self) -> pd.DataFrame:
-        rows = []
-        for n in self.zoo():
-            c = load_card(n)
-            if not c.get("schedule") or self.arch(n) is None:  # imported: no training record
-                continue
-            a = parse_name(n)
-            data = c.get("data") or {}
-            rows.append({"model": n, "residual": a.residual, "depth": a.depth, "variant": a.is_variant,
-                         "train_error_pct": c["train_error_pct"], "test_error_pct": c["test_error_pct"],
-                         "train_images": int(data.get("train_images", 50000)),
-                         "test_images": int(data.get("test_images", 10000)),
-                         "iterations": c["schedule"]["iterations"], "milestones": tuple(c["schedule"]["milestones"]),
-                         "steps_per_epoch": c["schedule"]["steps_per_epoch"]})
-        return pd.DataFrame(rows, columns=["model", "residual", "depth", "variant", "train_error_pct", "test_error_pct",
-                                           "train_images", "test_images", "iterations", "milestones",
-                                           "steps_per_epoch"])
-
-
-def _pairs(plain: list[str], residual: list[str]) -> list[tuple[str, str, int]]:
-    """(plain, residual, depth) for every plain and residual model of one depth."""
-    out = []
-    for p in plain:
-        for r in residual:
-            if parse_name(p).depth == parse_name(r).depth:
-                out.append((p, r, parse_name(p).depth))
-    return out
 
 
 def _all_some(flags: list) -> str:
@@ -140,7 +57,6 @@ def _unsettled(flags: list) -> str:
     return f". Unsettled: {UNSETTLED}" if any(f is None for f in flags) else ""
 
 
-# ============================================================================ the rules (pure functions)
 def rule_degradation(cards: pd.DataFrame) -> Verdict:
     plain = cards[~cards["residual"] & ~cards["variant"]].sort_values("depth")
     if plain["depth"].nunique() < 2:
@@ -213,13 +129,12 @@ def rule_cost(cost: pd.DataFrame, times: dict[str, list[float]], tolerance: floa
     measured in turns). A timing enters the verdict only as the ratio of two nets measured in the same round,
     with the spread over the rounds: the order-statistic interval of the median ratio (7 rounds: the smallest and
     the largest ratio, 98 %)."""
-    pairs = _pairs([m for m in cost["model"] if not parse_name(m).residual],
-                   [m for m in cost["model"] if parse_name(m).residual and not parse_name(m).is_variant])
-    if not pairs:
+    found = pairs(cost["model"])
+    if not found:
         return Verdict(UNTESTED, "needs a plain and a residual net of the same depth")
     c = cost.set_index("model")
     rows = []
-    for p, r, d in pairs:
+    for p, r, d in found:
         tp, tr = list(times.get(p, [])), list(times.get(r, []))
         ratios = [b / a for a, b in zip(tp, tr) if a > 0]
         ratio, lo, hi = median_interval(ratios) if ratios else (float("nan"),) * 3
@@ -276,7 +191,7 @@ def rule_lambda(init: pd.DataFrame, trained: pd.DataFrame) -> Verdict:
         return Verdict(UNTESTED, "needs a residual net (λ is set on its fresh initialisation)")
     init = _with_ratio_interval(init)
     one = init[init["lambda"] == 1.0].iloc[0]
-    ref, ref_lo, ref_hi = float(one["first_over_last"]), float(one["first_over_last_low"]), float(one["first_over_last_high"])
+    ref_lo, ref_hi = float(one["first_over_last_low"]), float(one["first_over_last_high"])
     above = init[init["lambda"] > 1.0]
     below = init[init["lambda"] < 1.0]
     # grows more than identity: its interval above identity's; vanishes: its interval below 1
@@ -512,14 +427,13 @@ def rule_identity_share(split: pd.DataFrame, threshold: float = 0.5) -> Verdict:
 
 
 def rule_train_faster(curves: pd.DataFrame, cards: pd.DataFrame, threshold: float = 20.0) -> Verdict:
-    pairs = _pairs(list(cards[~cards["residual"] & ~cards["variant"]]["model"]),
-                   list(cards[cards["residual"] & ~cards["variant"]]["model"]))
-    if not pairs:
+    found = pairs(cards[~cards["variant"]]["model"])
+    if not found:
         return Verdict(UNTESTED, "needs a plain and a residual zoo net of the same depth")
     reach = epochs_to_reach(curves, threshold).set_index("model")
     c = cards.set_index("model")
     rows = []
-    for p, r, d in pairs:
+    for p, r, d in found:
         ep, er = reach.loc[p, "first_epoch_below"], reach.loc[r, "first_epoch_below"]
         # compare before the first learning-rate drop of either schedule (schedules may differ in length)
         drop = min(c.loc[p, "milestones"][0] / c.loc[p, "steps_per_epoch"], c.loc[r, "milestones"][0] / c.loc[r, "steps_per_epoch"])
@@ -541,13 +455,12 @@ def rule_train_faster(curves: pd.DataFrame, cards: pd.DataFrame, threshold: floa
 
 
 def rule_gap(cards: pd.DataFrame) -> Verdict:
-    pairs = _pairs(list(cards[~cards["residual"] & ~cards["variant"]]["model"]),
-                   list(cards[cards["residual"] & ~cards["variant"]]["model"]))
-    if not pairs:
+    found = pairs(cards[~cards["variant"]]["model"])
+    if not found:
         return Verdict(UNTESTED, "needs a plain and a residual zoo net of the same depth")
     c = cards.set_index("model")
     rows = []
-    for p, r, d in pairs:
+    for p, r, d in found:
         gp = c.loc[p, "test_error_pct"] - c.loc[p, "train_error_pct"]
         gr = c.loc[r, "test_error_pct"] - c.loc[r, "train_error_pct"]
         var = 0.0  # the four error rates' binomial variances (points²), independent samples
@@ -575,360 +488,13 @@ def rule_sharpness(hessian: pd.DataFrame) -> Verdict:
     if hessian.empty:
         return Verdict(UNTESTED, "not measured: the curvature claim was not asked for (it takes minutes on a CPU)")
     top = hessian[(hessian["quantity"] == "eigenvalue") & (hessian["k"] == 1)].set_index("model")["value"]
-    pairs = _pairs([m for m in top.index if not parse_name(m).residual],
-                   [m for m in top.index if parse_name(m).residual and not parse_name(m).is_variant])
-    if not pairs:
+    found = pairs(top.index)
+    if not found:
         return Verdict(UNTESTED, "needs a plain and a residual net of the same depth")
     ev = pd.DataFrame([{"plain": p, "residual": r, "depth": d, "plain_top_eigenvalue": top[p],
-                        "residual_top_eigenvalue": top[r], "flatter": top[r] < top[p]} for p, r, d in pairs])
+                        "residual_top_eigenvalue": top[r], "flatter": top[r] < top[p]} for p, r, d in found])
     words = "; ".join(f"{r.depth} layers: top Hessian eigenvalue {r.residual_top_eigenvalue:.4g} ({r.residual}) vs "
                       f"{r.plain_top_eigenvalue:.4g} ({r.plain})" for r in ev.itertuples())
     return Verdict(_all_some(list(ev["flatter"])), words, ev, tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
 
-# ============================================================================ measuring, claim by claim
-def _q(m: Measure, full: dict, quick: dict) -> dict:
-    return quick if m.quick else full
-
-
-def _judge_degradation(m: Measure) -> Verdict:
-    return rule_degradation(m.cards())
-
-
-def _grads(m: Measure, names, **params) -> pd.DataFrame:
-    return m.results("gradients", names, **params).get("gradients", pd.DataFrame())
-
-
-def _judge_vanishing(m: Measure) -> Verdict:
-    g = _grads(m, m.plain(), images=min(m.samples, 256), states=("trained",), lambdas=())
-    return rule_vanishing(g) if len(g) else rule_vanishing(pd.DataFrame(columns=["residual", "state"]))
-
-
-def _responses(m: Measure, names) -> dict[str, pd.DataFrame]:
-    return m.results("responses", names)
-
-
-def _judge_small_responses(m: Measure) -> Verdict:
-    r = _responses(m, m.plain() + m.residual())
-    return rule_small_responses(r.get("response_comparison", pd.DataFrame()))
-
-
-def _judge_depth_responses(m: Measure) -> Verdict:
-    r = _responses(m, m.residual())
-    if not r:
-        return rule_depth_responses(pd.DataFrame(columns=["residual", "depth"]))
-    s = summarize_responses(r["responses"], r["residual_ratio"])
-    s["depth"] = [parse_name(n).depth for n in s["model"]]
-    return rule_depth_responses(s)
-
-
-def _judge_cost(m: Measure) -> Verdict:
-    from .analyses.cost import interleaved_rounds
-
-    names = m.plain() + m.residual()
-    c = m.results("cost", names, **_q(m, {"images": 256, "repeats": 3}, {"images": 8, "repeats": 1})).get("cost")
-    if c is None or c.empty:
-        return Verdict(UNTESTED, "needs a plain and a residual net of the same depth")
-    pairs = _pairs(m.plain(), m.residual())
-    chosen = sorted({x for p in pairs for x in p[:2]})
-    times = interleaved_rounds({n: m.model(n) for n in chosen}, **_q(m, {"images": 256, "repeats": 7},
-                                                                     {"images": 32, "repeats": 3}))
-    return rule_cost(c, times)
-
-
-def _judge_conv(m: Measure) -> Verdict:
-    names = m.names[:4]
-    convs = m.results("cost", names, **_q(m, {"images": 256, "repeats": 3}, {"images": 8, "repeats": 1})).get("conv_cost")
-    return rule_conv_formula(convs if convs is not None else pd.DataFrame())
-
-
-def _judge_lambda(m: Measure) -> Verdict:
-    res = m.residual()
-    if not res:
-        return rule_lambda(pd.DataFrame(), pd.DataFrame())
-    ref = sorted(res, key=lambda n: parse_name(n).depth)[-1]
-    init = _grads(m, [ref], images=min(m.samples, 256), states=(), lambdas=(0.5, 1.0, 1.5))
-    scaled = [n for n in m.names if (a := m.arch(n)) is not None and a.residual and a.lam != 1.0]
-    depths = {parse_name(n).depth for n in scaled}
-    ident_names = [n for n in m.residual() if parse_name(n).depth in depths]
-    trained = _grads(m, scaled + ident_names, images=min(m.samples, 256), states=("trained",), lambdas=()) if scaled \
-        else pd.DataFrame()
-    return rule_lambda(gradient_summary(init) if len(init) else pd.DataFrame(),
-                       gradient_summary(trained) if len(trained) else pd.DataFrame())
-
-
-def _variant_table(m: Measure) -> pd.DataFrame:
-    return variant_table([n for n in m.zoo() if parse_name(n).residual])
-
-
-def _judge_units(m: Measure) -> Verdict:
-    return rule_units(_variant_table(m))
-
-
-def _judge_option_b(m: Measure) -> Verdict:
-    return rule_option_b(_variant_table(m))
-
-
-def _judge_paths(m: Measure) -> Verdict:
-    checks = pd.DataFrame([linear_paths_check(n, seed=n) for n in (3, 5, 8)])
-    dists = []
-    for n in m.residual(original_only=False):
-        d = path_distribution(m.model(n).num_blocks)
-        d.insert(0, "model", n)
-        dists.append(d)
-    return rule_paths(checks, pd.concat(dists, ignore_index=True) if dists else
-                      pd.DataFrame(columns=["model", "length", "n_paths", "fraction"]))
-
-
-def _judge_deletion(m: Measure) -> Verdict:
-    names = m.plain() + m.residual()
-    single = m.results("deletion_single", names).get("deletion_single", pd.DataFrame())
-    random = m.results("deletion_random", m.residual(), ks=(0, 2, 4, 6, 8, 10), trials=3).get(
-        "deletion_random", pd.DataFrame(columns=["model", "residual", "k", "error_pct"]))
-    if single.empty:
-        return Verdict(UNTESTED, "needs a plain and a residual net")
-    return rule_deletion(single, random)
-
-
-def _judge_short_paths(m: Measure) -> Verdict:
-    p = m.results("paths", m.residual(), **_q(m, {"per_length": 4, "batch": 16, "lengths": None},
-                                               {"per_length": 1, "batch": 4, "lengths": None})).get("paths")
-    return rule_short_paths(p if p is not None else pd.DataFrame())
-
-
-def _judge_identity(m: Measure) -> Verdict:
-    s = m.results("gradient_split", m.plain() + m.residual(), images=min(m.samples, 64)).get("gradient_split")
-    return rule_identity_share(s if s is not None else pd.DataFrame(columns=["residual", "shortcut_share", "model"]))
-
-
-def _judge_faster(m: Measure) -> Verdict:
-    cards = m.cards()
-    curves = m.results("training", list(cards["model"])).get("training", pd.DataFrame())
-    return rule_train_faster(curves, cards)
-
-
-def _judge_gap(m: Measure) -> Verdict:
-    return rule_gap(m.cards())
-
-
-def _judge_sharpness(m: Measure) -> Verdict:
-    if not m.heavy:
-        return rule_sharpness(pd.DataFrame())
-    pairs = _pairs(m.plain(), m.residual())
-    names = sorted({x for p in pairs for x in p[:2]})
-    h = m.results("hessian", names, **_q(m, {"images": min(m.samples, 100), "top_k": 1, "max_iter": 20, "tol": 1e-2,
-                                              "trace_iter": 0, "density_runs": 0},
-                                          {"images": 8, "top_k": 1, "max_iter": 3, "trace_iter": 0, "density_runs": 0}))
-    return rule_sharpness(h.get("hessian", pd.DataFrame()))
-
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim(1, "Degradation is not overfitting",
-          "Deeper plain nets have a higher training error than shallower ones, so their higher test error is not "
-          "overfitting.",
-          "Final training error of each plain zoo net, in eval mode on the 50,000 un-augmented training images "
-          "(from the model cards).",
-          "holds if every deeper plain net has the higher training error (the 95 % interval of the difference, Newcombe's, "
-          "above 0); does not hold if every one has the lower; depends otherwise, or where an interval includes 0.",
-          "pages/home.py", "Degradation: training curves", _judge_degradation),
-    Claim(2, "Vanishing gradients cause degradation",
-          "Degradation is caused by vanishing gradients (the notes), against He et al. 2015: with BN, gradients do "
-          "not vanish.",
-          "For each trained plain net, the mean over test images of ‖∂loss/∂x‖ at the first block over the same at "
-          "the last block (BN with batch statistics, float32).",
-          "holds if the ratio's 95 % interval (from the two means' intervals over images) lies under 0.1 in every plain "
-          "net; does not hold if it lies above 0.1 in every one; depends otherwise, or where it includes 0.1.",
-          "pages/2_Gradient_flow.py", "Gradient flow through depth", _judge_vanishing),
-    Claim(3, "Residual functions respond less",
-          "The residual functions of a ResNet have smaller responses than the layers of a plain net (He et al. 2015, "
-          "Fig. 7).",
-          "Per pair of equal depth: the median over the 3x3 layers of each layer's std (per channel, then the mean; "
-          "and over all values at once), and the mean over blocks of ‖F(x)‖/‖x‖.",
-          "holds if the residual net is smaller in all three readings at every depth; does not hold if in none; "
-          "depends (on the reading) otherwise.",
-          "pages/1_Responses.py", "Layer responses", _judge_small_responses),
-    Claim(4, "Deeper ResNets respond less",
-          "The deeper the ResNet, the smaller the magnitudes of its responses.",
-          "For the residual nets chosen: the median layer std (both readings) and the mean ‖F(x)‖/‖x‖, by depth.",
-          "holds if all three decrease with depth; does not hold if none does; depends otherwise.",
-          "pages/1_Responses.py", "Layer responses", _judge_depth_responses),
-    Claim(5, "Shortcuts are free",
-          "Identity shortcuts add no parameters and no computation.",
-          "Parameters; FLOPs counted by torch.utils.flop_counter (convs and matrix products) on one image; the "
-          "shortcut's additions, counted apart; time per image of plain vs residual nets measured in turns.",
-          "holds if parameters and counted FLOPs are equal and the interval of the time ratio (the median over rounds "
-          "of side-by-side timings, its order-statistic interval) lies within 15 % of 1; does not hold if parameters or FLOPs "
-          "differ in every pair; depends otherwise, the timing's interval reaching beyond 15 % included.",
-          "pages/9_Claims.py", "Cost", _judge_cost),
-    Claim(6, "A conv layer costs H·W·C_in·C_out·k²",
-          "A convolution costs H·W·C_in·C_out·k² multiply-adds.",
-          "Every conv layer: the formula against the FLOP counter's count (2 FLOPs per multiply-add).",
-          "holds if every layer matches exactly; does not hold if none does; depends otherwise.",
-          "pages/9_Claims.py", "Cost", _judge_conv),
-    Claim(7, "λ > 1 explodes, λ < 1 vanishes",
-          "With y = F(x) + λx, a shortcut scale λ > 1 makes the gradient explode and λ < 1 makes it vanish.",
-          "First-block over last-block input-gradient norm: at initialisation for λ = 0.5, 1, 1.5 on the deepest "
-          "residual net chosen, and for nets trained with λ = 0.5 against the identity net.",
-          "holds if λ > 1 grows the gradient more than λ = 1 and λ < 1 makes it shrink towards the input (at "
-          "initialisation, and in the trained λ nets when chosen), each judged on the ratios' 95 % intervals; does not "
-          "hold if neither; depends otherwise, or where the intervals overlap the comparison.",
-          "pages/2_Gradient_flow.py", "Scaled shortcuts", _judge_lambda),
-    Claim(8, "Full pre-activation is the best unit",
-          "Full pre-activation is better than the original unit, and BN after addition is worse.",
-          "Test error on the 10,000 test images (model cards) of resnetD, resnetD-preact and resnetD-bnafter.",
-          "holds if pre-activation is lower and BN-after-addition higher than the original, each difference's 95 % "
-          "interval (Newcombe's, on the 10,000 test images) excluding 0; does not hold if both the other way; depends "
-          "otherwise, or where an interval includes 0.",
-          "pages/7_Identity_mappings.py", "The variant zoo", _judge_units),
-    Claim(9, "Projection shortcuts beat zero-padding",
-          "Option B (1x1 projections where the shape changes) is slightly better than option A (zero-padding).",
-          "Test error (model cards) of resnetDb against resnetD.",
-          "holds if option B's error is lower, the difference's 95 % interval (Newcombe's) below 0; does not hold if "
-          "that interval lies above 0; depends (a tie at this many test images) where it includes 0.",
-          "pages/7_Identity_mappings.py", "The variant zoo", _judge_option_b),
-    Claim(10, "A ResNet is 2^n paths",
-          "A ResNet of n blocks unrolls into 2^n paths (3 blocks: 8 paths), whose lengths are Binomial(n, ½).",
-          "A linear residual net of 3, 5 and 8 blocks unrolled path by path (float64): the count, the sum of the "
-          "paths against the net's output, the length histogram; and each chosen net's path-length distribution.",
-          "holds if the counts are 2^n, the paths sum to the output to 1e-9, and the lengths are binomial.",
-          "pages/3_Block_deletion.py", "Paths", _judge_paths),
-    Claim(11, "Deleting a block barely hurts a ResNet",
-          "Deleting one block barely hurts a ResNet while a plain net collapses; deleting more blocks degrades a "
-          "ResNet smoothly (Veit et al. 2016).",
-          "Test error with each non-downsampling block deleted (median over blocks), and with k = 0-10 random "
-          "blocks deleted (3 trials each).",
-          "holds if one deletion raises a ResNet's error by under 5 points on median, leaves a plain net above 50 % "
-          "error (each median's order-statistic interval over blocks on the right side), and no step of k changes a "
-          "ResNet's mean error by more than 20 points (each step's Welch interval over trials within ±20); does not hold if "
-          "none of these; depends otherwise, or where an interval reaches its threshold.",
-          "pages/3_Block_deletion.py", "Delete one block / Delete k random blocks", _judge_deletion),
-    Claim(12, "The gradient comes from short paths",
-          "The gradient comes mainly from short paths (Veit et al. 2016 find lengths 5-17 of 54 blocks).",
-          "Veit et al.'s measurement: the gradient at block 0's input carried by paths of each length k, times the "
-          "number of such paths; where it peaks.",
-          "holds if every length that could be the peak (its 95 % interval over the draws reaches the highest lower "
-          "bound) lies below n/2, the typical path length, in every residual net; does not hold if all lie at or "
-          "above n/2; depends otherwise.",
-          "pages/3_Block_deletion.py", "Paths", _judge_short_paths),
-    Claim(13, "The gradient has an identity term",
-          "Through a residual block the gradient has an identity term, ∂(F(x) + x)/∂x = ∂F/∂x + I, that carries much "
-          "of it.",
-          "Per block, the part of ∂loss/∂x that flows back through the shortcut and the part through the branch; "
-          "the shortcut's share of their norms, mean over images.",
-          "holds if the shortcut carries at least half at the median block of every residual net (the 95 % interval "
-          "over images above 0.5); does not hold if below 0.5 in every one; depends otherwise.",
-          "pages/2_Gradient_flow.py", "The identity term", _judge_identity),
-    Claim(14, "Residual nets train faster",
-          "Residual nets train faster than plain nets of the same depth.",
-          "From the cards' per-epoch history: the first epoch whose training error (augmented batches) is below "
-          "20 %, compared before the first learning-rate drop (schedules of different lengths drop at different "
-          "epochs).",
-          "holds if the residual net gets there first at every depth; does not hold if at none; depends otherwise.",
-          "pages/home.py", "Degradation: training curves", _judge_faster),
-    Claim(15, "Residual nets overfit less",
-          "Residual nets overfit less (a smaller gap between test and training error) than plain nets.",
-          "Test error minus training error (model cards), plain against residual at equal depth.",
-          "holds if the residual gap is smaller at every depth (the difference's 95 % interval, from the four error "
-          "rates' binomial spreads, below 0); does not hold if above 0 at every depth; depends otherwise.",
-          "pages/7_Identity_mappings.py", "The variant zoo", _judge_gap),
-    Claim(16, "The residual loss surface is smoother",
-          "The loss surface of a residual net is smoother than a plain net's (Li et al. 2018).",
-          "The top eigenvalue of the Hessian of the mean test loss (power iteration, float32, eval-mode BN).",
-          "holds if the residual net's top eigenvalue is smaller at every depth; does not hold if at none; depends "
-          "otherwise.",
-          "pages/8_Curvature.py", "Top eigenvalues of the Hessian", _judge_sharpness, cost="heavy"),
-)
-
-
-def judge_all(m: Measure, progress=None) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
-    """(one row per claim, {claim id: its evidence table})."""
-    rows, evidence = [], {}
-    for i, c in enumerate(CLAIMS):
-        if progress:
-            progress(i / len(CLAIMS), f"claim {c.id}: {c.title}")
-        try:
-            v = c.judge(m)
-        except (ValueError, KeyError) as e:  # a measurement that cannot run on these models
-            v = Verdict(UNTESTED, f"could not be measured on these models: {e}")
-        evidence[c.id] = v.evidence
-        rows.append({"id": c.id, "claim": c.title, "statement": c.statement, "verdict": v.verdict,
-                     "numbers": v.summary, "measurement": c.measurement, "rule": c.rule,
-                     "models": ", ".join(v.models) if v.models else ", ".join(m.names), "samples": m.samples,
-                     "seed": m.seed, "page": c.page, "chart": c.chart})
-    if progress:
-        progress(1.0, "claims judged")
-    return pd.DataFrame(rows), evidence
-
-
-def to_markdown(table: pd.DataFrame, title: str = "What the claims say") -> str:
-    """A readable report a student can hand in: every claim, its verdict, the numbers and the rule."""
-    lines = [f"# {title}", ""]
-    if len(table):
-        r0 = table.iloc[0]
-        lines += [f"Models: {', '.join(sorted(set(', '.join(table['models']).split(', '))))}. Test images per "
-                  f"measurement: {r0['samples']}, seed {r0['seed']}. Verdicts come from the fixed rule under each "
-                  "claim, applied to the numbers shown.", ""]
-        counts = table["verdict"].value_counts()
-        lines += ["Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in (HOLDS, FAILS, DEPENDS, UNTESTED)) + ".", ""]
-    for r in table.itertuples():
-        lines += [f"## {r.id}. {r.claim}: **{r.verdict}**", "", f"*Claim.* {r.statement}", "",
-                  f"*Measured.* {r.numbers}.", "", f"*How.* {r.measurement}", "", f"*Rule.* {r.rule}", "",
-                  f"*Evidence.* `{r.page}`, {r.chart}.", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-# ============================================================================ the CLI's and the report's measure
-def measure_from_report(names, samples: int, seed: int, data=None, device=None, models: dict | None = None,
-                        heavy: bool = True, quick: bool = False) -> Measure:
-    """A Measure that runs the registered analyses through ``report.compute`` (each result kept for the run)."""
-    from .engine.report import compute
-    from .core.zoo import default_device, load_pretrained
-
-    dev = torch.device(device) if device else default_device()
-    loaded = dict(models or {})
-    for n in names:
-        if n not in loaded:
-            loaded[n] = load_pretrained(n, device=dev)
-    memo: dict = {}
-
-    def results(analysis: str, names_, **params) -> dict[str, pd.DataFrame]:
-        key = (analysis, tuple(names_), repr(sorted(params.items())))
-        if key not in memo:
-            memo[key] = compute(list(names_), samples=samples, seed=seed, data=data, device=dev, only=[analysis],
-                                params={analysis: params}, models=loaded)[0]
-        return memo[key]
-
-    return Measure(names, results, samples, seed, model=lambda n: loaded[n], heavy=heavy, quick=quick)
-
-
-CLAIM_COLUMNS = ("id", "claim", "statement", "verdict", "numbers", "measurement", "rule", "models", "samples", "seed",
-                 "page", "chart")
-
-
-def _run(ctx) -> dict[str, pd.DataFrame]:
-    m = measure_from_report(ctx.names, ctx.samples, ctx.seed, data=ctx.data, device=ctx.device, models=ctx.models,
-                            heavy=ctx.params["heavy"], quick=ctx.params["quick"])
-    table, _ = judge_all(m, progress=ctx.progress)
-    return {"claims": table}
-
-
-def _documents(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
-    return {"claims.md": to_markdown(tables["claims"])} if "claims" in tables else {}
-
-
-def _register() -> None:
-    from .engine.registry import Analysis, Table, register
-
-    register(Analysis(
-        name="claims", title="Claims: every claim of the notes, judged by a measurement", run=_run, scope="zoo",
-        documents=_documents, page="pages/9_Claims.py", order=95,
-        defaults={"heavy": True, "quick": False}, quick={"heavy": False, "quick": True},
-        tables=(Table("claims", CLAIM_COLUMNS),)))
-
-
-_register()
-
-
-def readme_block(markdown: str, levels: int = 2) -> str:
-    """``claims.md`` as a section of a longer document: every heading ``levels`` deeper."""
-    return "\n".join("#" * levels + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"

@@ -10,8 +10,8 @@ from safetensors.torch import save_file
 
 from analysis.core import data as D
 from analysis.core.models import build_model
-from analysis.core.train import evaluate_error
-from analysis.core.zoo import (PRETRAINED, ZOO, CheckpointError, available, load_card, load_pretrained, load_uploaded,
+from analysis.core.evaluate import evaluate_error
+from analysis.core.zoo import (PRETRAINED, ZOO, CheckpointError, available, read_card, load_pretrained, load_uploaded,
                           save_checkpoint)
 from conftest import needs_data, tiny
 
@@ -76,7 +76,7 @@ def test_shipped_cards_are_complete():
     for n in ("plain20", "plain56", "resnet20", "resnet56", "resnet110"):
         assert n in names, f"{n} is not shipped"
     for n in names:
-        c = load_card(n)
+        c = read_card(n).raw
         for key in ("name", "depth", "residual", "shortcut_option", "params", "normalization", "schedule", "history",
                     "train_error_pct", "test_error_pct", "data", "seed", "device", "wall_time_s", "sha256"):
             assert key in c, (n, key)
@@ -88,7 +88,7 @@ def test_shipped_cards_are_complete():
 @needs_data
 @pytest.mark.parametrize("name", [n for n in ZOO if (PRETRAINED / f"{n}.json").is_file()])
 def test_card_test_error_reproduced_on_1000_images(name):
-    card = load_card(name)
+    card = read_card(name).raw
     model = load_pretrained(name, device="cpu")
     test = D.load_split("test")
     idx = D.sample_indices(len(test), 1000, seed=123)

@@ -1,0 +1,231 @@
+"""Cached results: every analysis through one door, ``results(name, models, settings, **params)``.
+
+A page hands over the sidebar's settings and the analysis' parameters; the cache key is built here
+(analysis, model, sample size, seed, device, data root and every parameter whose name does not start
+with "_"; those carry unhashable inputs such as an image tensor, identified by another parameter).
+Each model's result is cached on its own, so adding a model to the sidebar computes only that model.
+The models are shared and read-only; the analyses never change them (tests prove it for each one).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis.core import data as D
+from analysis.core import zoo
+from analysis.core.evaluate import evaluate_error
+from analysis.core.zoo import available, read_card
+from analysis.engine.context import Context, Workspace
+from analysis.engine.keys import ResultKey
+from analysis.engine.registry import get, run_one
+from analysis.core.models import weights_sha256
+from analysis.engine.store import ResultStore
+
+from .render import with_bar
+from .session import Settings, arch_name, friendly, get_model, is_residual, uploads
+
+
+# ---------------------------------------------------------------------------- shared work
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _workspace(samples: int, seed: int, device: str, root: str) -> Workspace:
+    """The work that every analysis and every session shares on one sample: the test images drawn once, each
+    model's cached block inputs (:meth:`Context.share`)."""
+    return Workspace()
+
+
+def _context(key: ResultKey, params: dict) -> Context:
+    """The context of one model's run (resolved here, in the foreground: a background job calls no Streamlit)."""
+    name = key.model
+    return Context(name=name, model=get_model(name, key.device), arch=arch_name(name), device=torch.device(key.device),
+                   seed=key.seed, samples=key.samples, data=key.root, params=params,
+                   shared=_workspace(key.samples, key.seed, key.device, key.root))
+
+
+def store() -> ResultStore:
+    """The on-disk results (``$RESLENS_RESULTS``, read on each call): a restarted server shows what an
+    earlier one computed."""
+    return ResultStore()
+
+
+# ---------------------------------------------------------------------------- one door for every analysis
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _model_result(key: ResultKey, _params: dict) -> dict[str, pd.DataFrame]:
+    got = prefetcher().take(key)
+    if got is None:
+        got = store().get(key)
+        if got is not None:
+            return got
+        a = get(key.analysis)
+        ctx = _context(key, _params)
+
+        def go(progress):
+            ctx.progress = progress
+            return run_one(a, ctx)
+
+        got = with_bar(f"{a.title}: {key.model}…", go)
+    store().put(key, got)
+    return got
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _zoo_result(key: ResultKey, _params: dict) -> dict[str, pd.DataFrame]:
+    got = store().get(key)
+    if got is None:
+        got = run_one(get(key.analysis), Context(name="all", names=tuple(n for n, _ in key.models), params=_params))
+        store().put(key, got)
+    return got
+
+
+def weights(name: str, device: str) -> str:
+    """sha256 of a model's weights (the zoo's or an upload's): part of every result's key."""
+    return weights_sha256(get_model(name, device))
+
+
+def weights_id(name: str, device: str) -> str:
+    """The same identity without loading the model where a file already names it: an upload's bytes, or a
+    zoo or imported model's safetensors file (its sha256 is in the card and checked whenever it is loaded).
+    Zoo-scope analyses (e.g. the training curves of the Home page) then need no model in memory."""
+    if name in uploads():
+        return "upload:" + uploads()[name]["sha"]
+    sha = read_card(name).sha256 if name in available() else None
+    return "file:" + sha if sha else weights(name, device)
+
+
+def model_key(analysis: str, name: str, s: Settings, params: dict) -> ResultKey | None:
+    """The key of one model's result under the sidebar's settings (None when the model cannot be loaded: the
+    reason is shown)."""
+    w = friendly(weights, name, s.device)
+    return None if w is None else ResultKey.for_model(analysis, name, w, params, s.samples, s.seed, s.device, s.root)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _combined(analysis: str, keys: tuple[ResultKey, ...], _tables: dict) -> dict[str, pd.DataFrame]:
+    """An analysis' cross-model tables (its ``combine`` step), computed once per set of results."""
+    return get(analysis).combine(_tables)
+
+
+def results(analysis: str, names, s: Settings, each: list[dict] | None = None, **params) -> dict[str, pd.DataFrame]:
+    """Every table of ``analysis`` for ``names`` (concatenated over models, plus its cross-model tables).
+    ``each``: several parameter sets (e.g. one per λ, or per k of a slider), each cached on its own, their tables
+    concatenated before the cross-model step, so that adding one computes only that one.
+    A model whose run fails shows one sentence and is left out; plain nets skip residual-only analyses."""
+    a = get(analysis)
+    sets = [a.params(**{**params, **e}) for e in (each or [{}])]
+    parts: dict[str, list[pd.DataFrame]] = {}
+    keys: list[ResultKey] = []
+    for p in sets:
+        if a.scope == "zoo":
+            w = tuple(friendly(weights_id, n, s.device) or "" for n in names)
+            key = ResultKey.for_zoo(analysis, tuple(names), w, p)
+            runs = [(key, friendly(_zoo_result, key, _params=p))]
+        else:
+            runs = []
+            for n in names:
+                if a.residual_only and not is_residual(n):
+                    continue
+                key = model_key(analysis, n, s, p)
+                if key is not None:
+                    runs.append((key, friendly(_model_result, key, _params=p)))
+        for key, r in runs:
+            if r:
+                keys.append(key)
+            for k, df in (r or {}).items():
+                parts.setdefault(k, []).append(df)
+    out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+    if a.combine is not None and out:
+        out.update(friendly(_combined, analysis, tuple(keys), _tables=out) or {})
+    return out
+
+
+# ---------------------------------------------------------------------------- prefetch
+class Prefetcher:
+    """Computes likely next results on one background thread while the user looks at the page.
+
+    Jobs call the library only (no Streamlit), on objects that are only read (a cached model, a PrefixCache),
+    so they are safe beside the script threads. A job's result is handed over once, by ``take``; a job that
+    failed is dropped and the work is redone in the foreground, where its error is reported properly.
+    """
+
+    def __init__(self, max_jobs: int = 256) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reslens-prefetch")
+        self._jobs: dict[ResultKey, Future] = {}
+        self._seen: set[ResultKey] = set()
+        self._lock = threading.Lock()
+        self.max_jobs = max_jobs
+
+    def submit(self, key: ResultKey, fn, *args, **kwargs) -> bool:
+        """Queue ``fn(*args, **kwargs)`` unless ``key`` is queued or was already computed; True if queued."""
+        with self._lock:
+            if key in self._jobs or key in self._seen:
+                return False
+            if len(self._jobs) >= self.max_jobs:  # results nobody collected (the user went elsewhere): oldest out
+                done = [k for k, f in self._jobs.items() if f.done()]
+                if not done:
+                    return False
+                del self._jobs[done[0]]
+            self._jobs[key] = self._pool.submit(fn, *args, **kwargs)
+            return True
+
+    def take(self, key: ResultKey):
+        """The prefetched result for ``key`` (waiting for it if it is running), or None."""
+        with self._lock:
+            self._seen.add(key)
+            fut = self._jobs.pop(key, None)
+        if fut is None:
+            return None
+        try:
+            return fut.result()
+        except Exception:  # noqa: BLE001 - recomputed in the foreground, which shows the error
+            return None
+
+
+@st.cache_resource(show_spinner=False)
+def prefetcher() -> Prefetcher:
+    return Prefetcher()
+
+
+def prefetch_depth() -> int:
+    """How many steps ahead a slider prefetches: ``RESLENS_PREFETCH`` (0 = off; default 2)."""
+    try:
+        return max(0, int(os.environ.get("RESLENS_PREFETCH", "2")))
+    except ValueError:
+        return 2
+
+
+def prefetch_key(analysis: str, name: str, s: Settings, **params) -> ResultKey | None:
+    return model_key(analysis, name, s, get(analysis).params(**params))
+
+
+def prefetch(analysis: str, name: str, s: Settings, **params) -> bool:
+    """Start computing ``results(analysis, [name], s, **params)`` in the background (e.g. the slider's
+    likely next step); the foreground call collects it. ``RESLENS_PREFETCH=0`` turns this off
+    (benchmarks/slider_prefetch.py compares the settings)."""
+    if prefetch_depth() == 0:
+        return False
+    a = get(analysis)
+    p = a.params(**params)
+    key = model_key(analysis, name, s, p)
+    if key is None:
+        return False
+    return prefetcher().submit(key, run_one, a, _context(key, p))
+
+
+# ---------------------------------------------------------------------------- the zoo's cards
+@st.cache_data(show_spinner=False, max_entries=8, ttl=60)
+def zoo_table() -> pd.DataFrame:
+    """The zoo's table from the model cards (re-read after a minute: an import adds a row)."""
+    return zoo.zoo_table()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_error(name: str, samples: int, seed: int, device: str, root: str) -> float:
+    """Top-1 test error (%) of a model on the sidebar's sample, eval mode, bf16 autocast (as `evaluate`)."""
+    split = D.load_split("test", root)
+    idx = D.sample_indices(len(split), samples, seed)  # the images every measurement of this sample uses
+    return evaluate_error(get_model(name, device), split.images[idx], split.labels[idx], device=torch.device(device))
