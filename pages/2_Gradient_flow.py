@@ -17,12 +17,12 @@ if not have_data:
     st.caption("Without CIFAR-10 this page measures gradients at initialisation on random N(0,1) inputs with "
                "random labels.")
 if names:
-    metric = st.radio("Norm", list(METRIC_TITLES), horizontal=True, key="metric", format_func=METRIC_TITLES.get)
+    metric = ui.bound(st.radio, "Norm", list(METRIC_TITLES), horizontal=True, key="metric", format_func=METRIC_TITLES.get)
     states = ui.defaults("gradients")["states"] if have_data else ("init",)
     g = ui.results("gradients", names, s, states=states, lambdas=(), random_input=not have_data).get("gradients")
     if g is not None and len(g):
         plot = g[["model", "state", "block", "block_index", metric, "input", "images"]]
-        chart = ui.depth_chart(plot, metric, METRIC_TITLES[metric], dash="state", dash_title="weights", height=360)
+        chart = ui.depth_chart(plot, metric, METRIC_TITLES[metric], dash_by="state", dash_title="weights", height=360)
         ui.show_chart(chart, plot, file_name="gradients.csv",
                       caption=f"Log scale. Input gradient: mean over {int(plot['images'].iloc[0])} images of ‖∂loss_n/∂x_block‖₂ (per-image "
                       "cross-entropy). Weight gradient: ‖∂L/∂W‖₂ over both 3x3 convs of the block, L = mean loss over "
@@ -38,7 +38,7 @@ if names:
         "branches and their BN included. First at **initialisation**, with λ set on a freshly initialised net, then "
         "on nets **trained** with λ = 0.5.")
     res_names = [n for n in names if ui.is_residual(n)]
-    lams = st.multiselect("λ values at initialisation (0 = the plain net, 1 = identity)",
+    lams = ui.bound(st.multiselect, "λ values at initialisation (0 = the plain net, 1 = identity)",
                           list(ui.choices("gradients", "lambdas")), default=list(ui.defaults("gradients")["lambdas"]),
                           key="lams")
     if not res_names:
@@ -50,7 +50,7 @@ if names:
         g = g.copy()
         g["series"] = g["model"] + " λ=" + g["lambda"].map(lambda v: f"{v:g}")
         plot = g[["model", "series", "state", "lambda", "block", "block_index", "grad_input_l2", "input", "images"]]
-        chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="model", height=360,
+        chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash_by="model", height=360,
                                color_enc=alt.Color("lambda:O", title="λ", scale=alt.Scale(scheme="viridis")))
         summary = lres["gradient_summary"]
         words = " ".join(lres["gradient_findings"]["sentence"])
@@ -58,8 +58,7 @@ if names:
                       caption="At initialisation (He init, sidebar seed), every block computing F(x) + λ·s(x) with the chosen "
                       "λ, BN with batch statistics (batches of 128) on a private copy, float32; same measurement as "
                       "above." + (" What it shows, from these numbers: " + words if words else ""), key="lambda")
-        st.dataframe(summary.rename(columns={"first_over_last": "first block / last block"}), hide_index=True,
-                     width="stretch")
+        ui.table(summary)
 
     trained = [n for n in ui.available() if n.startswith("resnet56") and ("scale" in n or n == "resnet56")]
     if have_data and trained:
@@ -86,10 +85,10 @@ if names:
         "gradients stay correlated.")
     if not have_data:
         st.info("This part needs the test images (the line runs between two of them).")
-    elif st.toggle("Measure shattering along a line of inputs", key="shatter",
+    elif ui.bound(st.toggle, "Measure shattering along a line of inputs", key="shatter",
                    help="One backward pass per block over the line's points, for each model, trained and at "
                         "initialisation, and for residual nets λ = 0.5 and 1.5 at initialisation."):
-        points = st.select_slider("Points on the line", [16, 32, 64, 128], value=ui.defaults("shattering")["points"],
+        points = ui.bound(st.select_slider, "Points on the line", [16, 32, 64, 128], value=ui.defaults("shattering")["points"],
                                   key="shatter_points")
         sh = ui.results("shattering", names, s, points=int(points))
         rows, curves = sh.get("shattering"), sh.get("shattering_autocorr")
@@ -100,7 +99,7 @@ if names:
             chart = alt.Chart(blocks).mark_line(point=True).encode(
                 x=alt.X("block_index:Q", title="block whose output is read", axis=alt.Axis(tickMinStep=1, format="d")),
                 y=alt.Y("correlation_length:Q", title="correlation length (input-space L2)", scale=alt.Scale(type="log")),
-                color=ui.color(blocks["model"]), strokeDash=alt.StrokeDash("series:N", title="weights"),
+                color=ui.color(blocks["model"]), strokeDash=ui.dash("series:N", "weights"),
                 tooltip=["model", "state", "lambda", "readout", alt.Tooltip("correlation_length:Q", format=".3g"),
                          alt.Tooltip("lag1_correlation:Q", format=".3f"), "censored"],
             ).properties(height=360)
@@ -116,7 +115,7 @@ if names:
             chart = alt.Chart(out).mark_line().encode(
                 x=alt.X("distance:Q", title="distance along the line (input-space L2)"),
                 y=alt.Y("correlation:Q", title="mean cosine similarity of input gradients"),
-                color=ui.color(out["model"]), strokeDash=alt.StrokeDash("state:N", title="weights"),
+                color=ui.color(out["model"]), strokeDash=ui.dash("state:N", "weights"),
                 detail="lambda:N",
                 tooltip=["model", "state", "lambda", "lag", alt.Tooltip("correlation:Q", format=".3f")],
             ).properties(height=300)

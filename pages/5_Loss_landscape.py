@@ -14,24 +14,26 @@ st.markdown("Li et al. (2018) found that shortcuts keep the loss surface of deep
 names = ui.need_models(s)
 if names and ui.need_data():
     c1, c2, c3 = st.columns(3)
-    dims = c1.radio("Slice", [1, 2], format_func=lambda d: f"{d}-D", horizontal=True, key="dims")
+    dims = ui.bound(c1.radio, "Slice", [1, 2], format_func=lambda d: f"{d}-D", horizontal=True, key="dims")
     direction = "random"
     if dims == 1:
-        direction = c1.radio("Direction", ["random", "hessian"], horizontal=True, key="direction",
+        direction = ui.bound(c1.radio, "Direction", ["random", "hessian"], horizontal=True, key="direction",
                              format_func={"random": "random, filter-normalised", "hessian": "top Hessian eigenvector"}.get)
     else:
-        view = c1.radio("View", ["contour", "heatmap"], horizontal=True, key="view2d",
+        view = ui.bound(c1.radio, "View", ["contour", "heatmap"], horizontal=True, key="view2d",
                         format_func={"contour": "contour lines", "heatmap": "heatmap"}.get)
     declared = ui.defaults("landscape")
-    steps = c2.slider("Grid points per axis", 5, 41 if dims == 1 else 25,
-                      declared["steps_1d"] if dims == 1 else declared["steps_2d"], key="steps",
+    steps = ui.bound(c2.slider, "Grid points per axis", 5, 41 if dims == 1 else 25,
+                     value=declared["steps_1d"] if dims == 1 else declared["steps_2d"], key=f"steps_{dims}d",
                       help="2-D: steps² forward passes over the test images per model. For large grids (Li et al.'s "
                            "51x51) use `python -m analysis landscape`, which torchrun can spread over processes.")
-    radius = c3.slider("Radius (α, β range)", 0.25, 2.0, float(declared["radius"]), 0.25, key="radius")
+    radius = ui.bound(c3.slider, "Radius (α, β range)", 0.25, 2.0, value=float(declared["radius"]), step=0.25,
+                      key="radius")
     res = ui.results("landscape", names, s, dims=(dims,), steps_1d=steps, steps_2d=steps, radius=radius,
                      direction=direction)
     df = res.get("landscape")
     if df is not None:
+        findings = " ".join(res.get("landscape_findings", pd.DataFrame(columns=["sentence"]))["sentence"])
         n_img = int(df["images"].iloc[0])
         n_hess = min(ui.defaults("landscape")["hessian_images"], s.samples)
         frames = [g for _, g in df.groupby("model", sort=False)]
@@ -50,7 +52,7 @@ if names and ui.need_data():
             chart = alt.Chart(df).mark_line(point=True).encode(
                 x=alt.X("alpha:Q", title="α"), y=alt.Y("loss:Q", title="loss (log scale)", scale=alt.Scale(type="log")),
                 color=ui.color(df["model"]), tooltip=["model", "alpha", alt.Tooltip("loss:Q", format=".3f"), "error_pct"]).properties(height=360)
-            ui.show_chart(chart, df, file_name="landscape_1d.csv", caption=caption, key="land1")
+            ui.show_chart(chart, df, file_name="landscape_1d.csv", caption=caption + " " + findings, key="land1")
         else:
             lo, hi = float(df["loss"].min()), float(df["loss"].max())
             scale = alt.Scale(type="log", scheme="viridis", domain=[lo, hi])  # one colour scale for every model
@@ -62,7 +64,7 @@ if names and ui.need_data():
                             f"spaced evenly in log(loss) from {lo:.3g} to {hi:.3g}, the same for every model; the "
                             "cross marks the trained weights (α = β = 0). Each CSV holds the segments drawn; the "
                             "heatmap view's CSVs hold the grid itself.")
-            st.caption(caption)
+            st.caption(caption + " Along the α axis (β = 0): " + findings)
             per_row = 2  # wide enough for a square-ish plot and its axis labels
             for i in range(0, len(frames), per_row):
                 for col, f in zip(st.columns(per_row), frames[i:i + per_row]):

@@ -14,10 +14,10 @@ st.markdown("Any analysis of the other pages for the chosen models, as CSV files
             "the same files with the full ones.")
 registry = ui.analyses()
 names = ui.need_models(s)
-chosen = st.multiselect("Analyses", list(registry), default=[a for a in ("responses", "deletion_single", "training")
+chosen = ui.bound(st.multiselect, "Analyses", list(registry), default=[a for a in ("responses", "deletion_single", "training")
                                                                 if a in registry],
                         format_func=lambda a: f"{a}: {registry[a].title}", key="analyses")
-with_claims = st.toggle("Judge the claims too (claims.csv and claims.md, light settings, without the curvature claim)",
+with_claims = ui.bound(st.toggle, "Judge the claims too (claims.csv and claims.md, light settings, without the curvature claim)",
                         key="report_claims")
 if names and (chosen or with_claims):
     if (with_claims or any(registry[a].needs_data for a in chosen)) and not ui.need_data():

@@ -34,13 +34,10 @@ if table.empty:
 
 st.subheader("The variant zoo")
 show = table.copy()
-show["paper ResNet-110 test error %"] = show["paper_110_test_error_pct"].map(
+show["paper_110_test_error_pct"] = show["paper_110_test_error_pct"].map(
     lambda v: "–" if v is None or (isinstance(v, float) and pd.isna(v)) else (v if isinstance(v, str) else f"{v:.2f}"))
-cols = ["model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct", "iterations",
-        "full_recipe", "paper ResNet-110 test error %", "paper_source"]
-st.dataframe(show[cols], hide_index=True, width="stretch",
-             column_config={"train_error_pct": st.column_config.NumberColumn("train error %", format="%.2f"),
-                            "test_error_pct": st.column_config.NumberColumn("test error %", format="%.2f")})
+ui.table(show[["model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct", "iterations",
+               "full_recipe", "paper_110_test_error_pct", "paper_source"]])
 st.caption("Train error: eval mode on the 50,000 un-augmented training images; test error: the 10,000 test images; "
            "both from each model card, measured after training on the GPU that trained it, and re-measurable with "
            "`python -m analysis evaluate NAME`. " + ui.PAPER_NOTE + " " + ui.JPEG_NOTE)
@@ -56,12 +53,13 @@ if len(cmp):
 
 names_all = list(table["model"])
 default = [n for n in ("resnet56", "resnet56-scale0.5", "resnet56-preact", "resnet56-bnafter") if n in names_all]
-chosen = st.multiselect("Variants to compare below", names_all, default=default or names_all[:3], key="im_variants")
+chosen = ui.bound(st.multiselect, "Variants to compare below", names_all, default=default or names_all[:3],
+                  key="im_variants")
 if not chosen:
     st.info("Choose at least one variant.")
     st.stop()
-if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen variants on the sidebar's "
-                                 f"{s.samples} test images", key="im_remeasure"):
+if ui.data_found() and ui.bound(st.toggle, f"Re-measure the test error of the chosen variants on the sidebar's "
+                                          f"{s.samples} test images", key="im_remeasure"):
     rows = []
     for n in chosen:
         err = ui.friendly(ui.cached_error, n, s.samples, s.seed, s.device, s.root)
@@ -70,7 +68,8 @@ if ui.data_found() and st.toggle(f"Re-measure the test error of the chosen varia
             rows.append({"model": n, "test_error_pct_now": err, "images": s.samples, "seed": s.seed,
                          "card_test_error_pct_10k": card})
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        ui.table(pd.DataFrame(rows).rename(columns={"test_error_pct_now": "test error now (%)",
+                                                    "card_test_error_pct_10k": "card's test error, 10,000 images (%)"}))
         st.caption(f"Top-1 error on a seeded random subset of {s.samples} test images (seed {s.seed}), eval-mode BN, "
                    f"bfloat16 autocast, on {s.device}: what `python -m analysis evaluate NAME --samples {s.samples} "
                    f"--seed {s.seed}` prints. The card's number is on all 10,000 test images.")
@@ -82,12 +81,12 @@ if not cur.empty:
     long = cur.melt(id_vars=["model", "epoch", "lr"], value_vars=["train_error_pct", "test_error_pct"],
                     var_name="curve", value_name="error_pct")
     long["curve"] = long["curve"].map({"train_error_pct": "train", "test_error_pct": "test"})
-    log = st.toggle("Log-scale error axis (shows the end of training)", value=True, key="im_log")
+    log = ui.bound(st.toggle, "Log-scale error axis (shows the end of training)", value=True, key="im_log")
     y = alt.Y("error_pct:Q", title="error (%)",
               scale=alt.Scale(type="log", domain=[0.01, 100], clamp=True) if log else alt.Scale(domain=[0, 40], clamp=True))
     chart = alt.Chart(long).mark_line().encode(
         x=alt.X("epoch:Q", title="epoch"), y=y, color=ui.color(long["model"]),
-        strokeDash=alt.StrokeDash("curve:N", title="curve", scale=alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])),
+        strokeDash=ui.dash("curve:N", "curve", domain=["train", "test"], styles=[[4, 3], [1, 0]]),
         tooltip=["model", "epoch", "curve", alt.Tooltip("error_pct:Q", format=".2f"), "lr"],
     ).properties(height=380)
     ui.show_chart(chart, long, file_name="variant_training_curves.csv",
@@ -97,10 +96,8 @@ if not cur.empty:
                                                                 "Clipped at 40 %. ") + ui.JPEG_NOTE, key="im_curves")
     speed = tr["training_speed"]
     speed = speed[speed["threshold_pct"] == 10.0]
-    st.dataframe(speed.rename(columns={"first_epoch_below": "first epoch with train error < 10 %",
-                                       "last_train_error_pct": "last epoch's train error % (augmented)",
-                                       "last_test_error_pct": "last epoch's test error %"}).drop(columns=["threshold_pct"]),
-                 hide_index=True, width="stretch")
+    ui.table(speed.rename(columns={"last_train_error_pct": "last epoch's training error (%, augmented)",
+                                   "last_test_error_pct": "last epoch's test error (%)"}).drop(columns=["threshold_pct"]))
 
 if not ui.data_found():
     ui.need_data()
@@ -112,14 +109,14 @@ g = gres.get("gradients")
 if g is not None and len(g):
     n_img = int(g["images"].iloc[0])
     plot = g[["model", "state", "lambda", "block", "block_index", "grad_input_l2", "images"]]
-    chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash="state", dash_title="weights")
+    chart = ui.depth_chart(plot, "grad_input_l2", "‖∂loss/∂(block input)‖", dash_by="state", dash_title="weights")
     ui.show_chart(chart, plot, file_name="variant_gradients.csv",
                   caption=f"Log scale. Mean over {n_img} test images of ‖∂loss_n/∂x_block‖₂, BN with batch statistics (batches "
                   "of 128, as in training) on a private copy, float32; each net with the shortcut scale it was trained "
                   "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
                   "as the Gradient flow page.", key="im_grads")
     summ = gres["gradient_summary"]
-    st.dataframe(summ.rename(columns={"first_over_last": "first block / last block"}), hide_index=True, width="stretch")
+    ui.table(summ)
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
 
 st.subheader("How large is each residual branch? ‖F(x)‖ / ‖x‖")

@@ -54,7 +54,7 @@ zoo = ui.zoo_table()
 if zoo.empty:
     st.info("No checkpoints in pretrained/: train one with `python -m analysis train resnet20`.")
 else:
-    st.dataframe(zoo, hide_index=True, width="stretch")
+    ui.table(zoo)
     st.caption("Trained by `python -m analysis train` (the command is in each model card). " + ui.JPEG_NOTE)
 
 st.subheader("Degradation: training curves of plain and residual nets")
@@ -70,7 +70,7 @@ else:
         x=alt.X("epoch:Q", title="epoch"),
         y=alt.Y("error_pct:Q", title="error (%)", scale=alt.Scale(domain=[0, 40], clamp=True)),
         color=ui.color(long["model"]),
-        strokeDash=alt.StrokeDash("curve:N", title="curve", scale=alt.Scale(domain=["train", "test"], range=[[4, 3], [1, 0]])),
+        strokeDash=ui.dash("curve:N", "curve", domain=["train", "test"], styles=[[4, 3], [1, 0]]),
         tooltip=["model", "epoch", "curve", alt.Tooltip("error_pct:Q", format=".2f")],
     ).properties(height=380)
     ui.show_chart(chart, long, file_name="training_curves.csv",
@@ -96,7 +96,8 @@ norm_choice = c2.selectbox("It was trained on inputs normalised with", list(ui.N
                                 "ResLens's own use CIFAR-10's.")
 if ui.NORMALIZATION_CHOICES[norm_choice] == "custom":
     c2.text_input("mean/std per channel", "0.5,0.5,0.5/0.25,0.25,0.25", key="upload_norm_custom")
-st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "th", "ckpt"], key=ui.upload_key())
+st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth", "th", "ckpt"], key=ui.upload_key(),
+                 help=f"At most {ui.MAX_UPLOAD_MB} MB per file, and {ui.MAX_UPLOAD_MB} MB of uploads per session.")
 if upload_error:
     st.error(ui.escape_md(upload_error))
 if upload_done:

@@ -57,7 +57,8 @@ def serve(env: dict | None = None, timeout_s: float = 60.0, args: tuple[str, ...
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--server.address", "127.0.0.1",
-                             *args], cwd=ROOT,  # usage statistics are off in .streamlit/config.toml env={"RESLENS_RESULTS": "off", **os.environ, **(env or {})},
+                             *args], cwd=ROOT,  # usage statistics are off in .streamlit/config.toml
+                            env={"RESLENS_RESULTS": "off", **os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.pid = proc.pid

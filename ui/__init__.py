@@ -1,7 +1,8 @@
 """The dashboard layer, by concern: ``session`` (sidebar, settings, shared models, uploads), ``cache`` (every
 analysis through ``results(name, models, settings, **params)``, cached, with background prefetch), ``views``
 (declared defaults and choices, test images, uploads of images, the report, the claims), ``render`` (colours,
-charts with their CSV, progress bars, images) and ``nav`` (the one page list).
+charts with their CSV, progress bars, images), ``url`` (controls whose values live in the URL) and ``nav`` (the one
+page list).
 
 Pages import ``ui`` only and use the names below; they read widgets, hand the settings over and draw. The names
 are loaded on first use (PEP 562), so ``import ui`` alone imports neither Streamlit nor PyTorch (the browser test
@@ -14,18 +15,20 @@ import importlib
 
 _EXPORTS = {
     "nav": ("PAGES", "PageSpec"),
-    "render": ("JPEG_NOTE", "Progress", "color", "depth_chart", "heat_png", "image_png", "model_color", "pixel_map",
-               "show_chart", "with_bar", "zip_tables"),
-    "cache": ("Prefetcher", "cached_error", "prefetch", "prefetch_depth", "prefetch_key", "prefetcher", "results",
+    "render": ("JPEG_NOTE", "Progress", "color", "dash", "depth_chart", "heat_png", "image_png", "legend",
+               "log_if_wide", "model_color", "pixel_map", "show_chart", "with_bar", "zip_tables", "auto_scale", "table",
+               "column_words", "COLUMN_WORDS"),
+    "cache": ("Prefetcher", "cached_error", "estimate", "prefetch", "prefetch_depth", "prefetch_key", "prefetcher", "results",
                 "zoo_table"),
-    "session": ("DEFAULT_SAMPLES", "KIND_CHOICES", "MAX_UPLOADS", "NORMALIZATION_CHOICES", "Settings", "all_model_names", "arch_name",
+    "session": ("DEFAULT_SAMPLES", "KIND_CHOICES", "MAX_UPLOADS", "MAX_UPLOAD_MB", "NORMALIZATION_CHOICES", "Settings", "all_model_names", "arch_name",
                 "available", "choose_model", "data_found", "escape_md", "forget_uploads", "friendly", "get_model",
-                "import_upload", "is_residual", "link", "need_data", "need_models", "page", "register_upload",
+                "import_upload", "is_residual", "link", "need_data", "need_models", "page", "presets", "register_upload",
                 "sidebar", "take_upload", "upload_key", "upload_name", "upload_warning", "uploads"),
-    "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "data_status", "defaults",
-              "device_name",
-              "deletable_blocks", "judge_claims", "normalize", "read_image", "run_report", "test_image", "test_pool",
-              "verdicts"),
+    "url": ("bound",),
+    "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "constructed_models",
+              "data_status", "defaults", "device_name",
+              "deletable_blocks", "judge_claims", "normalize", "read_image", "run_report", "shipped_claims",
+              "test_image", "test_pool", "verdict_line", "verdicts"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

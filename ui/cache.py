@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pandas as pd
@@ -21,6 +22,7 @@ from analysis.core import data as D
 from analysis.core import zoo
 from analysis.core.evaluate import evaluate_error
 from analysis.core.zoo import available, read_card
+from analysis.engine import costs
 from analysis.engine.context import Context, Workspace
 from analysis.engine.keys import ResultKey
 from analysis.engine.registry import get, run_one
@@ -54,23 +56,64 @@ def store() -> ResultStore:
 
 
 # ---------------------------------------------------------------------------- one door for every analysis
+_DONE: set[ResultKey] = set()  # results this process has computed or read (no estimate needed for them)
+_DONE_LOCK = threading.Lock()
+
+
+def _done(key: ResultKey) -> None:
+    with _DONE_LOCK:
+        _DONE.add(key)
+
+
 @st.cache_data(show_spinner=False, max_entries=1024)
-def _model_result(key: ResultKey, _params: dict) -> dict[str, pd.DataFrame]:
+def _model_result(key: ResultKey, _params: dict, _i: int = 1, _n: int = 1) -> dict[str, pd.DataFrame]:
+    """One model's tables; computing them shows a progress bar that says "model i of n"."""
     got = prefetcher().take(key)
     if got is None:
         got = store().get(key)
         if got is not None:
+            _done(key)
             return got
         a = get(key.analysis)
         ctx = _context(key, _params)
+        where = f"model {_i} of {_n}, {key.model}" if _n > 1 else key.model
 
         def go(progress):
-            ctx.progress = progress
-            return run_one(a, ctx)
+            ctx.progress = lambda f, msg: progress(f, f"{where}: {msg}")
+            t = time.perf_counter()
+            out = run_one(a, ctx)
+            costs.observe(a, ctx.model.num_blocks, key.samples, _params, key.device, time.perf_counter() - t)
+            return out
 
-        got = with_bar(f"{a.title}: {key.model}…", go)
+        got = with_bar(f"{a.title}: {where}…", go)
     store().put(key, got)
+    _done(key)
     return got
+
+
+def _estimate(a, todo: list[tuple[ResultKey, dict]], s: Settings) -> float | None:
+    """Seconds the results not yet computed will take, from :mod:`analysis.engine.costs` (None if unknown)."""
+    total = 0.0
+    for key, p in todo:
+        model = friendly(get_model, key.model, s.device)
+        est = None if model is None else costs.estimate(a, model.num_blocks, s.samples, p, s.device)
+        if est is None:
+            return None
+        total += est
+    return total
+
+
+def estimate(analysis: str, names, s: Settings, **params) -> str:
+    """What computing ``analysis`` on ``names`` would take here, in words ("about 40 s"), or "" when not known."""
+    a = get(analysis)
+    p = a.params(**params)
+    todo = [(k, p) for n in names if not (a.residual_only and not is_residual(n))
+            and (k := model_key(analysis, n, s, p)) is not None]
+    secs = _estimate(a, todo, s)
+    return "" if secs is None else costs.words(secs)
+
+
+ESTIMATE_FROM_S = 10.0  # longer than this, a page says beforehand how long it expects to take
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -119,11 +162,20 @@ def results(analysis: str, names, s: Settings, each: list[dict] | None = None, *
     sets = [a.params(**{**params, **e}) for e in (each or [{}])]
     parts: dict[str, list[pd.DataFrame]] = {}
     keys: list[ResultKey] = []
+    pending: list[tuple[ResultKey, dict]] = []
+
+    def collect(runs) -> None:
+        for key, r in runs:
+            if r:
+                keys.append(key)
+            for k, df in (r or {}).items():
+                parts.setdefault(k, []).append(df)
+
     for p in sets:
         if a.scope == "zoo":
             w = tuple(friendly(weights_id, n, s.device) or "" for n in names)
             key = ResultKey.for_zoo(analysis, tuple(names), w, p)
-            runs = [(key, friendly(_zoo_result, key, _params=p))]
+            collect([(key, friendly(_zoo_result, key, _params=p))])
         else:
             runs = []
             for n in names:
@@ -131,12 +183,22 @@ def results(analysis: str, names, s: Settings, each: list[dict] | None = None, *
                     continue
                 key = model_key(analysis, n, s, p)
                 if key is not None:
-                    runs.append((key, friendly(_model_result, key, _params=p)))
-        for key, r in runs:
-            if r:
-                keys.append(key)
-            for k, df in (r or {}).items():
-                parts.setdefault(k, []).append(df)
+                    runs.append((key, p))
+            pending.extend(runs)
+    with _DONE_LOCK:
+        todo = [(k, p) for k, p in pending if k not in _DONE]
+    todo = [(k, p) for k, p in todo if not store().has(k)]
+    note = st.empty()
+    if todo:
+        secs = _estimate(a, todo, s)
+        if secs is not None and secs > ESTIMATE_FROM_S:
+            note.info(f"{a.title}: {len(todo)} result(s) to compute, {costs.words(secs)} on this "
+                      f"{'GPU' if s.device == 'cuda' else 'CPU'} (from the time each analysis takes per block and "
+                      "image, measured, and scaled to this device).")
+    todo_keys = [k for k, _ in todo]
+    collect([(key, friendly(_model_result, key, _params=p, _i=todo_keys.index(key) + 1 if key in todo_keys else 1,
+                            _n=len(todo_keys))) for key, p in pending])
+    note.empty()
     out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
     if a.combine is not None and out:
         out.update(friendly(_combined, analysis, tuple(keys), _tables=out) or {})

@@ -23,6 +23,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/5_Loss_landscape.py", "Loss landscape", url_path="Loss_landscape", icon=":material/landscape:"),
     PageSpec("pages/8_Curvature.py", "Curvature", url_path="Curvature", icon=":material/query_stats:"),
     PageSpec("pages/7_Identity_mappings.py", "Identity mappings", url_path="Identity_mappings", icon=":material/fork_right:"),
+    PageSpec("pages/10_Depth.py", "Depth", url_path="Depth", icon=":material/layers:"),
     PageSpec("pages/9_Claims.py", "Claims", url_path="Claims", icon=":material/gavel:"),
     PageSpec("pages/6_Reports.py", "Reports", url_path="Reports", icon=":material/inventory_2:"),
 )

@@ -46,28 +46,109 @@ def model_color(name: str, uploads: list[str] = ()) -> str:
     return "#969696"
 
 
-def color(names, legend: bool = True) -> alt.Color:
+def legend(title: str, **kw) -> alt.Legend:
+    """A legend under the chart that never cuts a label or its title, in as many columns as fit."""
+    return alt.Legend(title=title, orient="bottom", labelLimit=0, titleLimit=0, columns=kw.pop("columns", 4), **kw)
+
+
+def color(names, legend_on: bool = True) -> alt.Color:
     from .session import uploads
 
     names = list(dict.fromkeys(names))
     ups = list(uploads())
     return alt.Color("model:N", scale=alt.Scale(domain=names, range=[model_color(n, ups) for n in names]),
-                     legend=alt.Legend(title="model", orient="bottom") if legend else None)
+                     legend=legend("model") if legend_on else None)
 
 
-def depth_chart(df: pd.DataFrame, y: str, y_title: str, color_enc: alt.Color | None = None, dash: str | None = None,
+def dash(field: str, title: str, domain=None, styles=None) -> alt.StrokeDash:
+    """A dash-style encoding whose legend shows each style as a line sample (not the point markers, which look alike).
+    ``styles``: the dash pattern of each value of ``domain`` (e.g. [[4, 3], [1, 0]] for dashed, solid)."""
+    scale = alt.Scale(domain=list(domain), **({"range": styles} if styles else {})) if domain is not None \
+        else alt.Undefined
+    return alt.StrokeDash(field, title=title, scale=scale,
+                          legend=legend(title, symbolType="stroke", symbolSize=900, symbolStrokeWidth=2,
+                                        symbolStrokeColor="#333", columns=3))
+
+
+def log_if_wide(values, ratio: float = 30.0) -> bool:
+    """True when positive values span more than ``ratio``x: a linear axis would flatten all but the largest."""
+    v = pd.Series(values).astype(float)
+    v = v[v > 0]
+    return bool(len(v)) and float(v.max() / v.min()) > ratio
+
+
+def auto_scale(values, ratio: float = 30.0) -> tuple[alt.Scale | alt.UndefinedType, str]:
+    """(the y scale, a sentence): a log scale with the sentence saying why when the positive values span more than
+    ``ratio``x (one model would flatten the rest), else the linear default and no sentence."""
+    v = pd.Series(values).astype(float)
+    v = v[v > 0]
+    if log_if_wide(v, ratio):
+        return alt.Scale(type="log"), (f"Log scale: the values shown span {float(v.max() / v.min()):,.0f}x "
+                                        f"({float(v.min()):.3g} to {float(v.max()):.3g}).")
+    return alt.Undefined, ""
+
+
+def depth_chart(df: pd.DataFrame, y: str, y_title: str, color_enc: alt.Color | None = None, dash_by: str | None = None,
                 dash_title: str | None = None, log: bool = True, height: int = 340) -> alt.Chart:
-    """A measurement per block through depth (x = block index), one line per model (and per ``dash``)."""
+    """A measurement per block through depth (x = block index), one line per model (and per ``dash_by``)."""
     enc = dict(
         x=alt.X("block_index:Q", title="block (input side → output side)", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Undefined),
+        y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(type="log") if log else alt.Undefined,
+                axis=alt.Axis(titleLimit=0)),
         color=color_enc if color_enc is not None else color(df["model"]),
         tooltip=[c for c in ("model", "state", "lambda", "block") if c in df.columns]
         + [alt.Tooltip(f"{y}:Q", format=".3e")],
     )
-    if dash:
-        enc["strokeDash"] = alt.StrokeDash(f"{dash}:N", title=dash_title or dash)
+    if dash_by:
+        enc["strokeDash"] = dash(f"{dash_by}:N", dash_title or dash_by)
     return alt.Chart(df).mark_line(point=True).encode(**enc).properties(height=height)
+
+
+# Column names in words, with their units, for tables shown on the pages (the CSVs keep the names of the library).
+COLUMN_WORDS = {
+    "model": "model", "depth": "layers", "residual": "shortcuts", "unit": "residual unit", "shortcut": "shortcut",
+    "variant": "variant of", "params": "parameters", "train_error_pct": "training error (%)",
+    "train_images": "training images", "test_error_pct": "test error (%)", "test_images": "test images",
+    "iterations": "iterations", "epochs": "epochs", "full_recipe": "the paper's full schedule",
+    "stopped_early": "stopped early", "trained_on": "trained on", "layers": "layers measured",
+    "median_std": "median std, per channel", "median_std_all": "median std, all values",
+    "mean_ratio": "mean ‖F(x)‖/‖x‖", "first_over_last": "first block / last block", "k": "blocks deleted (k)",
+    "trials": "trials", "error_pct": "error (%)", "error_low": "95 % interval, low (%)",
+    "error_high": "95 % interval, high (%)", "mean_error_pct": "mean error (%)", "images": "test images",
+    "first_epoch_below": "first epoch with training error < 10 %", "paper_110_test_error_pct":
+    "paper, ResNet-110 test error (%)", "shortcut_description": "shortcut", "paper_source": "paper's table",
+}
+
+
+def column_words(name: str) -> str:
+    """A column's name in words: from :data:`COLUMN_WORDS`, else its parts spelled out ("_pct" as "(%)")."""
+    if name in COLUMN_WORDS:
+        return COLUMN_WORDS[name]
+    words = name.replace("_pct", " (%)").replace("_", " ")
+    return words.replace(" low", ", 95 % low").replace(" high", ", 95 % high")
+
+
+def table(df: pd.DataFrame, **kw) -> None:
+    """A table with its columns in words and its numbers readable: thousands separated, percentages to two
+    decimals, other fractions to three significant digits; shortcuts (a bool) as yes/no."""
+    cfg = {}
+    shown = df.copy()
+    for c in df.columns:
+        label = column_words(str(c))
+        col = df[c]
+        if col.dtype == bool or (col.dtype == object and col.dropna().map(type).eq(bool).all() and len(col.dropna())):
+            shown[c] = col.map({True: "yes", False: "no"})
+            cfg[c] = st.column_config.TextColumn(label)
+        elif pd.api.types.is_integer_dtype(col):
+            cfg[c] = st.column_config.NumberColumn(label, format="localized")
+        elif pd.api.types.is_float_dtype(col):
+            whole = col.dropna()
+            fmt = ("localized" if len(whole) and (whole == whole.round()).all() and whole.abs().max() >= 1000
+                   else "%.2f" if "(%)" in label or "%" in str(c) else "%.3g")
+            cfg[c] = st.column_config.NumberColumn(label, format=fmt)
+        else:
+            cfg[c] = st.column_config.TextColumn(label)
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=cfg, **kw)
 
 
 def show_chart(chart: alt.Chart, df: pd.DataFrame, file_name: str, caption: str, key: str) -> None:

@@ -1,8 +1,8 @@
 """Session state and the sidebar: which models, how many test images, seed, device; cached models.
 
-Every page draws the sidebar through :func:`page`. Its choices persist from page to page: each widget's
-value is copied to a shadow key (``_models`` for ``models``, ...) when it changes, and put back before the
-widget is drawn on the next page (Streamlit forgets the state of a widget that a page does not draw).
+Every page draws the sidebar through :func:`page`. Its choices persist from page to page and live in the URL
+(:mod:`ui.url`: each value is copied to a shadow key, ``_models`` for ``models``, and put back before the widget is
+drawn on the next page, since Streamlit forgets the state of a widget that a page does not draw).
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import streamlit as st
 import torch
 
 from analysis.core import data as D
+from analysis.core.checkpoints import MAX_BYTES
 from analysis.engine.context import DEFAULT_SAMPLES
 from analysis.core.zoo import CheckpointError, arch_of, available, load_pretrained, load_uploaded
 
 SAMPLE_CHOICES = [100, 250, 500, 1000, 2000, 5000, 10000]
 DEFAULT_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
-SIDEBAR_KEYS = ("models", "samples", "seed", "device")
+SIDEBAR_KEYS = ("models", "samples", "seed", "device")  # also their names in the URL
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ def get_model(name: str, device: str):
 
 
 MAX_UPLOADS = 4  # models a session holds from uploads (their bytes stay in memory, never on disk)
-MAX_UPLOAD_BYTES = 64 * 1024 * 1024  # in all, for one session
+# One file at most (analysis.core.checkpoints.MAX_BYTES; .streamlit/config.toml's server.maxUploadSize tells the
+# uploader the same, and tests/dashboard/test_app.py checks that they agree), and all of a session's uploads together.
+MAX_UPLOAD_MB = MAX_BYTES // 2**20
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024  # in all, for one session
 
 
 _AUTOLINK = re.compile(r"(?i)(https?|ftp|file|mailto|www)(:|\.)|(@)")
@@ -157,9 +161,7 @@ def forget_uploads() -> None:
     """Drop this session's uploads (bytes, models) and give their memory back."""
     from .warm import release_memory
 
-    uploads().clear()
-    if "_models" in st.session_state:
-        st.session_state["_models"] = [n for n in st.session_state["_models"] if not n.startswith("upload:")]
+    uploads().clear()  # the sidebar drops the chosen uploads on the next run
     for k in ("_upload_seen", "_upload_result"):
         st.session_state.pop(k, None)
     st.session_state["_upload_generation"] = st.session_state.get("_upload_generation", 0) + 1
@@ -199,9 +201,10 @@ def take_upload() -> tuple[tuple[str, dict] | None, str | None]:
 
 def choose_model(name: str) -> None:
     """Put a model among the sidebar's chosen ones (e.g. a new upload), before the sidebar is drawn."""
-    chosen = list(st.session_state.get("_models", st.session_state.get("models", DEFAULT_MODELS)))
+    ss = st.session_state
+    chosen = list(ss.get("models", ss.get("_models", DEFAULT_MODELS)))
     if name not in chosen:
-        st.session_state["_models"] = chosen + [name]
+        ss["models"] = ss["_models"] = chosen + [name]
 
 
 def arch_name(name: str) -> str:
@@ -218,48 +221,63 @@ def arch_name(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------- sidebar and page frame
-def _keep(key: str) -> None:
-    st.session_state["_" + key] = st.session_state[key]
+OWN_CHOICE = "your own choice"
 
 
-def _restore(key: str, default):
-    """Put a sidebar widget's last value back before it is drawn; the widget's default when there is none."""
-    ss = st.session_state
-    if "_" + key in ss:
-        ss[key] = ss["_" + key]
-    return None if key in ss else default
+def presets(names) -> dict[str, list[str]]:
+    """The papers' comparisons among ``names`` (:func:`analysis.analyses.variants.comparisons`)."""
+    from analysis.analyses.variants import comparisons
+
+    return comparisons([n for n in names if not n.startswith("upload:")])
+
+
+def _apply_preset(options: dict[str, list[str]]) -> None:
+    chosen = st.session_state.get("preset")
+    if chosen in options:
+        st.session_state["models"] = st.session_state["_models"] = list(options[chosen])
 
 
 def sidebar() -> Settings:
-    """Draw the sidebar and return its settings (the same on every page of a session)."""
+    """Draw the sidebar and return its settings (the same on every page of a session, and in the URL)."""
+    from .url import bound
+
+    ss = st.session_state
     names = all_model_names()
     sb = st.sidebar
     sb.markdown("### ResLens")
-    if "_models" in st.session_state:  # a model that left the zoo (or an upload of another session) is dropped
-        st.session_state["_models"] = [n for n in st.session_state["_models"] if n in names]
-    default = _restore("models", [n for n in DEFAULT_MODELS if n in names] or names[:2])
-    models = sb.multiselect("Models", names, default=default, key="models", on_change=_keep, args=("models",),
-                            help="Shipped nets, their variants and any checkpoint you uploaded on the Home page.")
-    samples = sb.select_slider("Test images per measurement", SAMPLE_CHOICES, value=_restore("samples", DEFAULT_SAMPLES),
-                               key="samples", on_change=_keep, args=("samples",),
-                               help="A seeded random subset of the 10,000 test images.")
-    seed = int(sb.number_input("Seed", min_value=0, max_value=10_000, value=_restore("seed", 0), step=1, key="seed",
-                               on_change=_keep, args=("seed",)))
+    for k in ("models", "_models"):  # a model that left the zoo (or an upload that was forgotten) is dropped
+        if k in ss:
+            ss[k] = [n for n in ss[k] if n in names]
+    slot = sb.container()  # the preset picker, drawn above the models once they are known
+    models = bound(sb.multiselect, "Models", names, default=[n for n in DEFAULT_MODELS if n in names] or names[:2],
+                   key="models", where=st, unknown="which is not a model of this server or of this browser session "
+                   "(an upload belongs to the session that made it)",
+                   help="Shipped nets, their variants and any checkpoint you uploaded on the Home page.")
+    options = presets(names)
+    ss["preset"] = next((label for label, ms in options.items() if list(ms) == list(models)), OWN_CHOICE)
+    slot.selectbox("Compare as the papers do", [OWN_CHOICE, *options], key="preset", on_change=_apply_preset,
+                   args=(options,), help="Picks the models of one of the papers' comparisons; the models below "
+                   "can then be changed freely.")
+    samples = bound(sb.select_slider, "Test images per measurement", SAMPLE_CHOICES, value=DEFAULT_SAMPLES,
+                    key="samples", where=st, help="A seeded random subset of the 10,000 test images.")
+    seed = int(bound(sb.number_input, "Seed", min_value=0, max_value=10_000, value=0, step=1, key="seed", where=st))
     devices = ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
-    if st.session_state.get("_device") not in devices:
-        st.session_state.pop("_device", None)
-    _restore("device", None)
-    device = sb.selectbox("Device", devices, key="device", on_change=_keep, args=("device",),
-                          help="CUDA when a GPU is present; bf16 autocast is used where the page says so.")
-    for k, v in zip(SIDEBAR_KEYS, (list(models), samples, seed, device)):
-        st.session_state["_" + k] = v
+    for k in ("device", "_device"):
+        if ss.get(k) not in devices:
+            ss.pop(k, None)
+    device = bound(sb.selectbox, "Device", devices, key="device", where=st,
+                   help="CUDA when a GPU is present; bf16 autocast is used where the page says so.")
     found, sentence = D.data_status()
     (sb.success if found else sb.warning)(sentence)
     return Settings(tuple(models), int(samples), seed, device=device)
 
 
 def page() -> Settings:
-    """The sidebar's settings, drawn on this page (app.py sets the page config and the navigation)."""
+    """The sidebar's settings, drawn on this page (app.py sets the page config and the navigation); a link's
+    values are applied first (:mod:`ui.url`)."""
+    from .url import begin
+
+    begin()
     return sidebar()
 
 

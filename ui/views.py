@@ -44,6 +44,20 @@ def deletable_blocks(name: str) -> int:
     return 3 * ((a.depth - 2) // 6) - 2
 
 
+def constructed_models() -> list[str]:
+    """The zoo's constructed nets (a trained net plus identity blocks), from their cards."""
+    from analysis.core.zoo import available, read_card
+
+    out = []
+    for n in available():
+        try:
+            if read_card(n).constructed:
+                out.append(n)
+        except ValueError:
+            continue
+    return out
+
+
 def data_status() -> tuple[bool, str]:
     return D.data_status()
 
@@ -122,6 +136,19 @@ def verdicts() -> tuple[str, ...]:
     return VERDICTS
 
 
+def shipped_claims():
+    """(verdicts on the shipped zoo, the manifest of the command that made them) from docs/, or None."""
+    from analysis.claims import shipped
+
+    return shipped()
+
+
+def verdict_line(table: pd.DataFrame) -> str:
+    from analysis.claims import verdict_line as line
+
+    return line(table)
+
+
 def judge_claims(names, s: Settings, heavy: bool, progress=None):
     """(one row per claim, evidence per claim), measured through the dashboard's cached results, or None."""
     from analysis.claims import Measure, judge_all
@@ -140,5 +167,6 @@ def claims_markdown(table: pd.DataFrame) -> str:
 
 
 __all__ = ["defaults", "choices", "analyses", "deletable_blocks", "data_status", "test_pool", "test_image",
-           "read_image", "normalize", "device_name", "run_report", "claims", "verdicts", "judge_claims", "claims_markdown",
+           "read_image", "normalize", "device_name", "constructed_models", "run_report", "claims", "verdicts",
+           "judge_claims", "claims_markdown", "shipped_claims", "verdict_line",
            "CLASSES", "PAPER_NOTE", "is_residual"]

@@ -240,10 +240,31 @@ def _run_conductance(ctx: Context) -> dict[str, pd.DataFrame]:
     return {"conductance": c}
 
 
+def conductance_findings(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the range of the branch share and how many blocks lie outside 0-1, with what that means."""
+    rows = []
+    for m, g in df.groupby("model", sort=False):
+        share = g["branch_share"].dropna()
+        if share.empty:
+            continue
+        out = int(((share < 0) | (share > 1)).sum())
+        rows.append({"topic": "conductance", "model": m, "sentence": (
+            f"{m}: the branch's share runs from {share.min():.2f} to {share.max():.2f}; {out} of {len(share)} blocks lie "
+            "outside 0-1" + (" (there the branch and the skip path push the logit in opposite directions)." if out
+                             else "."))})
+    return pd.DataFrame(rows, columns=["topic", "model", "sentence"])
+
+
+def _combine_conductance(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    d = tables.get("conductance")
+    return {} if d is None or d.empty else {"conductance_findings": conductance_findings(d)}
+
+
 _PAGE = "pages/4_Attributions.py"
 _IMAGE = {"image_key": None, "_image": None, "_label": None}
 register(Analysis(
     name="attributions", title="Captum attributions and their infidelity", run=_run_attributions,
+    work=lambda p: len(p["methods"]),
     page=_PAGE, order=40,
     defaults={"n_images": 4, "methods": ("Saliency", "IntegratedGradients", "DeepLift"), "ig_steps": 50,
               "gradcam": False, "maps": False, **_IMAGE},
@@ -255,7 +276,9 @@ register(Analysis(
             Table("gradcam", ("model", "image", "stage", "y", "x", "gradcam")))))
 register(Analysis(
     name="conductance", title="Conductance through each block's branch (Captum LayerConductance)",
+    work=lambda p: p["n_steps"],
     run=_run_conductance, page=_PAGE, order=41, defaults={"n_steps": 20, **_IMAGE},
-    quick={"n_steps": 4},
+    quick={"n_steps": 4}, combine=_combine_conductance,
     tables=(Table("conductance", ("model", "image", "residual", "block", "block_index", "conductance",
-                                  "conductance_output", "logit_change", "branch_share")),)))
+                                  "conductance_output", "logit_change", "branch_share")),
+            Table("conductance_findings", ("topic", "model", "sentence")))))

@@ -319,31 +319,123 @@ def _run_paths(ctx: Context) -> dict[str, pd.DataFrame]:
                                     batch_size=p["batch"], seed=ctx.seed, lengths=p["lengths"], progress=ctx.progress)}
 
 
+FINDING_COLUMNS = ("topic", "model", "sentence")
+
+
+def single_findings(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the median rise of the error when one non-downsampling block is deleted, the worst block, the
+    downsampling blocks; then whether Veit et al.'s contrast (residual nets degrade a little, plain nets collapse) shows
+    on the models given."""
+    rows, med = [], {}
+    for m, g in df.groupby("model", sort=False):
+        nd, ds = g[~g["downsample"]], g[g["downsample"]]
+        intact = float(g["intact_error_pct"].iloc[0])
+        if nd.empty:
+            continue
+        rise = float(nd["delta_error_pct"].median())
+        med[m] = (bool(g["residual"].iloc[0]), rise)
+        worst = nd.loc[nd["delta_error_pct"].idxmax()]
+        down = ", ".join(f"{r.block} {r.error_pct:.1f} %" for r in ds.itertuples())
+        rows.append({"topic": "deletion_single", "model": m, "sentence": (
+            f"{m}: deleting one of its {len(nd)} non-downsampling blocks raises the error by {rise:.1f} points on "
+            f"median, from {intact:.1f} % intact (the worst, {worst['block']}, to {worst['error_pct']:.1f} %)"
+            + (f"; the downsampling blocks: {down}" if down else "") + ".")})
+    res = [v for r, v in med.values() if r]
+    plain = [v for r, v in med.values() if not r]
+    if res and plain:
+        shows = max(res) < min(plain)
+        rows.append({"topic": "deletion_single", "model": "all", "sentence": (
+            f"Median rise: residual nets {', '.join(f'{v:.1f}' for v in res)} points, plain nets "
+            f"{', '.join(f'{v:.1f}' for v in plain)}: " + ("every residual net degrades less than every plain net, as "
+            "Veit et al. found." if shows else "Veit et al.'s contrast does not show on these models: some residual "
+            "net degrades as much as a plain one."))})
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def random_findings(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the least-squares slope of the mean error in k (points per deleted block) over the k measured."""
+    rows = []
+    for m, g in summary.groupby("model", sort=False):
+        g = g.sort_values("k")
+        if len(g) < 2:
+            continue
+        k, e = g["k"].to_numpy(float), g["mean_error_pct"].to_numpy(float)
+        slope = float(((k - k.mean()) * (e - e.mean())).sum() / ((k - k.mean()) ** 2).sum())
+        rows.append({"topic": "deletion_random", "model": m, "sentence": (
+            f"{m}: the mean error rises by {slope:.1f} points per deleted block (least squares over k = "
+            f"{int(k[0])}-{int(k[-1])}), from {e[0]:.1f} % to {e[-1]:.1f} %.")})
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def paths_findings(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model: the path length where the total gradient peaks, the lengths that its 95 % interval cannot tell
+    from the peak, and whether they lie below half the depth (Veit et al.: the gradient comes from short paths)."""
+    rows = []
+    for m, g in df.groupby("model", sort=False):
+        g = g.sort_values("length")
+        n = int(g["length"].max())
+        peak = g.loc[g["total_grad"].idxmax()]
+        near = g[g["total_grad_high"] >= peak["total_grad_low"]]["length"]
+        lo, hi = int(near.min()), int(near.max())
+        one = int(g["samples"].iloc[0]) < 2
+        span = ("one draw per length, so no interval" if one else
+                f"lengths {lo}-{hi} cannot be told from it by their 95 % intervals at {int(g['samples'].iloc[0])} draws "
+                "per length")
+        short = hi < n / 2
+        rows.append({"topic": "paths", "model": m, "sentence": (
+            f"{m}: the total gradient peaks at path length {int(peak['length'])} of {n} ({span}); "
+            + (f"below half the depth ({n / 2:g}): the gradient comes from short paths, as Veit et al. found."
+               if short else f"not clearly below half the depth ({n / 2:g}): Veit et al.'s finding does not show at "
+               "this sample size."))})
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def _combine_single(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    d = tables.get("deletion_single")
+    return {} if d is None or d.empty else {"deletion_single_findings": single_findings(d)}
+
+
+def _combine_paths(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    d = tables.get("paths")
+    return {} if d is None or d.empty else {"paths_findings": paths_findings(d)}
+
+
 _PAGE = "pages/3_Block_deletion.py"
 register(Analysis(
     name="deletion_single", title="Deleting one block (Veit et al. 2016)", run=_run_single, group="deletion",
-    page=_PAGE, order=30, defaults={}, quick={},
+    page=_PAGE, order=30, defaults={}, quick={}, combine=_combine_single,
     tables=(Table("deletion_single", ("model", "residual", "block", "block_index", "stage", "downsample", "error_pct",
-                                      "intact_error_pct", "delta_error_pct", "images")),)))
+                                      "intact_error_pct", "delta_error_pct", "images")),
+            Table("deletion_single_findings", FINDING_COLUMNS))))
+
+
 def _combine_random(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     d = tables.get("deletion_random")
-    return {} if d is None or d.empty else {"deletion_random_summary": summarize_random(d)}
+    if d is None or d.empty:
+        return {}
+    summary = summarize_random(d)
+    return {"deletion_random_summary": summary, "deletion_random_findings": random_findings(summary)}
 
 
 register(Analysis(
     name="deletion_random", title="Deleting k random blocks", run=_run_random, group="deletion", page=_PAGE, order=31,
+    work=lambda p: len(p["ks"]) * p["trials"],
     defaults={"ks": (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20), "trials": 5}, quick={"ks": (0, 1, 2), "trials": 2},
     combine=_combine_random,
     tables=(Table("deletion_random", ("model", "residual", "k", "trial", "blocks", "error_pct", "images")),
             Table("deletion_random_summary", ("model", "residual", "k", "trials", "mean_error_pct", "ci95_low",
-                                              "ci95_high", "interval")))))
+                                              "ci95_high", "interval")),
+            Table("deletion_random_findings", FINDING_COLUMNS))))
 register(Analysis(
     name="reorder", title="Reordering same-shape blocks", run=_run_reorder, group="deletion", page=_PAGE, order=32,
+    work=lambda p: p["trials"],
     defaults={"trials": 10}, quick={"trials": 2},
     tables=(Table("reorder", ("model", "residual", "trial", "swaps", "kendall_tau", "error_pct", "order", "images")),)))
 register(Analysis(
     name="paths", title="Gradient by path length (Veit et al. 2016, section 5.2)", run=_run_paths, residual_only=True,
+    work=lambda p: p["per_length"],
     page=_PAGE, order=33, defaults={"per_length": 4, "batch": 16, "lengths": None},
-    quick={"per_length": 1, "batch": 4, "lengths": (0, 2)},
+    quick={"per_length": 1, "batch": 4, "lengths": (0, 2)}, combine=_combine_paths,
     tables=(Table("paths", ("model", "length", "n_paths", "fraction", "grad_norm", "grad_norm_std", "total_grad",
-                            "total_grad_low", "total_grad_high", "total_grad_share", "samples", "batch")),)))
+                            "total_grad_low", "total_grad_high", "total_grad_share", "samples", "batch")),
+            Table("paths_findings", FINDING_COLUMNS))))

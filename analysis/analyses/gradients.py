@@ -228,6 +228,7 @@ def _combine(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="gradients", title="Gradient norms through depth: trained, at initialisation, with scaled shortcuts",
+    work=lambda p: len(p["states"]) + len(p["lambdas"]),
     run=_run, combine=_combine, page="pages/2_Gradient_flow.py", order=20,
     tables=(Table("gradients", GRADIENT_COLUMNS + ("input",)),
             Table("gradient_summary", ("model", "state", "lambda", "first_block_grad", "last_block_grad",

@@ -359,6 +359,7 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="hessian", title="Curvature: top Hessian eigenvalues, trace and spectral density", run=_run,
+    work=lambda p: p["top_k"] * p["max_iter"] + p["trace_iter"] + p["lanczos_steps"] * p["density_runs"],
     page="pages/8_Curvature.py", order=60,
     defaults={"images": 100, "top_k": 2, "max_iter": 20, "tol": 1e-2, "trace_iter": 20, "density_runs": 1,
               "lanczos_steps": 16, "method": "func"},

@@ -227,17 +227,83 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     return {"landscape": out}
 
 
+AT_ALPHA = 0.5  # the |α| at which the findings state the loss rise
+
+
+def landscape_findings(df: pd.DataFrame, at: float = AT_ALPHA) -> pd.DataFrame:
+    """Per model, read off the slice along α (β = 0): the loss at the trained weights, its rise at ``|α| = at`` (the
+    mean over α = ±at, or the grid's nearest |α|) and at the largest |α|, and the curvature at α = 0 (the second
+    difference over the nearest grid points ±h). Then, for each depth with a plain and a residual net, whether the
+    residual net's rise is the smaller one (Li et al. 2018: shortcuts keep the surface flat and smooth).
+
+    Example:
+        >>> a = [-1.0, -0.5, 0.0, 0.5, 1.0]
+        >>> t = pd.DataFrame({"model": "m", "residual": True, "beta": 0.0, "alpha": a, "loss": [x * x + 1 for x in a]})
+        >>> landscape_findings(t)["sentence"][0]
+        'm: loss 1.000 at the trained weights; it rises by 0.250 at |α| = 0.5 and by 1.000 at |α| = 1; curvature at the minimum 2.000 (second difference over ±0.5).'
+    """
+    rows, rise = [], {}
+    for m, g in df.groupby("model", sort=False):
+        line = g[g["beta"].fillna(0.0).abs() < 1e-12] if "beta" in g else g
+        line = line.groupby("alpha", as_index=False)["loss"].mean().sort_values("alpha")
+        if len(line) < 3 or not (line["alpha"].abs() < 1e-12).any():
+            continue
+        a, loss = line["alpha"].to_numpy(float), line["loss"].to_numpy(float)
+        i0 = int(abs(a).argmin())
+        l0 = loss[i0]
+        near = float(abs(abs(a) - at).min())
+        sel = abs(abs(a) - at) <= near + 1e-12
+        at_used = float(abs(a[sel]).max())
+        r_at = float(loss[sel].mean() - l0)
+        far = float(abs(a).max())
+        r_far = float(loss[abs(abs(a) - far) < 1e-12].mean() - l0)
+        h = float(min(a[i0 + 1] - a[i0], a[i0] - a[i0 - 1])) if 0 < i0 < len(a) - 1 else float("nan")
+        curv = float((loss[i0 + 1] - 2 * l0 + loss[i0 - 1]) / h ** 2) if h == h else float("nan")
+        residual = bool(g["residual"].iloc[0])
+        rise[m] = (residual, r_at)
+        rows.append({"topic": "landscape", "model": m, "sentence": (
+            f"{m}: loss {l0:.3f} at the trained weights; it rises by {r_at:.3f} at |α| = {at_used:g} and by "
+            f"{r_far:.3f} at |α| = {far:g}; curvature at the minimum {curv:.3f} (second difference over ±{h:g}).")})
+    from ..core.arch import parse_name
+
+    by_depth: dict[int, dict[bool, list[tuple[str, float]]]] = {}
+    for m, (res, r) in rise.items():
+        try:
+            d = parse_name(m).depth
+        except ValueError:
+            continue
+        by_depth.setdefault(d, {True: [], False: []})[res].append((m, r))
+    for d, kinds in sorted(by_depth.items()):
+        for (pm, pr) in kinds[False]:
+            for (rm, rr) in kinds[True]:
+                rows.append({"topic": "landscape", "model": f"{pm} vs {rm}", "sentence": (
+                    f"At {d} layers the residual net's loss rises {'less' if rr < pr else 'more'} than the plain net's "
+                    f"at |α| = {at:g} ({rm} {rr:.3f}, {pm} {pr:.3f}): "
+                    + ("Li et al.'s flatter residual surface shows here." if rr < pr else
+                       "Li et al.'s flatter residual surface does not show on this slice."))})
+    return pd.DataFrame(rows, columns=["topic", "model", "sentence"])
+
+
+def _combine(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    if "landscape" not in t:
+        return {}
+    return {"landscape_contours": landscape_contours(t["landscape"]), "landscape_findings": landscape_findings(t["landscape"])}
+
+
 register(Analysis(
     name="landscape", title="Loss landscape along filter-normalised directions (Li et al. 2018)", run=_run,
+    work=lambda p: sum(p[f"steps_{d}d"] ** d for d in p["dims"])
+    + (2 * p["hessian_iter"] * p["hessian_images"] / p["images"] if p["direction"] == "hessian" else 0),
     page="pages/5_Loss_landscape.py", order=50,
     defaults={"images": 256, "dims": (1, 2), "steps_1d": 21, "steps_2d": 7, "radius": 1.0, "direction": "random",
               "hessian_images": 100, "hessian_iter": 20},
     quick={"images": 8, "dims": (1,), "steps_1d": 3, "steps_2d": 2, "direction": "hessian", "hessian_images": 8,
            "hessian_iter": 3},
-    combine=lambda t: {"landscape_contours": landscape_contours(t["landscape"])} if "landscape" in t else {},
+    combine=_combine,
     tables=(Table("landscape", ("model", "residual", "dims", "alpha", "beta", "loss", "error_pct", "images",
                                 "seed", "direction")),
-            Table("landscape_contours", ("model", "level", "segment", "end", "alpha", "beta")))))
+            Table("landscape_contours", ("model", "level", "segment", "end", "alpha", "beta")),
+            Table("landscape_findings", ("topic", "model", "sentence")))))
 
 
 # ---------------------------------------------------------------------------- contours (Li et al.'s 2-D figure)

@@ -181,6 +181,7 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 register(Analysis(
     name="shattering", title="Shattered gradients: how fast input gradients decorrelate (Balduzzi et al. 2017)",
+    work=lambda p: p["points"] * (len(p["states"]) + len(p["lambdas"])),
     run=_run, page="pages/2_Gradient_flow.py", order=25,
     defaults={"points": 32, "mode": "interpolate", "radius": 0.5, "states": ("trained", "init"), "lambdas": (0.5, 1.5)},
     quick={"points": 6, "lambdas": (0.5,)},

@@ -21,7 +21,7 @@ import pandas as pd
 from ..core.arch import UNITS, parse_name
 from ..core.stats import newcombe_diff
 from ..engine.registry import Analysis, Context, Table, register
-from ..core.zoo import PRETRAINED, arch_of, available, zoo_table
+from ..core.zoo import PRETRAINED, arch_of, available, read_card, zoo_table
 
 PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
                 "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)"}
@@ -47,6 +47,44 @@ def paper_error(unit: str, shortcut: str) -> tuple[float | str | None, str]:
     if v is None:
         return None, ""
     return v, PAPER_SOURCE["units" if shortcut == "identity" else "shortcuts"]
+
+
+def comparisons(names) -> dict[str, list[str]]:
+    """The papers' comparisons that ``names`` (e.g. the zoo) can show, in words -> the models that make each, in the
+    order of the papers' tables; a comparison with fewer than two of its models present is left out.
+
+    Example:
+        >>> c = comparisons(["plain20", "resnet20", "resnet56", "resnet56-preact"])
+        >>> c["He et al. 2015: plain vs residual, 20/56/110 layers"]
+        ['plain20', 'resnet20', 'resnet56']
+        >>> c["He et al. 2016, Table 2: residual units (56 layers)"]
+        ['resnet56', 'resnet56-preact']
+    """
+    names = list(names)
+    archs = {}
+    for n in names:
+        try:
+            archs[n] = arch_of(n)
+        except (ValueError, KeyError):
+            continue
+    grammar = {n: a for n, a in archs.items() if a.name == n}  # trained nets, not constructed or imported ones
+    depth2015 = [f"{k}{d}" for k in ("plain", "resnet") for d in (20, 56, 110)]
+    unit_order = {u: i for i, u in enumerate(("original", "bn-after-add", "relu-before-add", "relu-preact",
+                                              "full-preact"))}
+    units = sorted((n for n, a in grammar.items() if a.residual and a.depth == 56 and a.option == "A"
+                    and a.lam == 1.0 and (a.unit, "identity") in PAPER_110), key=lambda n: unit_order[grammar[n].unit])
+    shortcuts = [n for n, a in grammar.items() if a.residual and a.depth == 56 and a.unit == "original"]
+    shortcuts.sort(key=lambda n: (grammar[n].option != "A" or grammar[n].lam != 1.0, n))
+    constructed = [n for n in names if n in archs and n not in grammar and read_card(n).constructed]
+    built = []
+    for c in constructed:
+        src = read_card(c).constructed["from"]
+        built += [m for m in (src, c, archs[c].name) if m in names and m not in built]
+    out = {"He et al. 2015: plain vs residual, 20/56/110 layers": [n for n in depth2015 if n in names],
+           "He et al. 2016, Table 1: shortcuts (56 layers)": shortcuts,
+           "He et al. 2016, Table 2: residual units (56 layers)": units,
+           "He et al. 2015, section 1: a constructed deeper net vs the trained one": built}
+    return {k: v for k, v in out.items() if len(v) >= 2}
 
 
 VARIANT_COLUMNS = ("model", "depth", "unit", "shortcut", "shortcut_description", "params", "train_error_pct",

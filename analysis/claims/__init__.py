@@ -10,6 +10,7 @@ verdict is written by hand. The claims consume the analyses' tables; they are no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -18,7 +19,7 @@ import torch
 from . import judges as J
 from .judges import Measure
 from .rules import UNTESTED, Verdict
-from .text import TEXTS, ClaimText, readme_block, to_markdown  # noqa: F401  (the report and the README read them)
+from .text import TEXTS, ClaimText, readme_block, to_markdown, verdict_line  # noqa: F401  (the report and the README read them)
 
 CLAIM_COLUMNS = ("id", "claim", "statement", "verdict", "numbers", "measurement", "rule", "models", "samples", "seed",
                  "page", "chart")
@@ -27,7 +28,8 @@ JUDGES: dict[int, Callable[[Measure], Verdict]] = {
     1: J.judge_degradation, 2: J.judge_vanishing, 3: J.judge_small_responses, 4: J.judge_depth_responses,
     5: J.judge_cost, 6: J.judge_conv, 7: J.judge_lambda, 8: J.judge_units, 9: J.judge_option_b, 10: J.judge_paths,
     11: J.judge_deletion, 12: J.judge_short_paths, 13: J.judge_identity, 14: J.judge_faster, 15: J.judge_gap,
-    16: J.judge_sharpness,
+    16: J.judge_sharpness, 17: J.judge_construction, 18: J.judge_readouts, 19: J.judge_separability,
+    20: J.judge_recovery_residual, 21: J.judge_more_information,
 }
 
 
@@ -40,6 +42,24 @@ class Claim(ClaimText):
 
 CLAIMS: tuple[Claim, ...] = tuple(Claim(**{f: getattr(t, f) for f in t.__dataclass_fields__}, judge=JUDGES[t.id])
                                   for t in TEXTS)
+
+
+SHIPPED = Path(__file__).resolve().parents[2] / "docs"  # claims.csv, claims.md and claims.json of the shipped zoo
+
+
+def shipped() -> tuple[pd.DataFrame, dict] | None:
+    """(the verdicts on the shipped zoo, the manifest of the run that made them: its command, models, images, seed,
+    date), from ``docs/claims.csv`` and ``docs/claims.json``; None when they are not there or unreadable."""
+    import json
+
+    try:
+        table = pd.read_csv(SHIPPED / "claims.csv")
+        manifest = json.loads((SHIPPED / "claims.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not set(CLAIM_COLUMNS) <= set(table.columns):
+        return None
+    return table, manifest
 
 
 def judge_all(m: Measure, progress=None) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:

@@ -17,6 +17,7 @@ from ..core.arch import parse_name
 from ..core.zoo import arch_of, available, pairs, zoo_table
 from ..engine.registry import get
 from . import rules as R
+from . import rules_depth as RD
 from .rules import Verdict
 
 
@@ -174,3 +175,24 @@ def judge_sharpness(m: Measure) -> Verdict:
         return R.rule_sharpness(pd.DataFrame())
     names = sorted({x for p in pairs(m.plain() + m.residual()) for x in p[:2]})
     return R.rule_sharpness(m.table("hessian", "hessian", names))
+
+
+def judge_construction(m: Measure) -> Verdict:
+    """The constructed nets made from (or among) the chosen models."""
+    return RD.rule_construction(m.table("construction", "construction", m.zoo()))
+
+
+def judge_readouts(m: Measure) -> Verdict:
+    return RD.rule_readouts(m.table("readout", "readout", m.plain() + m.residual()))
+
+
+def judge_separability(m: Measure) -> Verdict:
+    return RD.rule_separability(m.table("readout", "readout", m.plain() + m.residual()))
+
+
+def judge_recovery_residual(m: Measure) -> Verdict:
+    return RD.rule_recovery_residual(m.table("recovery", "input_recovery", m.plain() + m.residual()))
+
+
+def judge_more_information(m: Measure) -> Verdict:
+    return RD.rule_more_information(m.table("recovery", "input_recovery", m.plain() + m.residual()))

@@ -496,5 +496,3 @@ def rule_sharpness(hessian: pd.DataFrame) -> Verdict:
     words = "; ".join(f"{r.depth} layers: top Hessian eigenvalue {r.residual_top_eigenvalue:.4g} ({r.residual}) vs "
                       f"{r.plain_top_eigenvalue:.4g} ({r.plain})" for r in ev.itertuples())
     return Verdict(_all_some(list(ev["flatter"])), words, ev, tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
-
-

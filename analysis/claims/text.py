@@ -140,7 +140,58 @@ TEXTS: tuple[ClaimText, ...] = (
           "holds if the residual net's top eigenvalue is smaller at every depth; does not hold if at none; depends "
           "otherwise.",
           "pages/8_Curvature.py", "Top eigenvalues of the Hessian"),
+    ClaimText(17, "A deeper net built from a shallower one is no worse",
+          "A deeper net made of a trained shallower net plus added layers that compute the identity is no worse than "
+          "the shallower net (He et al. 2015, section 1), so a deeper net that trains worse has met an optimisation "
+          "failure, not a lack of capacity.",
+          "A constructed net (python -m analysis construct): the source's trained blocks and identity blocks after "
+          "them in each stage; its training and test error and its source's, both measured in float32 on all the "
+          "images, beside the trained net of the same depth (from its card).",
+          "holds if no constructed net's training or test error is above its source's (Newcombe's 95 % interval of "
+          "the difference not entirely above 0); does not hold if every one is; depends otherwise.",
+          "pages/10_Depth.py", "The constructed solution"),
+    ClaimText(18, "Residual readouts improve block by block",
+          "Later blocks refine what earlier blocks predict (Jastrzebski et al. 2018): a residual net's own head can "
+          "read its features before the last block, better and better with depth, while a plain net's cannot be "
+          "read early.",
+          "The net's own head reading each stage's last block through the skip path (every later block deleted), top-1 "
+          "test error with its 95 % Wilson interval.",
+          "holds if in every residual net the error falls from each stage's end to the next (intervals apart) and in "
+          "every plain net the error before its last stage stays near chance (interval above 80 %); does not hold if "
+          "neither; depends otherwise, or where intervals overlap.",
+          "pages/10_Depth.py", "Readouts"),
+    ClaimText(19, "Deeper features are more linearly separable",
+          "Deeper features are more abstract: a linear classifier separates the classes better and better with depth "
+          "(Alain & Bengio 2016).",
+          "A linear probe (a ridge classifier on the global-average-pooled features, fitted on training images) at "
+          "the stem and at each stage's last block, its top-1 test error with the Wilson interval.",
+          "holds if the probe's error falls from each stage's end to the next in every net (intervals apart); does not "
+          "hold if it rises in every net; depends otherwise.",
+          "pages/10_Depth.py", "Readouts"),
+    ClaimText(20, "Residual blocks keep more of the input",
+          "The identity path keeps the image's information: a residual net's blocks keep more of the input than a "
+          "plain net's.",
+          "Input recovery: R² of a ridge regression from each point's features (pooled to 4 x 4 per channel) to the "
+          "normalised input image, fitted on training images, scored on the test sample, with a bootstrap interval; "
+          "plain against residual at equal depth, at each stage's end.",
+          "holds if the residual net's R² is above the plain net's at every stage's end (intervals apart); does not "
+          "hold if below at every one; depends otherwise.",
+          "pages/10_Depth.py", "Input recovery"),
+    ClaimText(21, "A later block holds more of the image",
+          "Thanks to the identity path, block l+1 holds more of the image than block l (a study note).",
+          "The same input recovery, from the stem's output and from the last block's, in every chosen net. What is "
+          "measured is linear recoverability, a lower bound on the information a point holds; no deterministic block "
+          "can add information about its input (the data-processing inequality).",
+          "holds if R² rises from the stem's output to the last block's in every net (intervals apart); does not hold "
+          "if it falls in every net; depends otherwise.",
+          "pages/10_Depth.py", "Input recovery"),
 )
+
+
+def verdict_line(table: pd.DataFrame) -> str:
+    """"Verdicts: N holds, N does not hold, N depends, N untested." (the first line of every verdict summary)"""
+    counts = table["verdict"].value_counts()
+    return "Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + "."
 
 
 def to_markdown(table: pd.DataFrame, title: str = "What the claims say") -> str:
@@ -151,8 +202,7 @@ def to_markdown(table: pd.DataFrame, title: str = "What the claims say") -> str:
         lines += [f"Models: {', '.join(sorted(set(', '.join(table['models']).split(', '))))}. Test images per "
                   f"measurement: {r0['samples']}, seed {r0['seed']}. Verdicts come from the fixed rule under each "
                   "claim, applied to the numbers shown.", ""]
-        counts = table["verdict"].value_counts()
-        lines += ["Verdicts: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS) + ".", ""]
+        lines += [verdict_line(table), ""]
     for r in table.itertuples():
         lines += [f"## {r.id}. {r.claim}: **{r.verdict}**", "", f"*Claim.* {r.statement}", "",
                   f"*Measured.* {r.numbers}.", "", f"*How.* {r.measurement}", "", f"*Rule.* {r.rule}", "",

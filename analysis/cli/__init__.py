@@ -1,19 +1,20 @@
-"""``python -m analysis ...``: the headless CLI (train, models, evaluate, report, claims, import, landscape, deletion,
-curvature, analyses). ``main`` builds the parser from the commands (``commands.py``) and the checked argument types
+"""``python -m analysis ...``: the headless CLI (train, models, evaluate, report, claims, import, construct, landscape,
+deletion, curvature, analyses). ``main`` builds the parser from the commands (``commands.py``) and the checked argument types
 (``args.py``), runs one command, and turns every expected failure into one line and an exit status."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from ..engine.context import DEFAULT_SAMPLES
 
 from .args import (_arch_list, _int_list, _model_list, _nonneg_float, _nonneg_int, _out_dir, _positive_float,
                    _positive_int, _shared)
-from .commands import (_cmd_analyses, _cmd_claims, _cmd_curvature, _cmd_deletion, _cmd_evaluate, _cmd_import,
-                       _cmd_landscape, _cmd_models, _cmd_report, _cmd_train)
+from .commands import (_cmd_analyses, _cmd_claims, _cmd_construct, _cmd_curvature, _cmd_deletion, _cmd_evaluate,
+                       _cmd_import, _cmd_landscape, _cmd_models, _cmd_report, _cmd_train)
 from .commands import parse_params  # noqa: F401  (the tests read it from here)
 
 
@@ -81,6 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     im.add_argument("--out", type=_out_dir, default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
     im.set_defaults(func=_cmd_import)
 
+    co = sub.add_parser("construct", parents=[_shared(seed=False)],
+                        help="a deeper net made of a trained one plus identity blocks (He et al. 2015, section 1)")
+    co.add_argument("source", type=_model_list, help="a trained model, e.g. plain20")
+    co.add_argument("--depth", type=_positive_int, required=True, help="the deeper net's depth (6n+2), e.g. 56")
+    co.add_argument("--name", required=True)
+    co.add_argument("--samples", type=_positive_int, default=None, help="test images to measure on (default: all)")
+    co.add_argument("--train-samples", type=_positive_int, default=None,
+                    help="training images to measure on (default: all)")
+    co.add_argument("--out", type=_out_dir, default=None, help="folder (default: $RESLENS_IMPORTED, else ~/.reslens/models)")
+    co.set_defaults(func=_cmd_construct)
+
     la = sub.add_parser("landscape", parents=[common], help="a loss-landscape grid as one sweep (torchrun shards it; resumable)")
     la.add_argument("--models", type=_model_list, default="resnet56")
     la.add_argument("--steps", type=_positive_int, default=51, help="grid points per axis")
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     an.set_defaults(func=_cmd_analyses)
 
     a = p.parse_args(argv)
+    a.command_line = "python -m analysis " + shlex.join(sys.argv[1:] if argv is None else argv)
     from ..engine import distributed as dd
     from ..core.data import DataNotFound
     from ..core.zoo import CheckpointError

@@ -116,9 +116,10 @@ def _cmd_claims(a: argparse.Namespace) -> int:
         table, evidence = judge_all(m, progress=prog)
     out = Path(a.out)
     tables = {"claims": table, **{f"claim_{cid:02d}_evidence": ev for cid, ev in evidence.items() if len(ev)}}
-    manifest = {"models": names, "samples": a.samples, "seed": a.seed, "heavy": not a.no_heavy, "quick": a.quick,
+    manifest = {"command": a.command_line, "models": names, "samples": a.samples, "seed": a.seed, "heavy": not a.no_heavy, "quick": a.quick,
                 "device": str(m.model(names[0]).fc.weight.device) if names else None, "versions": _versions(),
                 "verdicts": dict(zip(table["id"].astype(str), table["verdict"])),
+                "date": time.strftime("%Y-%m-%d", time.gmtime()),
                 "total_wall_time_s": round(time.time() - t0, 1)}
     write_report(tables, manifest, out, documents={"claims.md": to_markdown(table)})  # all or nothing
     for r in table.itertuples():
@@ -148,6 +149,21 @@ def _cmd_import(a: argparse.Namespace) -> int:
           "it now works in every command and on every page")
     if card.get("warning"):
         print(f"warning: {card['warning']}", file=sys.stderr)
+    return 0
+
+
+def _cmd_construct(a: argparse.Namespace) -> int:
+    from ..core.zoo import IMPORTED, construct_model
+
+    card = construct_model(a.source, a.depth, a.name, out=Path(a.out) if a.out else None, samples=a.samples,
+                           train_samples=a.train_samples, data_root=a.data, device=a.device, progress=True)
+    c = card["constructed"]
+    print(f"{a.name}: {card['arch']} = {a.source} ({c['source_depth']} layers) + {len(c['new_blocks'])} identity blocks "
+          f"({', '.join(c['new_blocks'][:3])}{', ...' if len(c['new_blocks']) > 3 else ''})")
+    print(f"  test error {card['test_error_pct']:.2f} % (source {c['source_test_error_pct']:.2f} %) on "
+          f"{card['test_images']:,} images; training error {card['train_error_pct']:.2f} % (source "
+          f"{c['source_train_error_pct']:.2f} %) on {card['train_images']:,} (float32)")
+    print(f"  -> {(Path(a.out) if a.out else IMPORTED) / (a.name + '.safetensors')} (+ .json)")
     return 0
 
 

@@ -40,6 +40,7 @@ class ModelCard:
     sha256: str | None = None
     normalization: dict | None = None  # mean, std (and label, source) of the inputs the net was trained on
     imported: dict | None = None  # file, layout, sha256 of the source, ... (imported models)
+    constructed: dict | None = None  # from which net, which blocks were added (constructed models)
     history: tuple[dict, ...] = ()  # per epoch: train/test error, loss, lr
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -87,12 +88,15 @@ def card_from_json(d: dict, name: str | None = None) -> ModelCard:
         test_error_pct=None if d.get("test_error_pct") is None else float(d["test_error_pct"]),
         test_images=int(d.get("test_images") or data.get("test_images") or 10_000),
         train_error_pct=None if d.get("train_error_pct") is None else float(d["train_error_pct"]),
-        train_images=int(data.get("train_images", 50_000)) if d.get("train_error_pct") is not None else None,
+        train_images=int(d.get("train_images") or data.get("train_images", 50_000))
+        if d.get("train_error_pct") is not None else None,
         iterations=sched.get("iterations"), epochs=sched.get("epochs"),
         milestones=tuple(sched.get("milestones") or ()), steps_per_epoch=sched.get("steps_per_epoch"),
-        stopped_early=bool(d.get("stopped_early")), trained_on="imported" if imported else d.get("device", ""),
+        stopped_early=bool(d.get("stopped_early")),
+        trained_on="imported" if imported else (f"constructed from {d['constructed']['from']}" if d.get("constructed")
+                                                else d.get("device", "")),
         command=d.get("command", ""), sha256=d.get("sha256"), normalization=d.get("normalization"),
-        imported=imported, history=tuple(d.get("history") or ()), raw=d)
+        imported=imported, constructed=d.get("constructed"), history=tuple(d.get("history") or ()), raw=d)
 
 
 _CACHE: dict[Path, tuple[float, ModelCard]] = {}

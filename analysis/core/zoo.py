@@ -87,11 +87,18 @@ def is_imported(name: str) -> bool:
     return root_of(name) == IMPORTED and (IMPORTED / f"{name}.json").is_file()
 
 
-def arch_of(name: str) -> Arch:
-    """The architecture of a shipped or imported model (imported names need not follow the grammar)."""
-    if is_imported(name):
+def arch_of(name: str, root: Path | None = None) -> Arch:
+    """The architecture of a shipped or imported model: its name in the grammar, else (an imported or a constructed
+    model, whose name may be anything) the architecture its card records."""
+    if root is None and is_imported(name) or root == IMPORTED:
         return read_card(name).arch
-    return parse_name(name)
+    root = PRETRAINED if root is None else root
+    try:
+        return parse_name(name)
+    except ValueError:
+        if (root / f"{name}.json").is_file():
+            return read_card(name, root).arch
+        raise
 
 
 def zoo_order(name: str) -> tuple:
@@ -157,7 +164,7 @@ def load_pretrained(name: str, device: str | torch.device | None = None, root: P
     """A shipped model in eval mode on ``device`` (CUDA if available, else CPU), sha256-checked."""
     root = root_of(name, root)
     try:
-        arch = arch_of(name) if root == IMPORTED else parse_name(name)
+        arch = arch_of(name, root)
     except ValueError as e:
         raise CheckpointError(str(e)) from None
     weights = root / f"{name}.safetensors"
@@ -220,6 +227,7 @@ def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | N
     """Convert any accepted checkpoint into a ResLens safetensors file plus a card in the imported models
     (``$RESLENS_IMPORTED``), with its test error measured as ``evaluate`` measures it. Returns the card; its
     ``warning`` is a sentence when the error is near chance (the file was probably read wrongly)."""
+    import time
     from datetime import datetime, timezone
 
     from . import data as D
@@ -257,3 +265,61 @@ def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | N
     card["sha256"] = save_checkpoint(model, out / f"{name}.safetensors", {"name": name})
     (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
     return {**card, "info": info}
+
+
+def construct_model(source: str, depth: int, name: str, out: Path | None = None, samples: int | None = None,
+                    train_samples: int | None = None, data_root=None, device: str | torch.device | None = None,
+                    progress=None) -> dict:
+    """The constructed solution as a model of the zoo (:mod:`analysis.core.construct`): ``source`` with identity
+    blocks added up to ``depth``, written as ``name`` (safetensors and a card saying how it was made) in ``out``
+    (default: the imported models). Its error and the source's are measured the same way, in float32, on the test
+    images and on the training images (``samples`` / ``train_samples``: seeded subsets; default all), so that the
+    card shows them equal. Returns the card."""
+    import time
+    from datetime import datetime, timezone
+
+    from . import data as D
+    from .construct import construct_deeper
+    from .evaluate import evaluate_error
+
+    if not NAME_OK.match(name or ""):
+        raise CheckpointError(f"name {name!r}: use 1-40 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    if name in available() and name != source:
+        raise CheckpointError(f"{name!r} is already a model; choose another name")
+    dev = torch.device(device) if device else default_device()
+    src = load_pretrained(source, device=dev)
+    deep, new = construct_deeper(src, depth)
+    errors, started, data = {}, time.perf_counter(), {}
+    for split_name, n in (("test", samples), ("train", train_samples)):
+        split = D.load_split(split_name, data_root, download=True, progress=progress is not None)
+        data.update({"source": split.source.split(":", 1)[0], f"{split_name}_fingerprint": split.fingerprint})
+        idx = D.sample_indices(len(split), n, 0)
+        for who, m in (("source", src), ("constructed", deep)):
+            errors[(who, split_name)] = evaluate_error(m, split.images[idx], split.labels[idx], device=dev, bf16=False)
+        errors[("images", split_name)] = len(idx)
+    src_card = read_card(source)
+    card = {
+        "name": name, "arch": deep.name, **deep.arch.describe(), "params": count_params(deep),
+        "normalization": src_card.normalization,
+        "constructed": {"from": source, "source_arch": src.name, "source_sha256": src_card.sha256,
+                        "source_depth": src.depth, "new_blocks": new,
+                        "how": "the source's trained blocks in place, an identity block after them in each stage "
+                               "(analysis/core/construct.py)",
+                        "source_test_error_pct": errors[("source", "test")],
+                        "source_train_error_pct": errors[("source", "train")],
+                        "when": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+        "test_error_pct": errors[("constructed", "test")], "test_images": errors[("images", "test")],
+        "train_error_pct": errors[("constructed", "train")], "train_images": errors[("images", "train")],
+        "error_note": "both nets measured here in float32, eval mode, on the images named under data",
+        "data": {**data, "train_images": errors[("images", "train")], "test_images": errors[("images", "test")]},
+        "seed": 0, "history": [], "schedule": None, "device": str(dev), "torch": torch.__version__,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "command": f"python -m analysis construct {source} --depth {depth} --name {name}"
+                   + (f" --samples {samples}" if samples else "") + (f" --train-samples {train_samples}" if train_samples
+                                                                      else ""),
+    }
+    out = Path(out) if out is not None else IMPORTED
+    out.mkdir(parents=True, exist_ok=True)
+    card["sha256"] = save_checkpoint(deep.cpu(), out / f"{name}.safetensors", {"name": name})
+    (out / f"{name}.json").write_text(json.dumps(card, indent=1) + "\n")
+    return card

@@ -53,6 +53,9 @@ class Analysis:
     page: str = ""  # the dashboard page that draws it
     order: float = 100.0
     module: str = ""  # the module that declares it (set by :func:`register`): its code version keys stored results
+    # how much work a run with these parameters is, in any unit (the time estimate scales the time measured at the
+    # defaults by work(params) / work(defaults)); None: the same at any parameters
+    work: Callable[[Mapping[str, Any]], float] | None = None
 
     def params(self, **overrides) -> dict:
         unknown = set(overrides) - set(self.defaults)

@@ -153,6 +153,10 @@ class ResultStore:
         LOG.warning("ResLens: dropped a stored result of %s (%s): %s; computing it again", analysis, why, d)
         shutil.rmtree(d, ignore_errors=True)
 
+    def has(self, rk: ResultKey) -> bool:
+        """Whether a result for the key is stored (not yet checked: :meth:`get` checks it)."""
+        return self.enabled and self._where(rk)[2].is_dir()
+
     def get(self, rk: ResultKey) -> dict[str, pd.DataFrame] | None:
         """The stored tables, or None (not stored; or stored but damaged or from other code: then dropped)."""
         if not self.enabled:

@@ -287,3 +287,64 @@ def test_option_b_verdicts_do_not_flip_with_sampling_noise(true_gap):
         _check(seen, points, at_threshold=True)
     else:  # a point apart, the old 0.1-point margin still went the wrong way on some draws; intervals never do
         assert not {C.HOLDS, C.FAILS} <= set(seen), set(seen)
+
+
+# ---------------------------------------------------------------------------- depth (claims 17-21)
+from analysis.claims import rules_depth as D  # noqa: E402
+
+
+def _construction(constructed_train=1.9, source_train=1.9, trained=7.8):
+    return pd.DataFrame([{"model": "plain56-from-plain20", "source": "plain20", "source_depth": 20, "depth": 56,
+                          "trained": "plain56", "constructed_train_error_pct": constructed_train,
+                          "constructed_test_error_pct": 13.5, "source_train_error_pct": source_train,
+                          "source_test_error_pct": 13.5, "trained_train_error_pct": trained,
+                          "trained_test_error_pct": 16.2, "train_images": 50000, "test_images": 10000,
+                          "new_blocks": 18}])
+
+
+def test_construction():
+    v = D.rule_construction(_construction())
+    assert v.verdict == C.HOLDS and "worse than the construction" in v.summary
+    assert D.rule_construction(_construction(constructed_train=9.0)).verdict == C.FAILS  # 9.0 vs 1.9 on 50k images
+    assert D.rule_construction(_construction().iloc[:0]).verdict == C.UNTESTED
+
+
+def _readout(model, residual, errors, kind="head", n=500):
+    from analysis.core.stats import wilson
+
+    rows = []
+    for i, (stage, e) in enumerate(zip((0, 1, 2, 3), errors)):
+        lo, hi = wilson(round(e * n / 100), n)
+        rows.append({"model": model, "residual": residual, "point": f"p{i}", "point_index": i - 1, "stage": stage,
+                     "readout": kind, "error_pct": e, "error_low": lo, "error_high": hi, "images": n})
+    return pd.DataFrame(rows)
+
+
+def test_readouts_and_separability():
+    good = pd.concat([_readout("resnet56", True, [90, 70, 40, 10]), _readout("plain56", False, [90, 90, 89, 15])])
+    assert D.rule_readouts(good).verdict == C.HOLDS
+    bad = pd.concat([_readout("resnet56", True, [30, 60, 90, 96]), _readout("plain56", False, [90, 40, 30, 15])])
+    assert D.rule_readouts(bad).verdict == C.FAILS
+    close = pd.concat([_readout("resnet56", True, [90, 70, 68, 10]), _readout("plain56", False, [90, 90, 89, 15])])
+    v = D.rule_readouts(close)
+    assert v.verdict == C.DEPENDS and "cannot tell" in v.summary  # 70 vs 68 % on 500 images: a tie
+    probes = _readout("resnet56", True, [65, 55, 35, 11], kind="probe")
+    assert D.rule_separability(probes).verdict == C.HOLDS
+    assert D.rule_separability(_readout("m", True, [20, 40, 60, 80], kind="probe")).verdict == C.FAILS
+
+
+def _recovery(model, residual, r2s, half=0.02):
+    return pd.DataFrame([{"model": model, "residual": residual, "point": f"p{i}", "point_index": i - 1,
+                          "stage": stage, "r2": r, "r2_low": r - half, "r2_high": r + half}
+                         for i, (stage, r) in enumerate(zip((0, 1, 2, 3), r2s))])
+
+
+def test_recovery_claims():
+    t = pd.concat([_recovery("resnet56", True, [0.8, 0.6, 0.4, 0.2]), _recovery("plain56", False, [0.8, 0.4, 0.2, 0.0])])
+    assert D.rule_recovery_residual(t).verdict == C.HOLDS
+    swapped = pd.concat([_recovery("resnet56", True, [0.8, 0.4, 0.2, 0.0]),
+                         _recovery("plain56", False, [0.8, 0.6, 0.4, 0.2])])
+    assert D.rule_recovery_residual(swapped).verdict == C.FAILS
+    v = D.rule_more_information(t)  # what can be recovered falls with depth in both nets
+    assert v.verdict == C.FAILS and "0.800 from the stem's output" in v.summary
+    assert D.rule_more_information(_recovery("m", True, [0.2, 0.3, 0.5, 0.7])).verdict == C.HOLDS

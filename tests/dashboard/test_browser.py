@@ -1,5 +1,6 @@
 """A real browser (Playwright driving Debian's Chromium) against `streamlit run app.py` on loopback."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -29,9 +30,12 @@ def browser(tmp_path_factory):
         b.close()
 
 
-def _open(ctx, url):
+def _open(ctx, url, frames: list | None = None):
+    """A new tab at ``url``, idle; with ``frames``, every websocket frame it receives is appended to that list."""
     page = ctx.new_page()
     page.set_default_timeout(240_000)
+    if frames is not None:
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
     page.goto(url)
     page.wait_for_selector(IDLE)
     return page
@@ -79,8 +83,45 @@ def test_a_fresh_server_opened_at_a_page_url_lists_the_app_pages(browser):
         ctx.close()
 
 
+def _record(page) -> list:
+    """The websocket frames the page receives from now on (Streamlit's ForwardMsg protobufs)."""
+    frames: list = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
+    return frames
+
+
+def _walk(page, base: str, frames: list, query: str = "", tag: str = "") -> dict[str, list[str]]:
+    """Open every page (with ``query``), wait until it has computed, screenshot it, check its charts' specs; returns
+    {page: the problems of its charts} and asserts no page raised an exception."""
+    from playwright.sync_api import expect
+
+    from vega_checks import charts_in_frames, problems
+
+    bad, seen = {}, {}
+    for name in PAGES:
+        frames.clear()
+        page.goto(f"{base}/{name}{query}")
+        page.wait_for_selector(IDLE)
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+        page.wait_for_selector(IDLE)
+        if name not in ("Reports", "Curvature", "Claims"):  # these measure when asked: minutes on a CPU
+            page.get_by_test_id("stVegaLiteChart").first.wait_for()
+            page.wait_for_selector(IDLE)
+        page.screenshot(path=str(ART / f"{name or 'Home'}{tag}.png"), full_page=True)
+        assert page.get_by_test_id("stException").count() == 0, name
+        charts = charts_in_frames(frames)
+        seen[name or "Home"] = len(charts)
+        found = [f"chart {i}: {p}" for i, c in enumerate(charts) for p in problems(c)]
+        if found:
+            bad[name or "Home"] = found
+    return bad, seen
+
+
 @pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
 def test_every_page_and_the_deletion_slider(server, browser):
+    """Every page as a new user sees it (the default sidebar): no exception, and every chart readable by the rules of
+    tests/vega_checks.py (a legend for every set of series, axis titles in words, error axes in 0-100 %). Then the
+    block-deletion slider."""
     from playwright.sync_api import expect
 
     ART.mkdir(parents=True, exist_ok=True)
@@ -89,16 +130,10 @@ def test_every_page_and_the_deletion_slider(server, browser):
     # the navigation is the app's one page list, titled by hand: "Home" first, no file-name label ("app")
     labels = _nav_labels(page)
     assert labels == [p.title for p in PAGE_SPECS], labels
-    for name in PAGES:
-        page.goto(f"{server}/{name}")
-        page.wait_for_selector(IDLE)
-        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
-        page.wait_for_selector(IDLE)
-        if name not in ("Reports", "Curvature", "Claims"):  # these two measure when asked: minutes on a CPU
-            page.get_by_test_id("stVegaLiteChart").first.wait_for()
-            page.wait_for_selector(IDLE)
-        page.screenshot(path=str(ART / f"{name or 'Home'}.png"))
-        assert page.get_by_test_id("stException").count() == 0, name
+    frames = _record(page)
+    bad, seen = _walk(page, server, frames)
+    assert not bad, bad
+    assert seen["Home"] >= 1 and seen["Block_deletion"] >= 4 and seen["Depth"] >= 5, seen  # the specs were read
     page.goto(f"{server}/Block_deletion")
     page.wait_for_selector(IDLE)
     before = _slider_value(page)
@@ -110,6 +145,76 @@ def test_every_page_and_the_deletion_slider(server, browser):
     assert page.get_by_test_id("stException").count() == 0
     page.screenshot(path=str(ART / "Block_deletion_after_slider.png"))
     ctx.close()
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
+def test_the_papers_depths_side_by_side_stay_readable(server, browser):
+    """The 2015 comparison (six nets, 20/56/110 layers, picked by the sidebar's preset) on the pages where plain110's
+    large responses used to flatten the rest: log scale where the values span orders of magnitude, legends whole."""
+    from vega_checks import charts_in_frames, problems
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 2200})
+    frames: list = []
+    page = _open(ctx, f"{server}/Responses?samples=100", frames)
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+    page.get_by_role("option", name="He et al. 2015: plain vs residual, 20/56/110 layers").click()
+    page.wait_for_selector(IDLE)
+    page.get_by_test_id("stVegaLiteChart").first.wait_for()
+    page.wait_for_selector(IDLE)
+    assert _chips(page) == ["plain20", "plain56", "plain110", "resnet20", "resnet56", "resnet110"]
+    page.screenshot(path=str(ART / "Responses_six_nets.png"), full_page=True)
+    charts = [c for c in charts_in_frames(frames) if any(len(set(df.get("model", []))) == 6 for df in c.data.values())]
+    assert charts and not [p for c in charts for p in problems(c)]
+    std = next(c for c in charts if c.spec.get("encoding", {}).get("y", {}).get("field") in ("std", "std_all"))
+    assert std.spec["encoding"]["y"]["scale"]["type"] == "log", std.spec["encoding"]["y"]
+    assert "Log scale" in page.get_by_test_id("stCaptionContainer").first.inner_text()
+    ctx.close()
+
+
+def _chips(page) -> list[str]:
+    """The models chosen in the sidebar, as its multiselect shows them."""
+    box = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first
+    return box.locator("[data-tag]").evaluate_all("els => els.map(e => e.getAttribute('aria-label'))")
+
+
+@pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")
+def test_the_view_lives_in_the_url(server, browser):
+    """Choose models and k on Block deletion: the URL says so; a reload and the copied link in another browser show
+    the same view; a link with an unknown model and out-of-range values says in one sentence what it dropped; a page
+    switch keeps the sidebar and writes it back to the URL."""
+    from playwright.sync_api import expect
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800})
+    page = _open(ctx, f"{server}/Block_deletion?samples=100")
+    _set_models(page, ["resnet20", "resnet56-preact"])
+    thumb = _k(page).get_by_role("slider")
+    start = int(_slider_value(page))
+    thumb.focus()
+    thumb.press("ArrowRight")
+    expect(_k(page).get_by_test_id("stSliderThumbValue")).to_have_text(str(start + 1))
+    page.wait_for_selector(IDLE)
+    url = page.url
+    assert "models=resnet56-preact" in url and f"k={start + 1}" in url and "samples=100" in url, url
+    page.reload()
+    page.wait_for_selector(IDLE)
+    assert _chips(page) == ["resnet20", "resnet56-preact"] and _slider_value(page) == str(start + 1)
+    other = browser.new_context(viewport={"width": 1400, "height": 1800})  # a colleague opening the copied link
+    p2 = _open(other, url)
+    assert _chips(p2) == ["resnet20", "resnet56-preact"] and _slider_value(p2) == str(start + 1)
+    p2.screenshot(path=str(ART / "Block_deletion_from_link.png"))
+    p3 = _open(other, f"{server}/Block_deletion?models=resnet20&models=nosuchnet&k=999&samples=7&seed=5")
+    warnings = " ".join(p3.get_by_test_id("stAlertContentWarning").all_inner_texts())
+    assert "nosuchnet" in warnings and "left out" in warnings, warnings
+    assert "999" in warnings and "“7”" in warnings, warnings
+    assert _chips(p3) == ["resnet20"] and p3.locator(".st-key-seed input").input_value() == "5"
+    assert p3.get_by_test_id("stException").count() == 0
+    p3.screenshot(path=str(ART / "Block_deletion_bad_link.png"))
+    p3.get_by_test_id("stSidebarNavLink").filter(has_text="Responses").click()
+    p3.wait_for_selector(IDLE)
+    expect(p3).to_have_url(re.compile(r"/Responses\?.*models=resnet20"))
+    assert "seed=5" in p3.url and "nosuchnet" not in p3.url and _chips(p3) == ["resnet20"]
+    ctx.close()
+    other.close()
 
 
 @pytest.mark.skipif(not HAVE_DATA, reason="CIFAR-10 not found")

@@ -48,7 +48,11 @@ def test_every_analysis_runs_on_a_tiny_net_and_leaves_it_bit_identical(analysis:
 def test_zoo_analyses_run_on_shipped_models(analysis):
     if analysis.needs_data and not HAVE_DATA:
         pytest.skip("CIFAR-10 not found")
-    names = ("resnet20", "resnet56-preact") if analysis.name != "claims" else ("plain20", "resnet20")
+    from analysis.core.zoo import available, read_card
+
+    constructed = tuple(n for n in available() if read_card(n).constructed)
+    names = constructed if analysis.name == "construction" else ("resnet20", "resnet56-preact")
+    assert names, "the zoo ships constructed nets (plain56-from-plain20, resnet56-from-resnet20)"
     out = run_one(analysis, Context(name="all", names=names, samples=32, params=analysis.params(**analysis.quick)))
     first = out[analysis.tables[0].name]
     assert len(first) and set(", ".join(first["models"]).split(", ") if "models" in first else first["model"]) \

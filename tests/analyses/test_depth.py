@@ -1,0 +1,138 @@
+"""Depth, constructed and read out: known answers for the construction, the readouts, CKA, input recovery and
+iterative refinement."""
+
+import pytest
+import torch
+
+from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_unbiased, linear_cka
+from analysis.analyses.deletion import PrefixCache, full_error_pct
+from analysis.analyses.readout import probe_error
+from analysis.analyses.recovery import recovery_r2
+from analysis.analyses.refinement import refinement
+from analysis.core.common import random_sample
+from analysis.core.construct import ConstructionRefused, construct_deeper
+from analysis.engine.context import Context
+from analysis.engine.registry import get, run_one
+from conftest import tiny
+
+X = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+UNITS = ["plain14", "resnet14", "resnet14-preact", "resnet14-bnafter", "resnet14-relubefore", "resnet14-relupreact",
+         "resnet14b", "resnet14-conv1x1", "resnet14-preact-conv1x1"]
+
+
+# ---------------------------------------------------------------------------- the construction
+@pytest.mark.parametrize("name", UNITS)
+def test_a_constructed_net_computes_its_sources_logits(name):
+    small = tiny(name=name, width=16)
+    deep, new = construct_deeper(small, 32)
+    assert deep.depth == 32 and len(new) == 9 and all(not b.split(".")[1].endswith(("0", "1")) for b in new)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(X), small(X), rtol=0, atol=1e-5)  # within float rounding (here: equal)
+    # the trained blocks are the source's, untouched
+    s, d = small.state_dict(), deep.state_dict()
+    assert all(torch.equal(s[k], d[k]) for k in s)
+
+
+def test_the_construction_is_refused_where_it_is_not_defined():
+    with pytest.raises(ConstructionRefused, match="shortcut scale"):
+        construct_deeper(tiny(name="resnet14-scale0.5", width=16), 32)
+    with pytest.raises(ConstructionRefused, match="6n\\+2 of at least 14"):
+        construct_deeper(tiny(name="resnet14", width=16), 8)
+
+
+# ---------------------------------------------------------------------------- CKA
+def test_cka_known_answers():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 30, generator=g, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
+    assert linear_cka(x, x) == pytest.approx(1.0, abs=1e-12)
+    assert linear_cka(x, x @ q) == pytest.approx(1.0, abs=1e-10)  # orthogonal transform
+    assert linear_cka(x, 5.0 * x) == pytest.approx(1.0, abs=1e-12)  # isotropic scaling
+    assert linear_cka(x, x, unbiased=False) == pytest.approx(1.0, abs=1e-12)
+    # independent features, high dimension against n: the biased estimate is far from 0, the unbiased one near it
+    a = torch.randn(40, 2000, generator=g, dtype=torch.float64)
+    b = torch.randn(40, 2000, generator=g, dtype=torch.float64)
+    biased, unbiased = linear_cka(a, b, unbiased=False), linear_cka(a, b)
+    assert biased > 0.5 and abs(unbiased) < 0.05, (biased, unbiased)
+    # the unbiased HSIC has expectation 0 for independent kernels (a mean over draws), the biased one does not
+    k, l = gram(a), gram(b)
+    assert float(hsic_biased(k, l)) > 10 * abs(float(hsic_unbiased(k, l)))
+
+
+def test_minibatch_cka_of_a_net():
+    m = tiny(name="resnet14", width=8)
+    names, unb, bia = cka_matrix(m, X, batch=8)  # two minibatches of 8
+    assert names[0] == "stem" and len(names) == m.num_blocks + 1
+    torch.testing.assert_close(torch.diagonal(unb), torch.ones(len(names), dtype=torch.float64))
+    assert torch.allclose(unb, unb.T) and bool((bia <= 1 + 1e-9).all())
+
+
+# ---------------------------------------------------------------------------- readouts
+def test_a_probe_on_one_hot_features_scores_zero_error():
+    y = torch.arange(200) % 10
+    assert probe_error(torch.eye(10)[y], y, torch.eye(10)[y], y) == 0.0
+    noise = torch.randn(200, 10, generator=torch.Generator().manual_seed(0))
+    assert probe_error(noise[:100], y[:100], noise[100:], y[100:]) > 50.0  # nothing to read: near chance
+
+
+def test_the_readout_with_every_block_deleted_is_the_stem_and_the_head():
+    m = tiny(name="resnet14", width=8)
+    b = random_sample(32, 0, torch.device("cpu"))
+    a = get("readout")
+    out = run_one(a, Context(name="t", model=m, arch="resnet14", seed=0, samples=32, batch=b,
+                             params=a.params(train_images=32)))["readout"]
+    head = out[out["readout"] == "head"].set_index("point_index")["error_pct"]
+    every = list(range(m.num_blocks))
+    assert head.loc[-1] == full_error_pct(m, b, skip=every)  # the stem's output through the skip path, then the head
+    assert head.loc[m.num_blocks - 1] == PrefixCache(m, b).intact_error_pct()  # after the last block: the net itself
+    assert out["error_pct"].between(0, 100).all() and (out["error_low"] <= out["error_pct"]).all()
+
+
+# ---------------------------------------------------------------------------- input recovery, refinement
+def test_input_recovery_known_answers():
+    g = torch.Generator().manual_seed(2)
+    px = torch.randn(300, 48, generator=g)
+    r2, lo, hi = recovery_r2(px[:200], px[:200], px[200:], px[200:])
+    assert r2 > 0.99 and lo <= r2 <= hi
+    noise = torch.randn(300, 16, generator=g)
+    r2, lo, hi = recovery_r2(noise[:200], px[:200], noise[200:], px[200:])
+    assert r2 < 0.05  # features that know nothing of the image restore nothing of it
+
+
+def test_refinement_measures_the_branch_in_residual_nets_and_the_block_change_in_plain_nets():
+    b = random_sample(8, 0, torch.device("cpu"))
+    r = refinement(tiny(name="resnet14", width=8), b, "r")
+    p = refinement(tiny(name="plain14", width=8), b, "p")
+    assert set(r["change"]) == {"branch output F(h)"} and set(p["change"]) == {"block change y − s(h)"}
+    assert r["cosine"].between(-1, 1).all() and p["cosine"].between(-1, 1).all()
+
+
+@pytest.mark.skipif(not __import__("conftest").HAVE_DATA, reason="CIFAR-10 not found")
+def test_construct_writes_a_model_whose_errors_equal_its_sources(tmp_path, capsys):
+    import json
+
+    from analysis.cli import main
+    from analysis.core.zoo import load_pretrained
+
+    assert main(["construct", "resnet20", "--depth", "32", "--name", "r32", "--samples", "300", "--train-samples",
+                 "300", "--out", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "r32.json").read_text())
+    c = card["constructed"]
+    assert card["arch"] == "resnet32" and c["from"] == "resnet20" and len(c["new_blocks"]) == 6
+    assert card["test_error_pct"] == c["source_test_error_pct"] and card["train_error_pct"] == c["source_train_error_pct"]
+    assert "python -m analysis construct resnet20 --depth 32 --name r32" in card["command"]
+    deep, src = load_pretrained("r32", device="cpu", root=tmp_path), load_pretrained("resnet20", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(deep(X), src(X), rtol=0, atol=1e-5)
+    assert "identity blocks" in capsys.readouterr().out
+
+
+def test_the_shipped_constructions_record_their_sources_errors():
+    from analysis.core.zoo import read_card
+
+    for name, source in (("plain56-from-plain20", "plain20"), ("resnet56-from-resnet20", "resnet20")):
+        card = read_card(name)
+        assert card.arch.name == source.replace("20", "56") and card.constructed["from"] == source
+        assert card.test_error_pct == card.constructed["source_test_error_pct"]
+        assert card.train_error_pct == card.constructed["source_train_error_pct"]
+        assert card.test_images == 10_000 and card.train_images == 50_000
