@@ -11,9 +11,11 @@ if __name__ == "__main__":  # a browser session's run
     import ui
 
     st.set_page_config(page_title="ResLens", page_icon="🔭", layout="wide")
-    st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0),
-                           **({"url_path": p.url_path} if p.url_path else {}))
-                   for i, p in enumerate(ui.PAGES)]).run()
+    chosen = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0),
+                                    **({"url_path": p.url_path} if p.url_path else {}))
+                            for i, p in enumerate(ui.PAGES)])
+    st.session_state["_page_now"] = chosen.url_path  # ui.url restores the controls' values after a page switch
+    chosen.run()
 else:  # imported by `streamlit run app.py`: the server
     import time
     from contextlib import asynccontextmanager

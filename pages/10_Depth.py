@@ -77,8 +77,10 @@ if names and ui.need_data():
         band = base.mark_area(opacity=0.12).encode(y=alt.Y("error_low:Q", title="test error (%)",
                                                            scale=alt.Scale(domain=[0, 100])), y2="error_high:Q",
                                                    detail="readout:N")
-        line = base.mark_line(point=True).encode(
-            y="error_pct:Q", strokeDash=ui.dash("readout:N", "read by"),
+        line = ui.lines_with_points(
+            df, x=alt.X("point_index:Q", title="read after block (-1 = the stem)", axis=alt.Axis(tickMinStep=1, format="d")),
+            color=ui.color(df["model"]),
+            y=alt.Y("error_pct:Q", title="test error (%)"), strokeDash=ui.dash("readout:N", "read by"),
             tooltip=["model", "point", "readout", alt.Tooltip("error_pct:Q", format=".1f"),
                      alt.Tooltip("error_low:Q", format=".1f"), alt.Tooltip("error_high:Q", format=".1f")])
         ui.show_chart((band + line).properties(height=360), df, file_name="readout.csv",
@@ -134,7 +136,7 @@ if names and ui.need_data():
                                            axis=alt.Axis(tickMinStep=1, format="d")), color=ui.color(r["model"]))
         chart = (base.mark_area(opacity=0.15).encode(y=alt.Y("r2_low:Q", title="R² of the restored image"),
                                                      y2="r2_high:Q")
-                 + base.mark_line(point=True).encode(y="r2:Q", tooltip=["model", "point", alt.Tooltip("r2:Q", format=".3f"),
+                 + base.mark_line(point=True).encode(y=alt.Y("r2:Q", title="R² of the restored image"), tooltip=["model", "point", alt.Tooltip("r2:Q", format=".3f"),
                                                                         "dims"])).properties(height=320)
         ui.show_chart(chart, r, file_name="input_recovery.csv",
                       caption="R² of a ridge regression from each point's features (average-pooled to 4 x 4 positions per "

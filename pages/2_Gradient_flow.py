@@ -96,7 +96,8 @@ if names:
             rows = rows.copy()
             rows["series"] = rows["state"] + rows["lambda"].map(lambda v: f", λ={v:g}")
             blocks = rows[rows["readout"] != "output"]
-            chart = alt.Chart(blocks).mark_line(point=True).encode(
+            chart = ui.lines_with_points(
+                blocks,
                 x=alt.X("block_index:Q", title="block whose output is read", axis=alt.Axis(tickMinStep=1, format="d")),
                 y=alt.Y("correlation_length:Q", title="correlation length (input-space L2)", scale=alt.Scale(type="log")),
                 color=ui.color(blocks["model"]), strokeDash=ui.dash("series:N", "weights"),

@@ -27,7 +27,7 @@ if names and ui.need_data():
             tooltip=["model", "block", "downsample", alt.Tooltip("error_pct:Q", format=".1f"),
                      alt.Tooltip("intact_error_pct:Q", format=".1f")])
         baseline = alt.Chart(intact).mark_rule(strokeDash=[5, 4], opacity=0.8).encode(
-            y="intact_error_pct:Q", color=ui.color(plot["model"], legend_on=False),
+            y=alt.Y("intact_error_pct:Q", title="test error (%)"), color=ui.color(plot["model"]),
             tooltip=["model", alt.Tooltip("intact_error_pct:Q", title="intact error (%)", format=".1f")])
         chart = (baseline + base.mark_line() + base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape("downsample:N", legend=ui.legend("downsampling block")))).properties(height=340)
@@ -74,7 +74,7 @@ if names and ui.need_data():
             y=alt.Y("ci95_low:Q", title="test error (%)", scale=alt.Scale(domain=[0, 100])),
             y2="ci95_high:Q", color=ui.color(summ["model"]))
         line = alt.Chart(summ).mark_line(point=True).encode(
-            x="k:Q", y="mean_error_pct:Q", color=ui.color(summ["model"]),
+            x=alt.X("k:Q", title="number of deleted blocks k"), y=alt.Y("mean_error_pct:Q", title="test error (%)"), color=ui.color(summ["model"]),
             tooltip=["model", "k", "trials", alt.Tooltip("mean_error_pct:Q", format=".1f"),
                      alt.Tooltip("ci95_low:Q", format=".1f"), alt.Tooltip("ci95_high:Q", format=".1f")])
         ui.show_chart((band + line).properties(height=340), summ, file_name="deletion_random_summary.csv",
@@ -127,7 +127,7 @@ if names and ui.need_data():
                 ch = (base.mark_area(opacity=0.2).encode(
                     y=alt.Y("total_grad_low:Q", title="total gradient magnitude"), y2="total_grad_high:Q")
                     + base.mark_line(point=True).encode(
-                    y="total_grad:Q",
+                    y=alt.Y("total_grad:Q", title="total gradient magnitude"),
                     tooltip=["model", "length", alt.Tooltip("grad_norm:Q", format=".3e"),
                              alt.Tooltip("total_grad:Q", format=".3e"), alt.Tooltip("total_grad_low:Q", format=".3e"),
                              alt.Tooltip("total_grad_high:Q", format=".3e")])).properties(height=300)

@@ -79,7 +79,8 @@ if names and ui.need_data():
                                 color=alt.Color("level:Q", scale=scale, title="loss", legend=legend),
                                 tooltip=[alt.Tooltip("level:Q", title="loss", format=".3f")])
                             centre = alt.Chart(pd.DataFrame({"alpha": [0.0], "beta": [0.0]})).mark_point(
-                                shape="cross", size=120, color="red", filled=True).encode(x="alpha:Q", y="beta:Q")
+                                shape="cross", size=120, color="red", filled=True).encode(x=alt.X("alpha:Q", title="α"),
+                                                                                  y=alt.Y("beta:Q", title="β"))
                             ch = (lines + centre).properties(title=n, height=400)
                             ui.show_chart(ch, sf, file_name=f"landscape_contours_{n.replace(':', '_')}.csv",
                                           caption=f"{n}: {len(sf['segment'].unique()) if len(sf) else 0} contour "

@@ -16,7 +16,7 @@ shipped = ui.shipped_claims()
 c1, c2 = st.columns(2)
 run = ui.bound(c1.toggle, "Recompute the verdicts on the models chosen in the sidebar", key="claims_run",
                help="Runs every measurement the claims need on the chosen models (each kept afterwards).")
-heavy = ui.bound(c2.toggle, f"Include the curvature claim ({CLAIMS[-1].id})", key="claims_heavy",
+heavy = ui.bound(c2.toggle, "Include the curvature claim (" + ", ".join(str(i) for i in ui.heavy_claims()) + ")", key="claims_heavy",
                  help="The top Hessian eigenvalue of each plain and residual net: minutes more on a CPU.")
 c1.caption("Off: the verdicts on the shipped zoo below, as `docs/claims.csv` records them. On: every measurement "
            "the claims need, on the chosen models: a few minutes on a CPU the first time.")

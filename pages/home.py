@@ -77,6 +77,9 @@ else:
                   caption="Dashed: training error on the augmented batches of each epoch (train-mode BN), solid: error on "
                   "the 10,000 test images after each epoch (eval mode). The y-axis is clipped at 40 %. "
                   + ui.JPEG_NOTE, key="curves")
+    note = ui.schedule_note(list(names))
+    if note:
+        st.info(note)
 
 st.subheader("Bring your own checkpoint")
 st.markdown(

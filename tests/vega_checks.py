@@ -101,8 +101,14 @@ def problems(chart: Chart) -> list[str]:
             seen.setdefault(key, []).append(ch.get("legend", {}) is not None)
             counts[key] = max(counts.get(key, 0), int(df[f].nunique()))
     for (channel, f), shown in seen.items():
-        if counts[(channel, f)] > 1 and not any(shown):
-            out.append(f"{counts[(channel, f)]} series of {f!r} by {channel} and no legend")
+        if counts[(channel, f)] > 1 and not all(shown):  # one layer's legend: null drops the merged legend
+            out.append(f"{counts[(channel, f)]} series of {f!r} by {channel} and no legend"
+                       + (" (a layer hides it, and Vega-Lite then drops the legend it shares)" if any(shown) else ""))
+    for enc, mark, _ in layers:
+        ch = enc.get("strokeDash")
+        if isinstance(ch, dict) and _field(ch) and isinstance(mark, dict) and mark.get("point"):
+            out.append(f"the dash legend of {_field(ch)!r} is drawn as point markers (a line with point=True): "
+                       "its line samples vanish")
     for enc, _, name in layers:
         df = _frame(chart, name)
         for axis in AXES:

@@ -16,7 +16,7 @@ import importlib
 _EXPORTS = {
     "nav": ("PAGES", "PageSpec"),
     "render": ("JPEG_NOTE", "Progress", "color", "dash", "depth_chart", "heat_png", "image_png", "legend",
-               "log_if_wide", "model_color", "pixel_map", "show_chart", "with_bar", "zip_tables", "auto_scale", "table",
+               "lines_with_points", "log_if_wide", "model_color", "pixel_map", "show_chart", "with_bar", "zip_tables", "auto_scale", "table",
                "column_words", "COLUMN_WORDS"),
     "cache": ("Prefetcher", "cached_error", "estimate", "prefetch", "prefetch_depth", "prefetch_key", "prefetcher", "results",
                 "zoo_table"),
@@ -27,7 +27,7 @@ _EXPORTS = {
     "url": ("bound",),
     "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "constructed_models",
               "data_status", "defaults", "device_name",
-              "deletable_blocks", "judge_claims", "normalize", "read_image", "run_report", "shipped_claims",
+              "deletable_blocks", "heavy_claims", "judge_claims", "schedule_note", "normalize", "read_image", "run_report", "shipped_claims",
               "test_image", "test_pool", "verdict_line", "verdicts"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -57,7 +57,7 @@ def color(names, legend_on: bool = True) -> alt.Color:
     names = list(dict.fromkeys(names))
     ups = list(uploads())
     return alt.Color("model:N", scale=alt.Scale(domain=names, range=[model_color(n, ups) for n in names]),
-                     legend=legend("model") if legend_on else None)
+                     legend=legend("model", symbolOpacity=1) if legend_on else None)  # a faint band layer shares it
 
 
 def dash(field: str, title: str, domain=None, styles=None) -> alt.StrokeDash:
@@ -101,7 +101,18 @@ def depth_chart(df: pd.DataFrame, y: str, y_title: str, color_enc: alt.Color | N
     )
     if dash_by:
         enc["strokeDash"] = dash(f"{dash_by}:N", dash_title or dash_by)
-    return alt.Chart(df).mark_line(point=True).encode(**enc).properties(height=height)
+    return lines_with_points(df, **enc).properties(height=height)
+
+
+def lines_with_points(data: pd.DataFrame, **enc):
+    """A line per series with a point at each value. Where the dash style encodes a field, the points are a layer of
+    their own: a line mark with ``point=True`` draws its legend symbols as points, and the dash samples vanish."""
+    if "strokeDash" not in enc:
+        return alt.Chart(data).mark_line(point=True).encode(**enc)
+    line = alt.Chart(data).mark_line().encode(**enc)
+    points = alt.Chart(data).mark_point(filled=True, size=28, opacity=1).encode(
+        **{k: v for k, v in enc.items() if k != "strokeDash"})
+    return line + points
 
 
 # Column names in words, with their units, for tables shown on the pages (the CSVs keep the names of the library).
@@ -110,7 +121,7 @@ COLUMN_WORDS = {
     "variant": "variant of", "params": "parameters", "train_error_pct": "training error (%)",
     "train_images": "training images", "test_error_pct": "test error (%)", "test_images": "test images",
     "iterations": "iterations", "epochs": "epochs", "full_recipe": "the paper's full schedule",
-    "stopped_early": "stopped early", "trained_on": "trained on", "layers": "layers measured",
+    "first_lr_drop_epoch": "first learning-rate drop (epoch)", "stopped_early": "stopped early", "trained_on": "trained on", "layers": "layers measured",
     "median_std": "median std, per channel", "median_std_all": "median std, all values",
     "mean_ratio": "mean ‖F(x)‖/‖x‖", "first_over_last": "first block / last block", "k": "blocks deleted (k)",
     "trials": "trials", "error_pct": "error (%)", "error_low": "95 % interval, low (%)",

@@ -35,6 +35,9 @@ def begin() -> None:
     ss = st.session_state
     now = _query()
     ss["_url_fresh"] = dict(now) if now and now != ss.get("_url_last") else {}
+    # Streamlit forgets a widget's state when the page changes (its identity includes the page): note the switch
+    ss["_url_switched"] = ss.get("_page_now") != ss.get("_page_was")
+    ss["_page_was"] = ss.get("_page_now")
 
 
 def _text(value) -> str:
@@ -83,7 +86,12 @@ def _from_link(kind: str, label: str, raw: list[str], args: tuple, kw: dict, unk
         try:
             v = _number(raw[-1], like if like is not None else 0.0)
         except ValueError:
-            return None, f"The link's “{raw[-1][:40]}” for “{what}” is not a number; the control keeps its value."
+            try:
+                whole = math.isfinite(float(raw[-1]))  # a number, but the control takes whole ones
+            except ValueError:
+                whole = False
+            return None, (f"The link's “{raw[-1][:40]}” for “{what}” is not a {'whole ' if whole else ''}number; "
+                          "the control keeps its value.")
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             return None, (f"The link's {raw[-1][:40]} for “{what}” is outside {lo}–{hi}; the control keeps its value.")
         return v, ""
@@ -111,7 +119,7 @@ def bound(widget, label: str, *args, key: str, unknown: str | None = None, where
             (where or st).warning(sentence)
         if value is not None and not (kind == "multiselect" and not value and sentence):
             ss[key] = value  # a link whose every choice was dropped leaves the control as it was
-    elif key not in ss and "_" + key in ss:  # back from another page: the session's value
+    elif "_" + key in ss and (key not in ss or ss.get("_url_switched")):  # after a page switch: the session's value
         ss[key] = ss["_" + key]
     if key in ss:  # the state wins; a default beside it would only draw Streamlit's warning
         kw = {k: v for k, v in kw.items() if k not in _DEFAULTS}

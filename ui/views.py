@@ -13,7 +13,7 @@ import torch
 from analysis.analyses.variants import PAPER_NOTE  # noqa: F401  (a page shows it)
 from analysis.core import data as D
 from analysis.core.images import ImageRefused, load_image
-from analysis.core.zoo import arch_of
+from analysis.core.zoo import arch_of, schedule_note  # noqa: F401  (Home says it under the curves)
 from analysis.engine.registry import get, load_all
 
 from .session import Settings, friendly, get_model, is_residual
@@ -128,6 +128,13 @@ def claims():
     from analysis.claims import CLAIMS
 
     return CLAIMS
+
+
+def heavy_claims() -> tuple[int, ...]:
+    """The ids of the claims that measure only when asked (the Hessian's curvature: minutes on a CPU)."""
+    from analysis.claims import HEAVY_IDS
+
+    return HEAVY_IDS
 
 
 def verdicts() -> tuple[str, ...]:

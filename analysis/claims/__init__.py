@@ -44,6 +44,8 @@ CLAIMS: tuple[Claim, ...] = tuple(Claim(**{f: getattr(t, f) for f in t.__datacla
                                   for t in TEXTS)
 
 
+HEAVY_IDS = tuple(c.id for c in CLAIMS if c.judge in J.HEAVY)  # the claims the "no heavy" runs leave untested
+
 SHIPPED = Path(__file__).resolve().parents[2] / "docs"  # claims.csv, claims.md and claims.json of the shipped zoo
 
 

@@ -177,6 +177,9 @@ def judge_sharpness(m: Measure) -> Verdict:
     return R.rule_sharpness(m.table("hessian", "hessian", names))
 
 
+HEAVY = (judge_sharpness,)  # the judges that measure only with heavy=True (minutes of Hessian products on a CPU)
+
+
 def judge_construction(m: Measure) -> Verdict:
     """The constructed nets made from (or among) the chosen models."""
     return RD.rule_construction(m.table("construction", "construction", m.zoo()))

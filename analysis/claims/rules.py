@@ -436,7 +436,7 @@ def rule_train_faster(curves: pd.DataFrame, cards: pd.DataFrame, threshold: floa
     for p, r, d in found:
         ep, er = reach.loc[p, "first_epoch_below"], reach.loc[r, "first_epoch_below"]
         # compare before the first learning-rate drop of either schedule (schedules may differ in length)
-        drop = min(c.loc[p, "milestones"][0] / c.loc[p, "steps_per_epoch"], c.loc[r, "milestones"][0] / c.loc[r, "steps_per_epoch"])
+        drop = min(c.loc[p, "first_lr_drop_epoch"], c.loc[r, "first_lr_drop_epoch"])
         ep = None if ep is None or pd.isna(ep) else int(ep)
         er = None if er is None or pd.isna(er) else int(er)
         comparable = er is not None and er <= drop

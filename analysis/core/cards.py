@@ -61,6 +61,13 @@ class ModelCard:
     def full_recipe(self) -> bool:
         return bool(self.iterations and self.iterations >= FULL_RECIPE_ITERATIONS and not self.stopped_early)
 
+    @property
+    def first_lr_drop_epoch(self) -> float | None:
+        """The epoch at which the learning rate first drops (None where the card has no step schedule)."""
+        if not self.milestones or not self.steps_per_epoch:
+            return None
+        return self.milestones[0] / self.steps_per_epoch
+
     def row(self) -> dict:
         """One row of the zoo's table (the columns of :data:`ZOO_COLUMNS`)."""
         a = self.arch
@@ -69,11 +76,13 @@ class ModelCard:
                 "params": self.params, "train_error_pct": self.train_error_pct, "train_images": self.train_images,
                 "test_error_pct": self.test_error_pct, "test_images": self.test_images,
                 "iterations": self.iterations, "epochs": self.epochs, "full_recipe": self.full_recipe,
-                "stopped_early": self.stopped_early, "trained_on": self.trained_on}
+                "first_lr_drop_epoch": self.first_lr_drop_epoch, "stopped_early": self.stopped_early,
+                "trained_on": self.trained_on}
 
 
 ZOO_COLUMNS = ("model", "depth", "residual", "unit", "shortcut", "variant", "params", "train_error_pct", "train_images",
-               "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "stopped_early", "trained_on")
+               "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "first_lr_drop_epoch",
+               "stopped_early", "trained_on")
 
 
 def card_from_json(d: dict, name: str | None = None) -> ModelCard:

@@ -134,6 +134,33 @@ def zoo_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd.Dat
     return card_table(cards)
 
 
+def schedule_note(names, root: Path = PRETRAINED) -> str:
+    """One sentence when the trained nets among ``names`` ran different schedules (their errors then differ by the
+    schedule as well as by the architecture); "" when they ran the same, or fewer than two were trained here.
+
+        >>> schedule_note(["plain20", "resnet20"])
+        ''
+        >>> schedule_note(["plain56", "resnet56"])[:73]
+        'These nets ran different schedules: plain56 143 epochs (55,770 iterations'
+    """
+    runs: dict[tuple[int, int], list[str]] = {}
+    for n in names:
+        try:
+            c = read_card(n, root)
+        except (CheckpointError, ValueError):
+            continue
+        if c.iterations and c.epochs:
+            runs.setdefault((int(c.iterations), int(c.epochs)), []).append(n)
+    if len(runs) < 2:
+        return ""
+    groups = sorted(runs.items())
+    parts = [f"{', '.join(ns)} {ep} epochs ({it:,} iterations)" for (it, ep), ns in groups]
+    (lo, _), (hi, _) = groups[0][0], groups[-1][0]
+    return ("These nets ran different schedules: " + "; ".join(parts) + f". The longest had {(hi / lo - 1) * 100:.0f} % more "
+            "iterations than the shortest, so part of a difference in their errors may come from the schedule, not "
+            "from the architecture.")
+
+
 def pairs(names) -> list[tuple[str, str, int]]:
     """(plain, residual, depth) for every plain net and every original-unit, identity-shortcut residual net of the
     same depth among ``names`` (the comparison the papers make); names outside the grammar are left out."""
@@ -227,7 +254,6 @@ def import_checkpoint(data: bytes, file_name: str, name: str, residual: bool | N
     """Convert any accepted checkpoint into a ResLens safetensors file plus a card in the imported models
     (``$RESLENS_IMPORTED``), with its test error measured as ``evaluate`` measures it. Returns the card; its
     ``warning`` is a sentence when the error is near chance (the file was probably read wrongly)."""
-    import time
     from datetime import datetime, timezone
 
     from . import data as D

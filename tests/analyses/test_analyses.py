@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.analyses.attributions import METHODS, attribute_image, conductance_per_block
-from analysis.core.common import Batch, chunked, mean_ci95, random_sample, same_state, state_fingerprint
+from analysis.analyses.attributions import attribute_image
+from analysis.core.common import chunked, mean_ci95, random_sample
 from analysis.analyses.deletion import (PrefixCache, delete_random, delete_single, full_error_pct, kendall_tau,
                                path_distribution, path_gradients, reorder, summarize_random)
 from analysis.analyses.gradients import gradient_flow, lambda_sweep

@@ -5,11 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis.analyses.attributions import conductance_per_block
 from analysis.core.common import random_sample, same_state, state_fingerprint
-from analysis.analyses.deletion import PrefixCache, _path_forward, delete_random, delete_single, path_gradients, reorder
-from analysis.analyses.gradients import gradient_flow, lambda_sweep
-from analysis.analyses.landscape import landscape
+from analysis.analyses.deletion import _path_forward
+from analysis.analyses.gradients import gradient_flow
 from analysis.core.arch import UNITS, parse_name
 from analysis.core.models import build_model, count_params
 from analysis.analyses.responses import responses
@@ -223,7 +221,7 @@ def test_checkpoints_round_trip_with_their_architecture(tmp_path, name):
 
 
 def test_full_preact_is_recognised_from_its_tensors():
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     import tempfile, os
 
     m = tiny(name="resnet14-preact", depth=14, width=16)

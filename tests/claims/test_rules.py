@@ -8,8 +8,13 @@ from analysis.claims import rules as C
 
 
 def cards(rows):
-    return pd.DataFrame([{"variant": False, "iterations": 64000, "milestones": (32000, 48000), "steps_per_epoch": 390,
-                          **r} for r in rows])
+    """A zoo table (the columns the real one has: analysis.core.cards.ZOO_COLUMNS) for made-up models."""
+    from analysis.core.cards import ZOO_COLUMNS
+
+    base = {"variant": False, "iterations": 64000, "first_lr_drop_epoch": 32000 / 390}
+    df = pd.DataFrame([{**base, **r} for r in rows])
+    assert set(df.columns) <= set(ZOO_COLUMNS), set(df.columns) - set(ZOO_COLUMNS)  # no column the zoo lacks
+    return df
 
 
 def test_degradation():
@@ -208,6 +213,21 @@ def test_the_readme_shows_the_shipped_claims_report_verbatim():
     assert len(table) == len(CLAIMS) and set(table["verdict"]) <= set(C.VERDICTS)
 
 
+def test_the_claims_page_opens_on_the_shipped_verdicts_with_the_command_that_made_them():
+    """docs/claims.json is the manifest of the run behind docs/claims.csv: the same verdicts, and the command,
+    models, images and seed that the Claims page prints above them."""
+    from analysis.claims import shipped
+    from analysis.claims.text import verdict_line
+
+    table, manifest = shipped()
+    assert manifest["verdicts"] == dict(zip(table["id"].astype(str), table["verdict"]))
+    assert manifest["command"].startswith("python -m analysis claims") and manifest["samples"] > 0
+    assert set(manifest["models"]) >= {"plain20", "plain56", "resnet20", "resnet56"}
+    line = verdict_line(table)
+    counts = table["verdict"].value_counts()
+    assert line.startswith("Verdicts: ") and f"{counts.get('holds', 0)} holds" in line
+
+
 # ---------------------------------------------------------------------------- noise must not flip a verdict
 # Each rule is fed 200 seeded noisy measurements of one truth. Away from its threshold (about one noise unit or more)
 # a rule on intervals gives one definite verdict or "depends", never both holds and does not hold. At the threshold itself no rule can be right every time: a definite verdict
@@ -348,3 +368,12 @@ def test_recovery_claims():
     v = D.rule_more_information(t)  # what can be recovered falls with depth in both nets
     assert v.verdict == C.FAILS and "0.800 from the stem's output" in v.summary
     assert D.rule_more_information(_recovery("m", True, [0.2, 0.3, 0.5, 0.7])).verdict == C.HOLDS
+
+
+def test_the_heavy_claims_are_those_whose_judges_read_the_hessian():
+    """The Claims page names the claims its curvature switch adds (it once named the last claim, whichever it was)."""
+    import inspect
+
+    from analysis.claims import HEAVY_IDS
+
+    assert HEAVY_IDS and HEAVY_IDS == tuple(c.id for c in CLAIMS if '"hessian"' in inspect.getsource(c.judge))

@@ -13,7 +13,6 @@ from safetensors.torch import save as st_save
 
 from analysis.core import checkpoints as C
 from analysis.core import zoo
-from analysis.core.models import build_model
 from conftest import tiny
 
 X = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))

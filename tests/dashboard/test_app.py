@@ -116,7 +116,6 @@ def test_identity_mappings_page_follows_the_chosen_variants():
 @needs_data
 def test_block_deletion_slider_changes_the_curve():
     import ui
-    from analysis.core import data as D
     from analysis.core.common import eval_sample
     from analysis.analyses.deletion import delete_random
     from analysis.core.zoo import load_pretrained
@@ -333,7 +332,6 @@ def test_claims_page_judges_every_claim_and_follows_the_models():
     verdicts = [m.value for m in at.markdown if m.value.startswith("####")]
     assert len(verdicts) == len(CLAIMS) and all(any(v in h for v in ("holds", "does not hold", "depends", "untested"))
                                        for h in verdicts)
-    text = " ".join(m.value for m in at.markdown)
     measured = [m.value for m in at.markdown if m.value.startswith("**Measured.**")]
     assert len(measured) == len(CLAIMS)
     before = measured[2]  # claim 3: the response comparison of the chosen pair
@@ -443,3 +441,22 @@ def test_the_server_imports_the_library_before_its_first_visitor():
     imports, pages_folder_mode = out.stdout.split("\n")[:2]
     assert imports == "[] ['analysis.analyses.attributions', 'analysis.analyses.hessian', 'captum', 'torch']"
     assert pages_folder_mode == "False"  # the app's st.navigation list from the first session on, not pages/
+
+
+def test_the_uploader_states_the_limit_the_server_enforces():
+    """.streamlit/config.toml's maxUploadSize is the checkpoint limit (Streamlit's 200 MB would be a false promise)."""
+    import tomllib
+
+    import ui
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == ui.MAX_UPLOAD_MB == 64
+    assert config["browser"]["gatherUsageStats"] is False
+
+
+def test_home_says_when_the_chosen_nets_ran_different_schedules():
+    at = app(models=["plain56", "resnet56"])
+    notes = [i.value for i in at.info if "different schedules" in i.value]
+    assert len(notes) == 1 and "plain56 143 epochs (55,770 iterations)" in notes[0] and "15 % more" in notes[0]
+    at.multiselect(key="models").set_value(["plain20", "resnet20"]).run()
+    assert not [i for i in at.info if "different schedules" in i.value]

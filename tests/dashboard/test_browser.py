@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, HAVE_DATA
-from streamlit_server import CHROMIUM_ARGS, IDLE, PAGE_SPECS, PAGES, ROOT, serve
+from streamlit_server import CHROMIUM_ARGS, IDLE, PAGE_SPECS, PAGES, ROOT, serve, time_rerun
 
 ART = ROOT / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,8 +37,15 @@ def _open(ctx, url, frames: list | None = None):
     if frames is not None:
         page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(f)))
     page.goto(url)
-    page.wait_for_selector(IDLE)
+    _settle(page)
     return page
+
+
+def _settle(page) -> None:
+    """Wait until the page's script has run: the sidebar's model picker is drawn (every page draws it) and the app is
+    idle. The idle state alone also holds for a moment after connecting, before the first run starts."""
+    page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first.wait_for()
+    page.wait_for_selector(IDLE)
 
 
 def _set_models(page, names):
@@ -46,12 +53,15 @@ def _set_models(page, names):
     box = page.get_by_test_id("stSidebar").get_by_test_id("stMultiSelect").first
     clear = box.locator('[aria-label="Clear all"]')
     if clear.count():
-        clear.first.click()
+        time_rerun(page, lambda: clear.first.click())
     for n in names:
         box.locator("input").fill(n)
-        page.keyboard.press("Enter")
+        option = page.get_by_role("option", name=n, exact=True)  # the exact name: the filter also lists near matches
+        time_rerun(page, lambda: option.click())
+        page.wait_for_selector(IDLE)
     page.keyboard.press("Escape")
     page.wait_for_selector(IDLE)
+    assert _chips(page) == list(names), _chips(page)
 
 
 def _k(page):
@@ -77,7 +87,7 @@ def test_a_fresh_server_opened_at_a_page_url_lists_the_app_pages(browser):
         page = _open(ctx, f"{url}/Claims")
         page.wait_for_selector(IDLE)
         assert _nav_labels(page) == [p.title for p in PAGE_SPECS]
-        assert page.url.endswith("/Claims")
+        assert page.url.split("?")[0].endswith("/Claims")  # the sidebar's settings follow in the query string
         assert page.locator("h1").first.inner_text().startswith("Claims")
         assert page.get_by_test_id("stException").count() == 0
         ctx.close()
@@ -157,7 +167,8 @@ def test_the_papers_depths_side_by_side_stay_readable(server, browser):
     frames: list = []
     page = _open(ctx, f"{server}/Responses?samples=100", frames)
     page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
-    page.get_by_role("option", name="He et al. 2015: plain vs residual, 20/56/110 layers").click()
+    preset = page.get_by_role("option", name="He et al. 2015: plain vs residual, 20/56/110 layers")
+    time_rerun(page, lambda: preset.click())
     page.wait_for_selector(IDLE)
     page.get_by_test_id("stVegaLiteChart").first.wait_for()
     page.wait_for_selector(IDLE)
@@ -190,13 +201,13 @@ def test_the_view_lives_in_the_url(server, browser):
     thumb = _k(page).get_by_role("slider")
     start = int(_slider_value(page))
     thumb.focus()
-    thumb.press("ArrowRight")
+    time_rerun(page, lambda: thumb.press("ArrowRight"))
     expect(_k(page).get_by_test_id("stSliderThumbValue")).to_have_text(str(start + 1))
     page.wait_for_selector(IDLE)
     url = page.url
     assert "models=resnet56-preact" in url and f"k={start + 1}" in url and "samples=100" in url, url
     page.reload()
-    page.wait_for_selector(IDLE)
+    _settle(page)
     assert _chips(page) == ["resnet20", "resnet56-preact"] and _slider_value(page) == str(start + 1)
     other = browser.new_context(viewport={"width": 1400, "height": 1800})  # a colleague opening the copied link
     p2 = _open(other, url)
@@ -231,7 +242,7 @@ def test_two_browser_sessions_are_independent(server, browser):
     expect(_k(pa).get_by_test_id("stSliderThumbValue")).to_have_text(str(int(start) + 2))
     pa.wait_for_selector(IDLE)
     pb.reload()
-    pb.wait_for_selector(IDLE)
+    _settle(pb)
     assert _slider_value(pb) == start  # the other session still shows its own k
     assert pa.get_by_test_id("stException").count() == 0 and pb.get_by_test_id("stException").count() == 0
     a.close()

@@ -40,11 +40,29 @@ def test_each_rule_catches_its_defect():
     assert problems(_chart(c, band)) == ["y axis of 'error_low' draws values from -40 to 110"]
 
 
-def test_a_legend_on_one_layer_is_enough_and_one_series_needs_none():
+def test_a_layer_that_hides_a_shared_legend_is_caught_and_one_series_needs_none():
+    """Seen on the Block deletion page: a baseline layer with ``legend=None`` made Vega-Lite drop the model legend
+    that the points layer asked for."""
     base = alt.Chart(DF).encode(x=alt.X("block_index:Q", title="block"), y=alt.Y("error_pct:Q", title="error (%)"))
     layered = base.mark_line().encode(color="model:N") + base.mark_point().encode(color=alt.Color("model:N", legend=None))
-    assert problems(_chart(layered, DF)) == []
+    assert problems(_chart(layered, DF)) == ["2 series of 'model' by color and no legend (a layer hides it, and "
+                                             "Vega-Lite then drops the legend it shares)"]
+    both = base.mark_line().encode(color="model:N") + base.mark_point().encode(color="model:N")
+    assert problems(_chart(both, DF)) == []
     one = DF[DF["model"] == "a"]
     c = alt.Chart(one).mark_line().encode(x=alt.X("block_index:Q", title="block"), y=alt.Y("error_pct:Q", title="e (%)"),
                                           color=alt.Color("model:N", legend=None))
     assert problems(_chart(c, one)) == []
+
+
+def test_a_dash_legend_on_a_line_with_points_is_caught():
+    """Seen on Gradient flow: a line mark with point=True draws the dash legend as point markers, without its dashes;
+    ui.lines_with_points draws the points as a layer of their own."""
+    enc = dict(x=alt.X("block_index:Q", title="block"), y=alt.Y("error_pct:Q", title="error (%)"), color="model:N",
+               strokeDash="state:N")
+    bad = alt.Chart(DF).mark_line(point=True).encode(**enc)
+    assert problems(_chart(bad, DF)) == ["the dash legend of 'state' is drawn as point markers (a line with "
+                                         "point=True): its line samples vanish"]
+    good = alt.Chart(DF).mark_line().encode(**enc) + alt.Chart(DF).mark_point().encode(
+        **{k: v for k, v in enc.items() if k != "strokeDash"})
+    assert problems(_chart(good, DF)) == []

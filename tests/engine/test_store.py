@@ -5,7 +5,6 @@ import dataclasses
 import json
 
 import pandas as pd
-import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
