@@ -41,6 +41,27 @@ PAPER_NOTE = ("The paper's numbers are ResNet-110 on the original (PNG) CIFAR-10
               "'fail' is the paper's word for a test error above 20 %.")
 
 
+def catalogue() -> list[str]:
+    """Every net the papers' comparisons name, in the name grammar: plain and residual nets of 20, 56 and 110 layers
+    (He et al. 2015), option B at 56 and 110, and each unit and shortcut of He et al. 2016 (Tables 1 and 2, the keys of
+    :data:`PAPER_110`) at 56 layers (the zoo's depth) and 110 (the paper's). ``python -m analysis models`` lists the
+    ones not trained yet with the command that trains them.
+
+    Example:
+        >>> c = catalogue()
+        >>> c[:3], "resnet110-preact" in c, "resnet56-scale0.5f" in c
+        (['plain20', 'plain56', 'plain110'], True, True)
+    """
+    from ..core.arch import Arch
+
+    names = [f"{kind}{d}" for kind in ("plain", "resnet") for d in (20, 56, 110)] + ["resnet56b", "resnet110b"]
+    for depth in (56, 110):
+        for unit, sc in PAPER_110:
+            names.append(Arch(depth=depth, unit=unit, option="conv1x1" if sc == "conv1x1" else "A",
+                              lam=0.5 if sc.startswith("scale") else 1.0, scale_branch=sc.endswith("f")).name)
+    return list(dict.fromkeys(names))
+
+
 def paper_error(unit: str, shortcut: str) -> tuple[float | str | None, str]:
     """(the paper's ResNet-110 error or None, its source) for a unit and shortcut token."""
     v = PAPER_110.get((unit, shortcut))

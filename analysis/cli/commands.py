@@ -44,8 +44,15 @@ def _cmd_models(a: argparse.Namespace) -> int:
         note = "  (stopped early)" if r.stopped_early else ""
         print(f"{r.model:<{width}} {r.depth:>5} {str(r.residual).lower():>8} {r.unit:<15} {r.shortcut:<9} "
               f"{num(r.params, ','):>9} {num(r.train_error_pct, '.2f'):>11} {num(r.test_error_pct, '.2f'):>10} "
-              f"{num(r.iterations, ','):>10} {num(r.epochs, 'g'):>6}  {r.trained_on}{note}")
+              f"{num(r.iterations, ',.0f'):>10} {num(r.epochs, 'g'):>6}  {r.trained_on}{note}")
     print("\nErrors measured on the JPEG (quality 75) copy of CIFAR-10; not comparable to published numbers.")
+    from ..analyses.variants import catalogue
+
+    missing = [n for n in catalogue() if n not in set(t["model"])]
+    if missing:
+        print("\nNot trained yet (named by the papers' comparisons; a full schedule wants a GPU):")
+        for n in missing:
+            print(f"{n:<{width}} not trained: python -m analysis train {n}")
     return 0
 
 

@@ -83,3 +83,22 @@ def test_a_report_is_written_all_or_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_csv", real)
     paths = write_report(tables, {"analyses": []}, tmp_path / "r")
     assert sorted(p.name for p in paths) == ["a.csv", "b.csv", "manifest.json"]
+
+
+def test_models_lists_the_variants_not_trained_yet_with_their_command(capsys):
+    """Every net the papers' comparisons name is listed: trained ones with their numbers, the others as not trained
+    with the command that trains them (never as a zero or a blank)."""
+    from analysis.analyses.variants import catalogue
+    from analysis.core.zoo import available
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    table, _, rest = out.partition("Not trained yet")
+    trained = set(available())
+    for n in catalogue():
+        line = f"{n} not trained: python -m analysis train {n}"
+        if n in trained:
+            assert line not in " ".join(rest.split()) and n in table, n
+        else:
+            assert line in " ".join(rest.split()), n
+    assert "resnet110-preact" in rest and "64,000.0" not in table  # iterations as whole numbers
