@@ -21,20 +21,22 @@ if names and ui.need_data():
         resp, ratio = res["responses"], res["residual_ratio"]
         ycol, rank = ("std", "sorted_rank") if agg.startswith("per channel") else ("std_all", "sorted_rank_all")
         xcol, xtitle = ("layer_index", "layer (in order)") if order == "in layer order" else (rank, "layer (sorted by std, largest first)")
-        plot = resp[["model", "residual", "layer", "layer_index", rank, ycol, "images"]]
+        plot = resp[["model", "residual", "layer", "kernel", "layer_index", rank, ycol, "images"]]
         yscale, scale_note = ui.auto_scale(plot[ycol])
         chart = alt.Chart(plot).mark_line(point=True).encode(
             x=alt.X(f"{xcol}:Q", title=xtitle, axis=alt.Axis(tickMinStep=1, format="d")),
             y=alt.Y(f"{ycol}:Q", title="std of response", scale=yscale),
             color=ui.color(plot["model"]),
-            tooltip=["model", "layer", alt.Tooltip(f"{ycol}:Q", format=".3f"), "layer_index", rank],
+            tooltip=["model", "layer", "kernel", alt.Tooltip(f"{ycol}:Q", format=".3f"), "layer_index", rank],
         ).properties(height=360)
         how = ("for each channel the standard deviation over the images and all positions, then the mean over "
                "channels" if ycol == "std" else "the standard deviation of all values of the layer at once "
                "(channels, positions and images together)")
         ui.show_chart(chart, plot, file_name=f"responses_{ycol}.csv",
-                      caption=f"Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
-                      f"bn2 of each block; conv2 in units with no BN after it). std = {how}; {int(plot['images'].iloc[0])} "
+                      caption="Response of a 3x3 layer = its output after BN, before the addition and ReLU (stem, then bn1 and "
+                      "bn2 of each block; conv2 in units with no BN after it"
+                      + ("; in a bottleneck block bn1, bn2 and bn3, its two 1x1 layers included: the kernel is in the "
+                         "tooltip and the CSV" if (plot["kernel"] != "3x3").any() else "") + f"). std = {how}; {int(plot['images'].iloc[0])} "
                       f"test images (seed {s.seed}), eval-mode BN, float32. " + scale_note,
                       key="responses")
         summary = res["response_summary"]
@@ -62,7 +64,8 @@ if names and ui.need_data():
         chart2 = (base.mark_line() + base.mark_point(filled=True, size=60).encode(
             shape=alt.Shape("downsample:N", legend=ui.legend("downsampling block")))).properties(height=320)
         ui.show_chart(chart2, ratio.drop(columns=["definition"]), file_name="residual_ratio.csv",
-                      caption="For each image, the L2 norm of the block's branch output F(x) (after bn2, before the addition) "
+                      caption="For each image, the L2 norm of the block's branch output F(x) (after its last BN, before the "
+                      "addition; times g(x) in an exclusively gated net) "
                       "divided by the L2 norm of the block's input x, averaged over the images. In a plain net F(x) is "
                       "the whole block before its ReLU, so the same ratio shows how much each plain block rewrites its input. "
                       + rnote,

@@ -24,7 +24,15 @@ with st.expander("The variants, written out"):
         "| full-preact (`-preact`) | conv(ReLU(BN(conv(ReLU(BN x))))) + s(x) | BN, ReLU |\n\n"
         "Shortcuts s(x): identity with option A (zero-padding) where the shape changes; `b`: a 1x1 projection + BN "
         "where the shape changes; `-conv1x1`: a 1x1 conv + BN on every block; `-scale0.5`: the shortcut times 0.5, "
-        "F unscaled; `-scale0.5f`: the shortcut times 0.5 and F times 0.5 (He et al. 2016, Table 1).")
+        "F unscaled; `-scale0.5f`: the shortcut times 0.5 and F times 0.5; `-gate-6`: exclusive gating, "
+        "y = g(x)·F(x) + (1 − g(x))·s(x) with g(x) = sigmoid(1x1 conv(x) + b_g), b_g = −6 at initialisation; "
+        "`-shortgate-6`: shortcut-only gating, y = F(x) + (1 − g(x))·s(x); `-dropout`: the shortcut times a "
+        "Bernoulli mask that keeps each value with probability 0.5 while training, times 0.5 at evaluation (He et al. "
+        "2016, Table 1). Deleting a block (Block deletion page) leaves its shortcut as it reaches the addition: "
+        "(1 − g(x))·s(x) in a gated net, 0.5·s(x) in a dropout net.\n\n"
+        "Blocks: basic (two 3x3 convs, 6n+2 layers) or `-bottleneck` (1x1 reduce, 3x3, 1x1 expand 4x; 9n+2 layers, "
+        "the stride on the first 1x1 as in the authors' code); each unit above places BN and ReLU around the three "
+        "convs as around the two, e.g. `resnet164-bottleneck-preact`.")
 
 vres = ui.results("variants", ui.available(), s)
 table = vres.get("variants", pd.DataFrame())
@@ -34,10 +42,10 @@ if table.empty:
 
 st.subheader("The variant zoo")
 show = table.copy()
-show["paper_110_test_error_pct"] = show["paper_110_test_error_pct"].map(
+show["paper_test_error_pct"] = show["paper_test_error_pct"].map(
     lambda v: "–" if v is None or (isinstance(v, float) and pd.isna(v)) else (v if isinstance(v, str) else f"{v:.2f}"))
 ui.table(show[["model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct", "iterations",
-               "full_recipe", "paper_110_test_error_pct", "paper_source"]])
+               "full_recipe", "paper_test_error_pct", "paper_source"]])
 st.caption("Train error: eval mode on the 50,000 un-augmented training images; test error: the 10,000 test images; "
            "both from each model card, measured after training on the GPU that trained it, and re-measurable with "
            "`python -m analysis evaluate NAME`. " + ui.PAPER_NOTE + " " + ui.JPEG_NOTE)
@@ -98,6 +106,52 @@ if not cur.empty:
     speed = speed[speed["threshold_pct"] == 10.0]
     ui.table(speed.rename(columns={"last_train_error_pct": "last epoch's training error (%, augmented)",
                                    "last_test_error_pct": "last epoch's test error (%)"}).drop(columns=["threshold_pct"]))
+
+st.subheader("Basic vs bottleneck blocks: what each costs")
+st.markdown(
+    "For ResNet-164 He et al. 2016 use *bottleneck* blocks (`-bottleneck`: a 1x1 conv that reduces to 16/32/64 "
+    "channels, a 3x3, a 1x1 that expands 4x; three layers a block, so 9n+2 layers). Below, the bottleneck net beside "
+    "the basic-block net of the same depth and the basic-block net with the nearest parameter count, each freshly "
+    "built (what a net costs does not depend on its trained weights).")
+options = ui.choices("unit_cost", "bottleneck")
+bott = ui.bound(st.selectbox, "Bottleneck net", options, index=options.index(ui.defaults("unit_cost")["bottleneck"]),
+                key="im_bottleneck")
+ucost = ui.results("unit_cost", [], s, bottleneck=bott, device=s.device)
+uc = ucost.get("unit_cost")
+if uc is not None and len(uc):
+    show = uc[["pairing", "model", "depth", "blocks", "params", "flops_per_image", "ms_per_image", "params_ratio",
+               "flops_ratio", "time_ratio", "conv_formula_match"]].rename(columns={
+        "pairing": "compared as", "blocks": "blocks", "flops_per_image": "counted FLOPs per image",
+        "ms_per_image": "ms per image", "params_ratio": "parameters / bottleneck's", "flops_ratio": "FLOPs / bottleneck's",
+        "time_ratio": "time / bottleneck's", "conv_formula_match": "every conv = H·W·C_in·C_out·k²"})
+    ui.table(show)
+    b, eq_p = uc.iloc[0], uc[uc["pairing"] == "basic, equal parameters"].iloc[0]
+    eq_d = uc[uc["pairing"] == "basic, equal depth"].iloc[0]
+    st.markdown(
+        f"- At equal depth ({int(b['depth'])} layers) {b['model']} has {b['params']:,} parameters against "
+        f"{eq_d['params']:,} for {eq_d['model']} ({eq_d['params_ratio']:.2f}x) and {eq_d['flops_ratio']:.2f}x its "
+        f"counted FLOPs.\n"
+        f"- At nearly equal parameters ({eq_p['model']}: {eq_p['params']:,}, {eq_p['params_ratio']:.3f}x) the bottleneck "
+        f"net is {int(b['depth']) - int(eq_p['depth'])} layers deeper for {eq_p['flops_ratio']:.3f}x the FLOPs, and on "
+        f"this {'GPU' if uc['device'].iloc[0].startswith('cuda') else 'CPU'} it takes "
+        f"{1 / eq_p['time_ratio']:.2f}x the time per image of {eq_p['model']}: "
+        + ("more, thinner layers cost more than their FLOPs say." if eq_p["time_ratio"] < 1 else
+           "no slower than its FLOPs say.") + "\n"
+        f"- Every one of the {int(uc['conv_layers'].sum())} convolutions' counted multiply-adds "
+        + ("equals" if bool(uc["conv_formula_match"].all()) else "does **not** all equal")
+        + " H_out·W_out·C_in·C_out·k² (the per-layer table is in the CSV).")
+    st.caption(f"Parameters: every weight, BN included. FLOPs: PyTorch's counter (2 per multiply-add of the convolutions "
+               f"and the classifier; BN, ReLU and the shortcut additions not counted). Time: eval-mode forward passes of "
+               f"{int(uc['timed_images'].iloc[0])} random images, {uc['precision'].iloc[0]}, on {uc['device'].iloc[0]}; "
+               f"the nets timed in turns over {int(uc['rounds'].iloc[0])} rounds, the fastest round kept: compare the "
+               "ratios, not the milliseconds, on a shared machine. He et al. 2016 give ResNet-110 and ResNet-164 as "
+               "1.7M parameters each; the counts above are with option-A shortcuts, while the authors' code projects "
+               "where the shape changes (`resnet164b-bottleneck`).")
+    st.download_button("Download the costs (CSV)", uc.to_csv(index=False).encode(), "unit_cost.csv", "text/csv",
+                       key="dl_unit_cost")
+    st.download_button("Download every convolution against the formula (CSV)",
+                       ucost["unit_conv_cost"].to_csv(index=False).encode(), "unit_conv_cost.csv", "text/csv",
+                       key="dl_unit_conv_cost")
 
 if not ui.data_found():
     ui.need_data()

@@ -85,7 +85,9 @@ def serve(env: dict | None = None, timeout_s: float = 60.0, args: tuple[str, ...
 # so that a rerun is timed from the action to its end however fast it is.
 _WATCH = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
-  window.__rerun = {ran: false, doneAt: null};
+  // A run already under way when the action comes (a rerun the app asked for, or the previous action's) counts:
+  // a click then re-runs the script without the state ever leaving "running", and only its end is seen.
+  window.__rerun = {ran: app.getAttribute('data-test-script-state') === 'running', doneAt: null};
   const obs = new MutationObserver(() => {
     const st = app.getAttribute('data-test-script-state');
     if (st === 'running') window.__rerun.ran = true;
@@ -100,7 +102,15 @@ def time_rerun(page, action, timeout_ms: int = 600_000) -> float:
     """Seconds from ``action()`` (e.g. a key press) to the end of the rerun it starts, in the browser's clock."""
     t0 = page.evaluate(_WATCH)
     action()
-    page.wait_for_function("() => window.__rerun.doneAt !== null", timeout=timeout_ms)
+    # Done when the run ends; an action that starts no run at all (the app idle 5 s after it) ends the wait too,
+    # and the caller's own check of the page then says what went wrong instead of a 10-minute timeout.
+    page.wait_for_function("""() => {
+      const r = window.__rerun;
+      if (r.doneAt !== null) return true;
+      const idle = document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') === 'notRunning';
+      if (!r.ran && idle && performance.now() - %s > 5000) { r.doneAt = performance.now(); return true; }
+      return false;
+    }""" % t0, timeout=timeout_ms, polling=250)
     return (page.evaluate("() => window.__rerun.doneAt") - t0) / 1000.0
 
 

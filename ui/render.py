@@ -126,8 +126,8 @@ COLUMN_WORDS = {
     "mean_ratio": "mean ‖F(x)‖/‖x‖", "first_over_last": "first block / last block", "k": "blocks deleted (k)",
     "trials": "trials", "error_pct": "error (%)", "error_low": "95 % interval, low (%)",
     "error_high": "95 % interval, high (%)", "mean_error_pct": "mean error (%)", "images": "test images",
-    "first_epoch_below": "first epoch with training error < 10 %", "paper_110_test_error_pct":
-    "paper, ResNet-110 test error (%)", "shortcut_description": "shortcut", "paper_source": "paper's table",
+    "first_epoch_below": "first epoch with training error < 10 %", "paper_test_error_pct":
+    "paper's test error (%), its net in the next column", "shortcut_description": "shortcut", "paper_source": "paper's table",
 }
 
 

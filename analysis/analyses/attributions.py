@@ -153,7 +153,7 @@ def conductance_per_block(model: CifarResNet, x: torch.Tensor, model_name: str, 
                           progress: Progress = None) -> pd.DataFrame:
     """Captum LayerConductance per block, baseline the zero normalised input (the mean image).
 
-    ``conductance``: summed over the residual branch's output F(x) (``BasicBlock.branch_output``: bn2 in
+    ``conductance``: summed over the residual branch's output F(x) (``Block.branch_output``: bn2 in
     the original unit, conv2 where no BN follows it): how much of the target
     logit's change from the baseline flows through the block's branch. In a plain net the branch is the
     only route, so it carries all of it; in a residual net the rest goes along the skip path.

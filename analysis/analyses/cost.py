@@ -16,6 +16,7 @@ count against the textbook formula.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 
@@ -26,7 +27,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from ..core.common import autocast, model_device, private_copy
-from ..core.models import CifarResNet
+from ..core.arch import Arch, parse_name
+from ..core.models import CifarResNet, build_model, count_params
 from ..engine.registry import Analysis, Context, Table, register
 
 
@@ -181,6 +183,81 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     return {"cost": c, "conv_cost": convs}
 
 
+# ---------------------------------------------------------------------------- basic vs bottleneck blocks
+def _params_of(arch: Arch) -> int:
+    """Parameters of ``arch`` counted on PyTorch's meta device (shapes only: no memory, no initialisation cost)."""
+    with torch.device("meta"):
+        return count_params(build_model(arch))
+
+
+def equal_parameter_depth(target: int, residual: bool = True) -> int:
+    """The depth 6n+2 of the basic-block net (option A, original unit) whose parameter count is nearest ``target``.
+    A net's parameters grow by the same amount with every block added to each stage, so two counts give the line.
+
+    Example:
+        >>> equal_parameter_depth(1_661_274)  # resnet164-bottleneck's: resnet104 has 1,630,746, resnet110 1,727,962
+        104
+    """
+    p1, p2 = _params_of(Arch(8, residual=residual)), _params_of(Arch(14, residual=residual))
+    n = max(1, round(1 + (target - p1) / (p2 - p1)))
+    return 6 * min((n - 1, n, n + 1), key=lambda k: abs(p1 + (k - 1) * (p2 - p1) - target) if k >= 1 else float("inf")) + 2
+
+
+def unit_costs(bottleneck: str = "resnet164-bottleneck", images: int = 64, repeats: int = 5, seed: int = 0,
+               device: torch.device | str = "cpu") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Basic against bottleneck blocks (He et al. 2016 use bottlenecks for ResNet-164): the bottleneck net, the
+    basic-block net of the same depth (or the nearest 6n+2 below it) and the basic-block net with the nearest
+    parameter count, each freshly built with the same unit and shortcut (costs do not depend on trained weights).
+    Returns (one row per net: parameters, counted FLOPs, conv multiply-adds, ms per image measured side by side in
+    interleaved rounds, each as a ratio to the bottleneck net's; one row per convolution of the three nets against
+    the formula).
+
+    Example:
+        >>> t, convs = unit_costs("resnet29-bottleneck", images=2, repeats=1)
+        >>> list(t["model"]), bool(convs["match"].all())
+        (['resnet29-bottleneck', 'resnet26', 'resnet20'], True)
+    """
+    b = parse_name(bottleneck)
+    if not b.bottleneck:
+        raise ValueError(f"{bottleneck!r} has basic blocks; name a bottleneck net (e.g. resnet164-bottleneck)")
+    basic = dataclasses.replace(b, bottleneck=False, depth=8)
+    depth_eq = max(8, b.depth - (b.depth - 2) % 6)
+    depth_p = equal_parameter_depth(_params_of(b), residual=b.residual)
+    nets = {"bottleneck": b, "basic, equal depth": dataclasses.replace(basic, depth=depth_eq),
+            "basic, equal parameters": dataclasses.replace(basic, depth=depth_p)}
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = {a.name: build_model(a).to(dev).eval() for a in dict.fromkeys(nets.values())}
+    times = interleaved_times({n: m.to(memory_format=torch.channels_last) for n, m in models.items()},
+                              images=images, repeats=repeats, seed=seed)
+    rows, convs = [], []
+    for pairing, a in nets.items():
+        m = models[a.name]
+        cv = conv_costs(m, a.name)
+        convs.append(cv)
+        rows.append({"pairing": pairing, "model": a.name, "block": a.block_kind, "depth": a.depth,
+                     "blocks": m.num_blocks, "params": count_params(m),
+                     "flops_per_image": count_flops(m, torch.zeros(1, 3, 32, 32, device=dev)).total,
+                     "conv_macs_per_image": int(cv["counted_macs"].sum()), "ms_per_image": times[a.name],
+                     "conv_layers": len(cv), "conv_formula_match": bool(cv["match"].all()), "timed_images": images,
+                     "rounds": repeats, "device": str(dev),
+                     "precision": "bfloat16 autocast, channels_last" if dev.type == "cpu" else "float32"})
+    t = pd.DataFrame(rows)
+    for col, ratio in (("params", "params_ratio"), ("flops_per_image", "flops_ratio"), ("ms_per_image", "time_ratio")):
+        t[ratio] = t[col] / float(t[col].iloc[0])
+    return t, pd.concat(convs, ignore_index=True).drop_duplicates(["model", "layer"])
+
+
+def _run_units(ctx: Context) -> dict[str, pd.DataFrame]:
+    dev = ctx.params["device"]
+    if dev == "cuda" and not torch.cuda.is_available():
+        raise ValueError("no GPU here: time the nets on the CPU")
+    t, convs = unit_costs(ctx.params["bottleneck"], images=ctx.params["images"], repeats=ctx.params["repeats"],
+                          seed=ctx.seed, device=dev)
+    return {"unit_cost": t, "unit_conv_cost": convs}
+
+
 register(Analysis(
     name="cost", title="Parameters, counted FLOPs, time per image, and each conv against H·W·C_in·C_out·k²",
     run=_run, needs_data=False, page="pages/9_Claims.py", order=70,
@@ -189,3 +266,17 @@ register(Analysis(
                            "adds_per_image", "ms_per_image", "timed_images", "repeats")),
             Table("conv_cost", ("model", "layer", "H_out", "W_out", "C_in", "C_out", "k", "stride", "formula_macs",
                                 "counted_flops", "match")))))
+
+register(Analysis(
+    name="unit_cost", title="Basic vs bottleneck blocks at equal depth and at equal parameters: parameters, counted "
+                           "FLOPs, time per image, each conv against the formula",
+    run=_run_units, scope="zoo", needs_data=False, page="pages/7_Identity_mappings.py", order=86,
+    defaults={"bottleneck": "resnet164-bottleneck", "images": 32, "repeats": 5, "device": "cpu"},
+    quick={"bottleneck": "resnet29-bottleneck", "images": 2, "repeats": 1},
+    choices={"device": ("cpu", "cuda"), "bottleneck": ("resnet29-bottleneck", "resnet56-bottleneck", "resnet110-bottleneck",
+                                                       "resnet164-bottleneck", "resnet164-bottleneck-preact",
+                                                       "resnet164b-bottleneck", "plain164-bottleneck")},
+    tables=(Table("unit_cost", ("pairing", "model", "block", "depth", "params", "flops_per_image", "conv_macs_per_image",
+                                "ms_per_image", "params_ratio", "flops_ratio", "time_ratio", "conv_formula_match")),
+            Table("unit_conv_cost", ("model", "layer", "H_out", "W_out", "C_in", "C_out", "k", "stride", "formula_macs",
+                                     "counted_flops", "match")))))

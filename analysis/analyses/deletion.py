@@ -1,6 +1,6 @@
 """Lesion experiments of Veit, Wilber and Belongie 2016 and the path view of a residual net.
 
-* Deleting a block runs only its skip path (``BasicBlock.skip_path``): the identity, or in a
+* Deleting a block runs only its skip path (``Block.skip_path``): the identity, or in a
   downsampling block option A's subsample-and-pad (so a deleted downsampling block still changes the
   shape; its branch weights are unused); a projection shortcut (option B, conv1x1) still runs, and a
   net trained with a shortcut scale keeps it (lam * s(x)).

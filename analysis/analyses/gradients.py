@@ -6,8 +6,9 @@ What is measured, for each block i (float32, no autocast: norms span many orders
   input for image n and loss_n that image's cross-entropy (the batch loss is a sum, so nothing is
   divided by the batch size); ``grad_input_l2_std`` is the standard deviation of that norm over the images
   (for the interval of the mean).
-* ``grad_weight_l2``: ||d L / d W||_2 over both 3x3 conv weights of the block (``grad_conv1_l2`` and
-  ``grad_conv2_l2`` separately), where L is the mean cross-entropy over the whole sample.
+* ``grad_weight_l2``: ||d L / d W||_2 over every conv weight of the block's branch (both 3x3 convs; all three
+  convs of a bottleneck block; ``grad_conv1_l2`` and ``grad_conv2_l2`` are the first two separately), where L is the
+  mean cross-entropy over the whole sample.
 
 BN runs as in a training step: batch statistics over batches of ``batch_size`` images (128, as in
 training). That needs train mode, so the work is done on a private copy of the model: the model passed
@@ -57,11 +58,11 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
     """
     dev = model_device(model)
     m = private_copy(model, train_bn_batch_stats=True)
-    convs = [(b.conv1.weight, b.conv2.weight) for _, b in m.blocks()]
+    convs = [tuple(c.weight for c in b.convs) for _, b in m.blocks()]  # two, or three in a bottleneck block
     n_blocks = m.num_blocks
     in_sum = torch.zeros(n_blocks, dtype=torch.float64)
     in_sq = torch.zeros(n_blocks, dtype=torch.float64)  # for the spread over images
-    w_acc = [[torch.zeros_like(c1), torch.zeros_like(c2)] for c1, c2 in convs]
+    w_acc = [[torch.zeros_like(c) for c in ws] for ws in convs]
     n_total = len(batch)
     state = {"nonfinite": False, "bs": batch_size}
 
@@ -78,14 +79,14 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
         loss_sum = F.cross_entropy(logits.float(), y, reduction="sum")
         params = [w for pair in convs for w in pair]
         grads = torch.autograd.grad(loss_sum, inputs + params)
-        g_in, g_w = grads[:n_blocks], grads[n_blocks:]
+        g_in, g_w = grads[:n_blocks], list(grads[n_blocks:])
         for i in range(n_blocks):
             norms = g_in[i].flatten(1).norm(dim=1).double()
             state["nonfinite"] |= not torch.isfinite(norms).all().item()
             in_sum[i] += norms.sum().cpu()
             in_sq[i] += (norms * norms).sum().cpu()
-            w_acc[i][0] += g_w[2 * i]
-            w_acc[i][1] += g_w[2 * i + 1]
+            for acc in w_acc[i]:
+                acc += g_w.pop(0)
         if progress:
             progress(min(1.0, sl.stop / n_total), f"gradients of {model_name} ({weights}, lambda={lam})")
 
@@ -95,13 +96,13 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
     rows = []
     lam_v = m.block(0).default_lam if lam is None else float(lam)
     for i, info in enumerate(m.block_info):
-        g1 = (w_acc[i][0] / n_total).norm().item()
-        g2 = (w_acc[i][1] / n_total).norm().item()
+        gs = [(acc / n_total).norm().item() for acc in w_acc[i]]
+        g1, g2 = gs[0], gs[1]
         rows.append({"model": model_name, "residual": model.residual, "state": weights, "lambda": lam_v,
                      "block": info.name, "block_index": i, "stage": info.stage, "downsample": info.downsample,
                      "grad_input_l2": (in_sum[i] / n_total).item(),
                      "grad_input_l2_std": _std(in_sum[i].item(), in_sq[i].item(), n_total),
-                     "grad_weight_l2": (g1 * g1 + g2 * g2) ** 0.5,
+                     "grad_weight_l2": sum(g * g for g in gs) ** 0.5,
                      "grad_conv1_l2": g1, "grad_conv2_l2": g2, "images": n_total,
                      "bn": f"batch statistics, batches of {state['bs']}", "finite": not nonfinite})
     return pd.DataFrame(rows)

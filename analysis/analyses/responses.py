@@ -6,7 +6,9 @@ Definitions (the paper does not say how it aggregates, so ResLens fixes one):
   BN output, and in every block ``bn1(conv1(.))`` and ``bn2(conv2(.))`` (the latter is F(x)). In the
   units of He et al. 2016 where no BN follows the second conv (``bn-after-add``, ``full-preact``) the
   second response is ``conv2``'s output, and in ``relu-before-add`` it is taken after the branch's ReLU:
-  always the branch output F(x) before any trained branch scale. Layer names say which (``.bn2`` or ``.conv2``).
+  always the branch output F(x) before any trained branch scale or gate. Layer names say which (``.bn2`` or
+  ``.conv2``). A bottleneck block has three responses (1x1, 3x3, 1x1: ``bn1``, ``bn2``, and ``bn3`` or ``conv3``);
+  the ``kernel`` column says each layer's kernel, so Fig. 7's 3x3 layers are the rows with ``kernel == "3x3"``.
 * ``std``: for each channel c, the standard deviation of that channel's values over all sampled images
   and all spatial positions (population std, N*H*W values); then the mean over channels.
   ``std_all`` is the std over every value of the layer at once. Eval mode: BN uses its running statistics.
@@ -86,6 +88,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
         return layers.setdefault(name, _ChannelStats())
 
     branch_layers: set[str] = set()
+    kernels: dict[str, str] = {"stem.bn": "3x3"}
 
     def run(sl: slice):
         x = batch.x[sl].to(dev)
@@ -94,11 +97,11 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
         h = model.stem.relu(h)
         for info, blk in model.blocks():
             i, name = info.index, info.name
-            a1, f = blk.branch_layers(h)
-            first, second = blk.response_names
-            stat(f"{name}.{first}").add(a1)
-            stat(f"{name}.{second}").add(f)
-            branch_layers.add(f"{name}.{second}")
+            names = blk.response_names
+            for layer, r, conv in zip(names, blk.branch_responses(h), blk.convs):
+                stat(f"{name}.{layer}").add(r)
+                kernels[f"{name}.{layer}"] = f"{conv.kernel_size[0]}x{conv.kernel_size[1]}"
+            branch_layers.add(f"{name}.{names[-1]}")
             f = blk.branch(h)
             sc = blk.shortcut(h)
             fn = f.flatten(1).norm(dim=1)
@@ -115,7 +118,7 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
         block = name.rsplit(".", 1)[0] if name.startswith("stage") else ""
         stage = int(name[5]) if name.startswith("stage") else 0
         rows.append({"model": model_name, "residual": model.residual, "layer": name, "layer_index": li,
-                     "block": block, "stage": stage, "std": std, "std_all": std_all,
+                     "block": block, "stage": stage, "kernel": kernels[name], "std": std, "std_all": std_all,
                      "is_branch_output": name in branch_layers, "images": len(batch)})
     resp = pd.DataFrame(rows)
     resp["sorted_rank"] = resp["std"].rank(ascending=False, method="first").astype(int)
@@ -195,7 +198,7 @@ def _combine(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 register(Analysis(
     name="responses", title="Layer responses (He et al. 2015, Fig. 7) and the size of each residual branch",
     run=_run, combine=_combine, page="pages/1_Responses.py", order=10,
-    tables=(Table("responses", ("model", "residual", "layer", "layer_index", "block", "stage", "std", "std_all",
+    tables=(Table("responses", ("model", "residual", "layer", "layer_index", "block", "stage", "kernel", "std", "std_all",
                                 "is_branch_output", "images", "sorted_rank", "sorted_rank_all")),
             Table("residual_ratio", ("model", "residual", "block", "block_index", "stage", "downsample", "ratio",
                                      "ratio_median", "ratio_shortcut", "images")),

@@ -3,9 +3,10 @@
 What is here:
 
 * :data:`PAPER_110`: the paper's ResNet-110 test errors on CIFAR-10 for the variants ResLens trains
-  (He et al. 2016, Table 1 for the shortcuts, Table 2 for the units; the original PNG data, not the
-  JPEG copy the zoo is trained on, so the numbers are a reference for the *ordering*, not for the level).
-  "fail" is the paper's word for a run above 20 % test error.
+  (He et al. 2016, Table 1 for the shortcuts, gating and dropout included, Table 2 for the units; the original PNG
+  data, not the JPEG copy the zoo is trained on, so the numbers are a reference for the *ordering*, not for the
+  level). "fail" is the paper's word for a run above 20 % test error. :data:`PAPER_164` holds the bottleneck
+  ResNet-164's (Table 2).
 * :func:`variant_table`: one row per shipped residual net, from its model card (train error: eval mode
   on the 50k un-augmented training images; test error: the 10k test images).
 * :func:`variant_findings`: sentences computed from that table: each variant against the identity net of
@@ -18,13 +19,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.arch import UNITS, parse_name
+from ..core.arch import UNIT_TOKEN, UNITS, Arch, parse_name
 from ..core.stats import newcombe_diff
 from ..engine.registry import Analysis, Context, Table, register
 from ..core.zoo import PRETRAINED, arch_of, available, read_card, zoo_table
 
 PAPER_SOURCE = {"units": "He et al. 2016, Table 2 (ResNet-110, CIFAR-10)",
-                "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)"}
+                "shortcuts": "He et al. 2016, Table 1 (ResNet-110, CIFAR-10)",
+                "bottleneck": "He et al. 2016, Table 2 (ResNet-164, bottleneck, CIFAR-10)"}
 # (unit, shortcut token) -> the paper's ResNet-110 test error in % (or "fail": above 20 %).
 PAPER_110: dict[tuple[str, str], float | str] = {
     ("original", "identity"): 6.61,
@@ -35,6 +37,17 @@ PAPER_110: dict[tuple[str, str], float | str] = {
     ("original", "scale0.5"): "fail",
     ("original", "scale0.5f"): 12.35,
     ("original", "conv1x1"): 12.22,
+    ("original", "gate0"): "fail",  # exclusive gating; the paper: b_g from 0 to -5 all fail
+    ("original", "gate-6"): 8.70,
+    ("original", "gate-7"): 9.81,
+    ("original", "shortgate0"): 12.86,  # shortcut-only gating
+    ("original", "shortgate-6"): 6.91,
+    ("original", "dropout"): "fail",  # dropout 0.5 on the shortcut
+}
+# (unit, shortcut token) -> the paper's ResNet-164 (bottleneck) test error in %.
+PAPER_164: dict[tuple[str, str], float | str] = {
+    ("original", "identity"): 5.93,
+    ("full-preact", "identity"): 5.46,
 }
 PAPER_NOTE = ("The paper's numbers are ResNet-110 on the original (PNG) CIFAR-10 with its own training runs; "
               "ResLens measures on a JPEG (quality 75) copy, so only orderings are comparable, not levels. "
@@ -43,27 +56,40 @@ PAPER_NOTE = ("The paper's numbers are ResNet-110 on the original (PNG) CIFAR-10
 
 def catalogue() -> list[str]:
     """Every net the papers' comparisons name, in the name grammar: plain and residual nets of 20, 56 and 110 layers
-    (He et al. 2015), option B at 56 and 110, and each unit and shortcut of He et al. 2016 (Tables 1 and 2, the keys of
-    :data:`PAPER_110`) at 56 layers (the zoo's depth) and 110 (the paper's). ``python -m analysis models`` lists the
-    ones not trained yet with the command that trains them.
+    (He et al. 2015), option B at 56 and 110, each unit and shortcut of He et al. 2016 (Tables 1 and 2, the keys of
+    :data:`PAPER_110`: gating and dropout included) at 56 layers (the zoo's depth) and 110 (the paper's), and the
+    bottleneck ResNet-164 with the original and the full pre-activation unit (:data:`PAPER_164`).
+    ``python -m analysis models`` lists the ones not trained yet with the command that trains them.
 
     Example:
         >>> c = catalogue()
-        >>> c[:3], "resnet110-preact" in c, "resnet56-scale0.5f" in c
-        (['plain20', 'plain56', 'plain110'], True, True)
+        >>> c[:3], "resnet110-preact" in c, "resnet56-gate-6" in c, "resnet164-bottleneck-preact" in c
+        (['plain20', 'plain56', 'plain110'], True, True, True)
     """
-    from ..core.arch import Arch
-
     names = [f"{kind}{d}" for kind in ("plain", "resnet") for d in (20, 56, 110)] + ["resnet56b", "resnet110b"]
     for depth in (56, 110):
-        for unit, sc in PAPER_110:
-            names.append(Arch(depth=depth, unit=unit, option="conv1x1" if sc == "conv1x1" else "A",
-                              lam=0.5 if sc.startswith("scale") else 1.0, scale_branch=sc.endswith("f")).name)
+        names += [arch_for(depth, unit, sc).name for unit, sc in PAPER_110]
+    names += [arch_for(164, unit, sc, bottleneck=True).name for unit, sc in PAPER_164]
     return list(dict.fromkeys(names))
 
 
-def paper_error(unit: str, shortcut: str) -> tuple[float | str | None, str]:
-    """(the paper's ResNet-110 error or None, its source) for a unit and shortcut token."""
+def arch_for(depth: int, unit: str, shortcut: str, bottleneck: bool = False) -> Arch:
+    """The architecture of a (unit, shortcut token) of the papers' tables at ``depth``.
+
+    Example:
+        >>> arch_for(110, "original", "shortgate-6").name, arch_for(164, "full-preact", "identity", bottleneck=True).name
+        ('resnet110-shortgate-6', 'resnet164-bottleneck-preact')
+    """
+    name = f"resnet{depth}" + ("-bottleneck" if bottleneck else "") + ("" if unit == "original" else "-" + UNIT_TOKEN[unit])
+    return parse_name(name + ("" if shortcut == "identity" else "-" + shortcut))
+
+
+def paper_error(unit: str, shortcut: str, bottleneck: bool = False) -> tuple[float | str | None, str]:
+    """(the paper's error or None, its source) for a unit and shortcut token: ResNet-110's for basic blocks,
+    ResNet-164's for bottleneck blocks."""
+    if bottleneck:
+        v = PAPER_164.get((unit, shortcut))
+        return (None, "") if v is None else (v, PAPER_SOURCE["bottleneck"])
     v = PAPER_110.get((unit, shortcut))
     if v is None:
         return None, ""
@@ -92,9 +118,13 @@ def comparisons(names) -> dict[str, list[str]]:
     depth2015 = [f"{k}{d}" for k in ("plain", "resnet") for d in (20, 56, 110)]
     unit_order = {u: i for i, u in enumerate(("original", "bn-after-add", "relu-before-add", "relu-preact",
                                               "full-preact"))}
-    units = sorted((n for n, a in grammar.items() if a.residual and a.depth == 56 and a.option == "A"
-                    and a.lam == 1.0 and (a.unit, "identity") in PAPER_110), key=lambda n: unit_order[grammar[n].unit])
-    shortcuts = [n for n, a in grammar.items() if a.residual and a.depth == 56 and a.unit == "original"]
+    units = sorted((n for n, a in grammar.items() if a.residual and a.depth == 56 and a.shortcut_token == "identity"
+                    and not a.bottleneck and (a.unit, "identity") in PAPER_110), key=lambda n: unit_order[grammar[n].unit])
+    shortcuts = [n for n, a in grammar.items() if a.residual and a.depth == 56 and a.unit == "original"
+                 and not a.bottleneck]
+    bottleneck = sorted((n for n, a in grammar.items() if a.residual and a.bottleneck and a.shortcut_token == "identity"),
+                        key=lambda n: (grammar[n].depth, unit_order[grammar[n].unit]))
+    basic_vs_bottleneck = [n for n in ("resnet110", "resnet164", "resnet164-bottleneck") if n in grammar]
     shortcuts.sort(key=lambda n: (grammar[n].option != "A" or grammar[n].lam != 1.0, n))
     constructed = [n for n in names if n in archs and n not in grammar and read_card(n).constructed]
     built = []
@@ -104,12 +134,14 @@ def comparisons(names) -> dict[str, list[str]]:
     out = {"He et al. 2015: plain vs residual, 20/56/110 layers": [n for n in depth2015 if n in names],
            "He et al. 2016, Table 1: shortcuts (56 layers)": shortcuts,
            "He et al. 2016, Table 2: residual units (56 layers)": units,
+           "He et al. 2016, Table 2: bottleneck units (ResNet-164)": bottleneck,
+           "Basic vs bottleneck blocks: equal parameters (110 / 164-bottleneck), equal depth (164)": basic_vs_bottleneck,
            "He et al. 2015, section 1: a constructed deeper net vs the trained one": built}
     return {k: v for k, v in out.items() if len(v) >= 2}
 
 
-VARIANT_COLUMNS = ("model", "depth", "unit", "shortcut", "shortcut_description", "params", "train_error_pct",
-                   "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "paper_110_test_error_pct",
+VARIANT_COLUMNS = ("model", "depth", "block", "unit", "shortcut", "shortcut_description", "params", "train_error_pct",
+                   "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "paper_test_error_pct",
                    "paper_source", "trained_on")
 
 
@@ -125,14 +157,15 @@ def variant_table(names: list[str] | None = None, root: Path = PRETRAINED) -> pd
     t = zoo_table(names, root)
     t = t[t["residual"] & t["iterations"].notna()].copy()  # imported checkpoints have no training record
     t["shortcut_description"] = [arch_of(n).shortcut for n in t["model"]]
-    papers = [paper_error(u, sc) for u, sc in zip(t["unit"], t["shortcut"])]
-    t["paper_110_test_error_pct"] = [p for p, _ in papers]
+    papers = [paper_error(u, sc, b == "bottleneck") for u, sc, b in zip(t["unit"], t["shortcut"], t["block"])]
+    t["paper_test_error_pct"] = [p for p, _ in papers]
     t["paper_source"] = [src for _, src in papers]
     return t.reset_index(drop=True)[list(VARIANT_COLUMNS)]
 
 
-def _identity_of(table: pd.DataFrame, depth: int) -> pd.Series | None:
-    ref = table[(table["depth"] == depth) & (table["unit"] == "original") & (table["shortcut"] == "identity")]
+def _identity_of(table: pd.DataFrame, depth: int, block: str = "basic") -> pd.Series | None:
+    ref = table[(table["depth"] == depth) & (table["block"] == block) & (table["unit"] == "original")
+                & (table["shortcut"] == "identity")]
     return ref.iloc[0] if len(ref) else None
 
 
@@ -147,7 +180,7 @@ def compare_to_identity(table: pd.DataFrame) -> pd.DataFrame:
     train and test error (variant minus identity, percentage points), the test difference with its 95 % interval."""
     rows = []
     for _, r in table.iterrows():
-        ref = _identity_of(table, r["depth"])
+        ref = _identity_of(table, r["depth"], r["block"])
         if ref is None or r["model"] == ref["model"]:
             continue
         lo, hi = test_diff_interval(r, ref)
@@ -157,23 +190,24 @@ def compare_to_identity(table: pd.DataFrame) -> pd.DataFrame:
                      "train_diff_pts": r["train_error_pct"] - ref["train_error_pct"],
                      "test_error_pct": r["test_error_pct"], "identity_test_error_pct": ref["test_error_pct"],
                      "test_diff_pts": r["test_error_pct"] - ref["test_error_pct"], "test_diff_low": lo,
-                     "test_diff_high": hi, "paper_110_test_error_pct": r["paper_110_test_error_pct"]})
+                     "test_diff_high": hi, "paper_test_error_pct": r["paper_test_error_pct"]})
     return pd.DataFrame(rows, columns=["model", "identity", "depth", "unit", "shortcut", "train_error_pct",
                                        "identity_train_error_pct", "train_diff_pts", "test_error_pct",
                                        "identity_test_error_pct", "test_diff_pts", "test_diff_low", "test_diff_high",
-                                       "paper_110_test_error_pct"])
+                                       "paper_test_error_pct"])
 
 
-def unit_order_agreement(table: pd.DataFrame, depth: int) -> pd.DataFrame:
+def unit_order_agreement(table: pd.DataFrame, depth: int, block: str = "basic") -> pd.DataFrame:
     """Every pair of units (identity shortcuts, one depth) ordered by the paper's Table 2 and by the
     measured test error: one row per pair. ``measured_better`` is "tie" when the 95 % interval of the difference
     (Newcombe's) includes 0; ``agrees`` when the measurement puts the paper's better unit ahead beyond that."""
-    sub = table[(table["depth"] == depth) & (table["shortcut"] == "identity")].set_index("unit")
-    units = [u for u in UNITS if u in sub.index and isinstance(PAPER_110.get((u, "identity")), float)]
+    sub = table[(table["depth"] == depth) & (table["block"] == block) & (table["shortcut"] == "identity")].set_index("unit")
+    paper_t = PAPER_164 if block == "bottleneck" else PAPER_110
+    units = [u for u in UNITS if u in sub.index and isinstance(paper_t.get((u, "identity")), float)]
     rows = []
     for i, a in enumerate(units):
         for b in units[i + 1:]:
-            pa, pb = PAPER_110[(a, "identity")], PAPER_110[(b, "identity")]
+            pa, pb = paper_t[(a, "identity")], paper_t[(b, "identity")]
             ma, mb = sub.loc[a, "test_error_pct"], sub.loc[b, "test_error_pct"]
             lo, hi = test_diff_interval(sub.loc[a], sub.loc[b])  # a minus b
             better = a if hi < 0 else (b if lo > 0 else "tie")
@@ -196,15 +230,17 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
     only when the 95 % interval of their difference (Newcombe's, on the cards' test images) excludes 0: on 10,000
     images that takes about 0.85 points."""
     out = []
-    for depth in sorted(table["depth"].unique()):
-        ref = _identity_of(table, depth)
+    for depth, block in sorted(set(zip(table["depth"], table["block"]))):
+        ref = _identity_of(table, depth, block)
         if ref is None:
             continue
-        sub = table[table["depth"] == depth].sort_values("test_error_pct")
+        sub = table[(table["depth"] == depth) & (table["block"] == block)].sort_values("test_error_pct")
         if len(sub) < 2:
             continue
         ranked = ", ".join(f"{r.model} {r.test_error_pct:.2f} %" for r in sub.itertuples())
-        out.append(f"At {depth} layers, by test error (lowest first): {ranked}.")
+        where = f"{depth} layers" + (" (bottleneck blocks)" if block == "bottleneck" else "")
+        paper_at = "164 layers, bottleneck" if block == "bottleneck" else "110 layers"
+        out.append(f"At {where}, by test error (lowest first): {ranked}.")
         for r in sub.itertuples():
             if r.shortcut in ("scale0.5", "scale0.5f") or r.shortcut.startswith("scale"):
                 word = "higher" if r.train_error_pct > ref["train_error_pct"] else "not higher"
@@ -215,8 +251,8 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
         for r in sub.itertuples():
             if r.unit != "original" or r.shortcut == "identity":
                 continue
-            paper = r.paper_110_test_error_pct
-            base = PAPER_110[("original", "identity")]
+            paper = r.paper_test_error_pct
+            base = (PAPER_164 if block == "bottleneck" else PAPER_110)[("original", "identity")]
             row = table[table["model"] == r.model].iloc[0]
             lo, _ = test_diff_interval(row, ref)
             worse_here = lo > 0
@@ -228,16 +264,15 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
                                      else ", a failure by the paper's definition too."))
             elif isinstance(paper, float):
                 out.append(f"{r.model}: the paper has this shortcut worse than identity ({paper:.2f} vs {base:.2f} % at "
-                           f"110 layers); " + here + ("; as in the paper." if worse_here else
-                                                     "; not shown here."))
+                           f"{paper_at}); " + here + ("; as in the paper." if worse_here else "; not shown here."))
             elif r.shortcut == "B":
                 out.append(f"{r.model}: no CIFAR-10 number in the papers (He et al. 2015 compare options A and B on "
                            f"ImageNet, Table 3); " + here + ".")
-        agree = unit_order_agreement(table, depth)
+        agree = unit_order_agreement(table, depth, block)
         if len(agree):
             n_ok = int(agree["agrees"].sum())
             n_tie = int((agree["measured_better"] == "tie").sum())
-            out.append(f"Units at {depth} layers: {n_ok} of {len(agree)} pairs are ordered as in the paper's Table 2 "
+            out.append(f"Units at {where}: {n_ok} of {len(agree)} pairs are ordered as in the paper's Table 2 "
                        f"beyond the 95 % interval of their difference; {n_tie} are ties at this many test images.")
             for r in agree[~agree["agrees"]].itertuples():
                 better, worse = (r.unit_a, r.unit_b) if r.paper_better == r.unit_a else (r.unit_b, r.unit_a)
@@ -245,7 +280,7 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
                 meas = {r.unit_a: r.measured_a, r.unit_b: r.measured_b}
                 tie = r.measured_better == "tie"
                 out.append(f"{'Not shown' if tie else 'Not reproduced'}: the paper has {better} ahead of {worse} "
-                           f"({paper[better]:.2f} vs {paper[worse]:.2f} % at 110 layers); here {better} has "
+                           f"({paper[better]:.2f} vs {paper[worse]:.2f} % at {paper_at}); here {better} has "
                            f"{meas[better]:.2f} % and {worse} {meas[worse]:.2f} %"
                            + (", a tie within the 95 % interval of the difference." if tie else ", the other way round."))
     return out
@@ -261,7 +296,7 @@ register(Analysis(
     name="variants", title="Identity mappings: the unit and shortcut variants beside He et al. 2016", run=_run,
     scope="zoo", needs_data=False, page="pages/7_Identity_mappings.py", order=85,
     tables=(Table("variants", ("model", "depth", "unit", "shortcut", "params", "train_error_pct", "test_error_pct",
-                               "iterations", "full_recipe", "paper_110_test_error_pct")),
+                               "iterations", "full_recipe", "paper_test_error_pct")),
             Table("variant_comparison", ("model", "identity", "depth", "train_diff_pts", "test_diff_pts", "test_diff_low",
                                          "test_diff_high")),
             Table("variant_findings", ("topic", "sentence")))))

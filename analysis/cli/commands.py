@@ -31,7 +31,10 @@ def _cmd_models(a: argparse.Namespace) -> int:
     if t.empty:
         print(f"no checkpoints in {root}: train one with `python -m analysis train resnet20`")
         return 1
-    width = max(10, *(len(n) for n in t["model"]))
+    from ..analyses.variants import catalogue
+
+    missing = [n for n in catalogue() if n not in set(t["model"])]
+    width = max(10, *(len(n) for n in list(t["model"]) + missing))
     head = (f"{'name':<{width}} {'depth':>5} {'residual':>8} {'unit':<15} {'shortcut':<9} {'params':>9} "
             f"{'train err %':>11} {'test err %':>10} {'iterations':>10} {'epochs':>6}  trained on")
     print(head)
@@ -46,9 +49,6 @@ def _cmd_models(a: argparse.Namespace) -> int:
               f"{num(r.params, ','):>9} {num(r.train_error_pct, '.2f'):>11} {num(r.test_error_pct, '.2f'):>10} "
               f"{num(r.iterations, ',.0f'):>10} {num(r.epochs, 'g'):>6}  {r.trained_on}{note}")
     print("\nErrors measured on the JPEG (quality 75) copy of CIFAR-10; not comparable to published numbers.")
-    from ..analyses.variants import catalogue
-
-    missing = [n for n in catalogue() if n not in set(t["model"])]
     if missing:
         print("\nNot trained yet (named by the papers' comparisons; a full schedule wants a GPU):")
         for n in missing:

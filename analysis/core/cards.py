@@ -71,7 +71,7 @@ class ModelCard:
     def row(self) -> dict:
         """One row of the zoo's table (the columns of :data:`ZOO_COLUMNS`)."""
         a = self.arch
-        return {"model": self.name, "depth": a.depth, "residual": a.residual, "unit": a.unit,
+        return {"model": self.name, "depth": a.depth, "residual": a.residual, "block": a.block_kind, "unit": a.unit,
                 "shortcut": a.shortcut_token if a.residual else "none", "variant": a.is_variant,
                 "params": self.params, "train_error_pct": self.train_error_pct, "train_images": self.train_images,
                 "test_error_pct": self.test_error_pct, "test_images": self.test_images,
@@ -80,7 +80,7 @@ class ModelCard:
                 "trained_on": self.trained_on}
 
 
-ZOO_COLUMNS = ("model", "depth", "residual", "unit", "shortcut", "variant", "params", "train_error_pct", "train_images",
+ZOO_COLUMNS = ("model", "depth", "residual", "block", "unit", "shortcut", "variant", "params", "train_error_pct", "train_images",
                "test_error_pct", "test_images", "iterations", "epochs", "full_recipe", "first_lr_drop_epoch",
                "stopped_early", "trained_on")
 

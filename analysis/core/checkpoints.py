@@ -63,7 +63,7 @@ class Layout:
         return None
 
 
-_BLOCK = r"(conv1|bn1|conv2|bn2|bn0)"
+_BLOCK = r"(conv1|bn1|conv2|bn2|conv3|bn3|bn0|gate)"
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 # The stem and the blocks as torch-style CIFAR ResNet code names them (conv1, bn1, layer{1,2,3}.{i}.*).
 _LAYER_RULES = (
@@ -259,14 +259,16 @@ def infer_arch(state: dict[str, torch.Tensor], residual: bool | None, meta: dict
     if len(per_stage[2]) != n or len(per_stage[3]) != n or per_stage[1] != set(range(n)):
         raise CheckpointRefused(f"the stages have {len(per_stage[1])}, {len(per_stage[2])} and {len(per_stage[3])} "
                                 "blocks: a 6n+2 net has n in each, numbered from 0")
-    depth = 6 * n + 2
+    bottleneck = "stage1.block0.conv3.weight" in state
+    depth = (9 if bottleneck else 6) * n + 2
     if depth > MAX_DEPTH:
         raise CheckpointRefused(f"the tensors describe {n:,} blocks per stage ({depth:,} layers); ResLens builds nets "
                                 f"of at most {MAX_DEPTH} layers")
-    fc = tuple(state["fc.weight"].shape)
-    if fc != (10, 64):
-        raise CheckpointRefused(f"the classifier has shape {fc}, not (10, 64): ResLens needs 10 CIFAR-10 classes and "
-                                "16/32/64 filters")
+    fc, want = tuple(state["fc.weight"].shape), (10, 256 if bottleneck else 64)
+    if fc != want:
+        raise CheckpointRefused(f"the classifier has shape {fc}, not {want}: ResLens needs 10 CIFAR-10 classes and "
+                                + ("16/32/64 bottleneck filters expanded to 64/128/256" if bottleneck else
+                                   "16/32/64 filters"))
     if "stage1.block0.projection.0.weight" in state:
         option = "conv1x1"
     elif any(".projection." in k for k in state):
@@ -282,6 +284,9 @@ def infer_arch(state: dict[str, torch.Tensor], residual: bool | None, meta: dict
         if arch.depth != depth:
             raise CheckpointRefused(f"the metadata says {arch.name} but the tensors describe {depth} layers")
         return arch, "metadata", notes
+    if any(".gate." in k for k in state):
+        raise CheckpointRefused("this file has gate tensors, but no 'arch' in its metadata to say which gating and which "
+                                "b_g: ResLens's own gated checkpoints name it (e.g. resnet56-gate-6)")
     source = "your choice"
     if "residual" in meta:
         meta_res = parse_bool(meta["residual"], "residual")
@@ -298,7 +303,7 @@ def infer_arch(state: dict[str, torch.Tensor], residual: bool | None, meta: dict
     if unit == "original":
         notes.append("unit: original (bn-after-add, relu-before-add and relu-preact have the same tensors; "
                      "ResLens's own files name theirs in the metadata)")
-    return Arch(depth, residual=residual, unit=unit, option=option), source, notes
+    return Arch(depth, residual=residual, unit=unit, option=option, bottleneck=bottleneck), source, notes
 
 
 def check_tensors(state: dict[str, torch.Tensor], model: CifarResNet) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -107,13 +107,14 @@ def chunked(fn: Callable[[slice], object], n: int, chunk: int, min_chunk: int = 
 def private_copy(model: torch.nn.Module, train_bn_batch_stats: bool = False) -> torch.nn.Module:
     """A float32 copy of ``model`` that an analysis may hook, switch to train mode or change: the shared
     (cached) model is never touched. With ``train_bn_batch_stats`` the copy is in train mode and its BN
-    layers use batch statistics without updating their running ones (momentum 0)."""
-    m = copy.deepcopy(model).float()
+    layers use batch statistics without updating their running ones (momentum 0); only the BN layers are in train
+    mode, so a dropout shortcut keeps its expectation and a measurement stays deterministic."""
+    m = copy.deepcopy(model).float().eval()
     if not train_bn_batch_stats:
-        return m.eval()
-    m.train()
+        return m
     for mod in m.modules():
         if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.train()
             mod.momentum = 0.0
     return m
 

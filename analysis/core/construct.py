@@ -14,6 +14,7 @@ relu-preact
 bn-after-add        the second conv is zero (F(x) = 0) and the BN after the addition passes its input through:
                     y = ReLU(BN(x)) = x
 full-preact         the second conv is zero: F(x) = 0, y = x
+bottleneck          as above with the third conv and its BN (``bn3``, ``conv3``) in place of the second
 1x1-conv shortcut   also its projection: a 1x1 identity convolution and a BN that passes its input through
 plain, original     both convolutions are Dirac (identity) kernels and both BNs pass their input through:
                     y = ReLU(ReLU(x)) = x, exact on the post-ReLU inputs a plain block receives
@@ -21,7 +22,8 @@ plain, original     both convolutions are Dirac (identity) kernels and both BNs 
 
 A BN passes its input through with scale 1, shift 0, running mean 0 and running variance 1 - eps, so that
 (x - 0) / sqrt(var + eps) = x up to float rounding. Not defined: nets trained with a shortcut scale λ (a zero
-branch leaves y = λx, not x), and plain nets of another unit (ResLens has none).
+branch leaves y = λx, not x), gated or dropout shortcuts (y = (1 - g(x)) x or (1 - p) x), plain nets of another unit
+(ResLens has none), and plain bottleneck nets (the 1x1 reduction cannot pass its input through).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import dataclasses
 import torch
 from torch import nn
 
-from .models import BasicBlock, CifarResNet, build_model
+from .blocks import Block
+from .models import CifarResNet, build_model
 
 
 class ConstructionRefused(ValueError):
@@ -53,7 +56,7 @@ def dirac(conv: nn.Conv2d) -> None:
         nn.init.dirac_(conv.weight)
 
 
-def make_identity(block: BasicBlock) -> None:
+def make_identity(block: Block) -> None:
     """Set a new block's weights so that it computes the identity on the inputs it receives (module docstring)."""
     if block.downsample:
         raise ConstructionRefused("a block that changes the shape cannot compute the identity")
@@ -61,6 +64,9 @@ def make_identity(block: BasicBlock) -> None:
         dirac(block.projection[0])
         pass_through(block.projection[1])
     if not block.residual:
+        if block.bottleneck:
+            raise ConstructionRefused("a plain bottleneck block cannot compute the identity: its first 1x1 conv reduces "
+                                      "the channels 4x, so the input cannot pass through it")
         if block.unit != "original":
             raise ConstructionRefused(f"identity blocks are defined for plain nets of the original unit, not "
                                       f"{block.unit}")
@@ -71,13 +77,13 @@ def make_identity(block: BasicBlock) -> None:
         return
     with torch.no_grad():
         if block.unit in ("original", "relu-before-add", "relu-preact"):
-            block.bn2.weight.zero_()
-            block.bn2.bias.zero_()
+            block.last_bn.weight.zero_()
+            block.last_bn.bias.zero_()
         elif block.unit == "bn-after-add":
-            block.conv2.weight.zero_()
-            pass_through(block.bn2)
+            block.convs[-1].weight.zero_()
+            pass_through(block.last_bn)
         elif block.unit == "full-preact":
-            block.conv2.weight.zero_()
+            block.convs[-1].weight.zero_()
         else:  # pragma: no cover - every unit is named above
             raise ConstructionRefused(f"no identity construction for the unit {block.unit}")
 
@@ -101,15 +107,21 @@ def construct_deeper(source: CifarResNet, depth: int, seed: int = 0) -> tuple[Ci
     if a.lam != 1.0 or a.scale_branch:
         raise ConstructionRefused(f"{a.name} was trained with a shortcut scale λ = {a.lam:g}: with its branch at zero a "
                                   "block computes λx, not x, so no added block is the identity")
-    if depth < a.depth or (depth - 2) % 6:
-        raise ConstructionRefused(f"the deeper net needs a depth of the form 6n+2 of at least {a.depth}, not {depth}")
+    if a.gate or a.dropout:
+        what = f"gated (b_g = {a.gate_bias:g})" if a.gate else f"trained with dropout {a.dropout:g} on the shortcut"
+        raise ConstructionRefused(f"{a.name} is {what}: with its branch at zero a block computes "
+                                  f"{'(1 - g(x)) x' if a.gate else f'{1 - a.dropout:g} x'}, not x, so no added block "
+                                  "is the identity")
+    k = 3 * a.layers_per_block
+    if depth < a.depth or (depth - 2) % k:
+        raise ConstructionRefused(f"the deeper net needs a depth of the form {k}n+2 of at least {a.depth}, not {depth}")
     target = dataclasses.replace(a, depth=depth)  # validates the new architecture
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         deep = build_model(target)
     deep = deep.to(next(source.parameters()).device)
     state = deep.state_dict()
-    n_old = (a.depth - 2) // 6
+    n_old = a.blocks_per_stage
     for k, v in source.state_dict().items():  # the stem, the head, the final BN and every trained block
         parts = k.split(".")
         if parts[0].startswith("stage") and int(parts[1][len("block"):]) >= n_old:

@@ -27,6 +27,15 @@ parameters) where the shape changes; option B (1x1 projection + BN where the sha
 a constant shortcut scale ``lam`` (``scale0.5``: y = F(x) + 0.5 s(x)) and, in the second form of
 Table 1, the branch scaled by ``1 - lam`` too (``scale0.5f``: y = 0.5 F(x) + 0.5 s(x)).
 
+Two more shortcuts of He et al. 2016 (section 3.1, Fig. 2 c-d): *gating*, g(x) = sigmoid(W_g x + b_g) from a 1x1
+conv of the block's input, with F times g(x) and the shortcut times 1 - g(x) (exclusive gating, ``gate{b_g}``) or the
+shortcut times 1 - g(x) and F as it is (shortcut-only gating, ``shortgate{b_g}``); and *dropout* on the shortcut
+(``dropout``: :class:`ShortcutDropout`).
+
+**Bottleneck** blocks (``-bottleneck``; He et al. 2016, ResNet-164): 1x1 (reduce to 16/32/64) - 3x3 - 1x1 (expand
+4x to 64/128/256), three weighted layers a block, so a net has ``9n + 2`` layers; the units place BN and ReLU around
+the three convs as around the two of a basic block.
+
 ``lam = 1`` for a residual net, ``lam = 0`` for a plain net (no shortcut). With option A a plain net
 and a residual net of one depth and unit have exactly the same parameters.
 
@@ -46,31 +55,15 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .arch import Arch, parse_name
+from .blocks import Block, conv3x3
 from .data import MEAN, STD
 
 STAGE_WIDTHS = (16, 32, 64)
 # Shortcut scales: one float for every block, or one per block (sequence or {block index: lam}).
 Scale = Union[None, float, Sequence[float], Mapping[int, float]]
-
-
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
-    """3x3 convolution with padding 1 and no bias (BN follows)."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
-
-
-def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
-    """Option A shortcut: subsample by ``stride`` and zero-pad the channels (no parameters)."""
-    if stride != 1:
-        x = x[:, :, ::stride, ::stride]
-    extra = out_planes - x.shape[1]
-    if extra:
-        # Pad equally before and after the existing channels, as in the common CIFAR implementations.
-        x = F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
-    return x
 
 
 # Input normalisations by name: (mean, std) per RGB channel of an image in [0, 1].
@@ -119,127 +112,6 @@ class InputNorm(nn.Module):
         return x if self.identity else x * self.scale.to(x.dtype) + self.shift.to(x.dtype)
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convs in the order the unit says, a shortcut, and the addition (module docstring).
-
-    Parameter names are shared across units where the layer is the same (``conv1``, ``bn1``, ``conv2``,
-    ``bn2``), so an original-unit checkpoint loads exactly as before. ``bn2`` is the branch's last BN in
-    ``original``, ``relu-before-add`` and ``relu-preact``, and the BN after the addition in
-    ``bn-after-add``; ``full-preact`` has ``bn0`` (on the block's input) and no ``bn2``.
-    """
-
-    def __init__(self, in_planes: int, planes: int, stride: int, residual: bool, option: str = "A",
-                 unit: str = "original", lam: float = 1.0, scale_branch: bool = False, first: bool = False) -> None:
-        super().__init__()
-        self.in_planes, self.planes, self.stride = in_planes, planes, stride
-        self.residual, self.option, self.unit = residual, option, unit
-        self.shortcut_scale = float(lam)  # trained-with lam (1 for identity)
-        self.branch_scale = 1.0 - lam if scale_branch else 1.0
-        # The first block of a pre-activation net follows the stem's BN-ReLU: no second pre-activation.
-        self.preact = unit in ("relu-preact", "full-preact") and not first
-        if unit == "full-preact" and self.preact:
-            self.bn0 = nn.BatchNorm2d(in_planes)
-        if self.preact:
-            self.relu0 = nn.ReLU()
-        self.conv1 = conv3x3(in_planes, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = conv3x3(planes, planes)
-        if unit != "full-preact":
-            self.bn2 = nn.BatchNorm2d(planes)
-        # One ReLU module per use (never shared, never in-place): Captum's DeepLift overrides
-        # nn.ReLU modules, and a reused or functional ReLU would silently break it.
-        self.relu1 = nn.ReLU()
-        if unit in ("original", "bn-after-add", "relu-before-add"):
-            self.relu2 = nn.ReLU()
-        self.projection: nn.Module | None = None
-        if residual and (option == "conv1x1" or (option == "B" and self.downsample)):
-            self.projection = nn.Sequential(
-                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes),
-            )
-
-    @property
-    def downsample(self) -> bool:
-        """True where the block changes the shape (stride 2 and more channels)."""
-        return self.stride != 1 or self.in_planes != self.planes
-
-    @property
-    def default_lam(self) -> float:
-        """The shortcut scale the block runs with unless told otherwise (0 in a plain net)."""
-        return self.shortcut_scale if self.residual else 0.0
-
-    def branch_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The two responses of the block's 3x3 layers: the first conv's output after its BN, and the
-        second conv's output after its BN where one follows it (``conv2`` itself in ``bn-after-add`` and
-        ``full-preact``; after the ReLU in ``relu-before-add``). The second is F(x) before any trained
-        branch scale."""
-        if self.preact:
-            if self.unit == "full-preact":
-                x = self.bn0(x)
-            x = self.relu0(x)
-        a1 = self.bn1(self.conv1(x))
-        f = self.conv2(self.relu1(a1))
-        if self.unit in ("original", "relu-before-add", "relu-preact"):
-            f = self.bn2(f)
-        if self.unit == "relu-before-add":
-            f = self.relu2(f)
-        return a1, f
-
-    def branch(self, x: torch.Tensor) -> torch.Tensor:
-        """The residual function F(x), as it is added to the shortcut (times 1 - lam in a ``scale{lam}f`` net)."""
-        f = self.branch_layers(x)[1]
-        return f * self.branch_scale if self.branch_scale != 1.0 else f
-
-    @property
-    def response_names(self) -> tuple[str, str]:
-        """Module names of the two responses of :meth:`branch_layers` (``conv2`` where no BN follows it)."""
-        last = "bn2" if self.unit in ("original", "relu-before-add", "relu-preact") else "conv2"
-        return "bn1", last
-
-    @property
-    def branch_output(self) -> nn.Module:
-        """The module whose output is F(x) before any trained branch scale (for layer attributions)."""
-        if self.unit == "relu-before-add":
-            return self.relu2
-        return self.bn2 if self.unit in ("original", "relu-preact") else self.conv2
-
-    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        """The skip path before any scale: identity, option A's subsample-and-pad, or a 1x1 projection."""
-        if self.projection is not None:
-            return self.projection(x)
-        if self.downsample:
-            return option_a(x, self.planes, self.stride)
-        return x
-
-    def merge(self, f: torch.Tensor, s: torch.Tensor, lam: float) -> torch.Tensor:
-        """The block's output from its branch output ``f`` and shortcut ``s``: the addition with
-        shortcut scale ``lam`` and whatever the unit applies after it."""
-        if lam == 1.0:
-            out = f + s
-        elif lam != 0.0:
-            out = f + lam * s
-        else:
-            out = f
-        if self.unit == "original":
-            return self.relu2(out)
-        if self.unit == "bn-after-add":
-            return self.relu2(self.bn2(out))
-        return out
-
-    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
-        """What is left of a deleted block: its shortcut, scaled as trained (a plain net's block
-        becomes the identity, or option A's pad where the shape changes)."""
-        s = self.shortcut(x)
-        return s * self.shortcut_scale if self.residual and self.shortcut_scale != 1.0 else s
-
-    def forward(self, x: torch.Tensor, scale: float | None = None, skip: bool = False) -> torch.Tensor:
-        if skip:
-            return self.skip_path(x)
-        lam = self.default_lam if scale is None else float(scale)
-        f = self.branch(x)
-        return self.merge(f, self.shortcut(x) if lam != 0.0 else f, lam)
-
-
 @dataclass(frozen=True)
 class BlockInfo:
     index: int
@@ -255,14 +127,17 @@ class BlockInfo:
 
 
 class CifarResNet(nn.Module):
-    """A 6n+2 CIFAR network; ``residual=False`` gives the plain net with the same parameters."""
+    """A 6n+2 CIFAR network (9n+2 with bottleneck blocks); ``residual=False`` gives the plain net with the same
+    parameters."""
 
     def __init__(self, depth: int, residual: bool = True, option: str = "A", num_classes: int = 10,
-                 width: int = 16, unit: str = "original", lam: float = 1.0, scale_branch: bool = False) -> None:
+                 width: int = 16, unit: str = "original", lam: float = 1.0, scale_branch: bool = False,
+                 bottleneck: bool = False, gate: str = "", gate_bias: float = 0.0, dropout: float = 0.0) -> None:
         super().__init__()
-        self.arch = Arch(depth, residual=residual, unit=unit, option=option, lam=lam, scale_branch=scale_branch)  # validates
+        self.arch = Arch(depth, residual=residual, unit=unit, option=option, lam=lam, scale_branch=scale_branch,
+                         bottleneck=bottleneck, gate=gate, gate_bias=gate_bias, dropout=dropout)  # validates
         self.depth, self.residual, self.option, self.unit = depth, residual, option, unit
-        self.n = (depth - 2) // 6
+        self.n = self.arch.blocks_per_stage
         widths = [width * m // 16 for m in STAGE_WIDTHS]
         self.input_norm = InputNorm()
         self.stem = nn.Sequential()
@@ -274,12 +149,13 @@ class CifarResNet(nn.Module):
             stage = nn.Sequential()
             for b in range(self.n):
                 stride = 2 if (s > 1 and b == 0) else 1
-                block = BasicBlock(in_planes, planes, stride, residual=residual, option=option, unit=unit, lam=lam,
-                                   scale_branch=scale_branch, first=not infos)
+                block = Block(in_planes, planes, stride, residual=residual, option=option, unit=unit, lam=lam,
+                              scale_branch=scale_branch, first=not infos, bottleneck=bottleneck, gate=gate,
+                              gate_bias=gate_bias, dropout=dropout)
                 stage.add_module(f"block{b}", block)
-                infos.append(BlockInfo(len(infos), f"stage{s}.block{b}", s, in_planes=in_planes, planes=planes,
+                infos.append(BlockInfo(len(infos), f"stage{s}.block{b}", s, in_planes=in_planes, planes=block.planes,
                                        stride=stride))
-                in_planes = planes
+                in_planes = block.planes
             self.add_module(f"stage{s}", stage)
         # Pre-activation nets end with the activation their last addition lacks (He et al. 2016, sec. 4).
         self.post: nn.Module | None = None
@@ -306,7 +182,7 @@ class CifarResNet(nn.Module):
         """The canonical name (:func:`parse_name` reads it back to the same architecture)."""
         return self.arch.name
 
-    def blocks(self) -> Iterator[tuple[BlockInfo, BasicBlock]]:
+    def blocks(self) -> Iterator[tuple[BlockInfo, Block]]:
         """(info, block) for every block in forward order: the public way to walk the blocks."""
         return zip(self.block_info, self._blocks)
 
@@ -314,7 +190,7 @@ class CifarResNet(nn.Module):
     def num_blocks(self) -> int:
         return len(self._blocks)
 
-    def block(self, i: int) -> BasicBlock:
+    def block(self, i: int) -> Block:
         return self._blocks[i]
 
     def block_names(self) -> list[str]:
@@ -404,7 +280,8 @@ def build_model(name: str | Arch, width: int = 16) -> CifarResNet:
     """A freshly initialised net by name (plain20, resnet56, resnet110-preact, resnet56-scale0.5f, ...)."""
     a = parse_name(name) if isinstance(name, str) else name
     return CifarResNet(a.depth, residual=a.residual, option=a.option, width=width, unit=a.unit, lam=a.lam,
-                       scale_branch=a.scale_branch)
+                       scale_branch=a.scale_branch, bottleneck=a.bottleneck, gate=a.gate, gate_bias=a.gate_bias,
+                       dropout=a.dropout)
 
 
 def count_params(model: nn.Module) -> int:

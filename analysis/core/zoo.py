@@ -163,7 +163,8 @@ def schedule_note(names, root: Path = PRETRAINED) -> str:
 
 def pairs(names) -> list[tuple[str, str, int]]:
     """(plain, residual, depth) for every plain net and every original-unit, identity-shortcut residual net of the
-    same depth among ``names`` (the comparison the papers make); names outside the grammar are left out."""
+    same depth and block (basic or bottleneck) among ``names`` (the comparison the papers make); names outside the
+    grammar are left out."""
     archs = {}
     for n in names:
         try:
@@ -171,8 +172,9 @@ def pairs(names) -> list[tuple[str, str, int]]:
         except (ValueError, CheckpointError):
             continue
     plain = [n for n, a in archs.items() if not a.residual]
-    res = [n for n, a in archs.items() if a.residual and not a.is_variant]
-    return [(p, r, archs[p].depth) for p in plain for r in res if archs[p].depth == archs[r].depth]
+    res = [n for n, a in archs.items() if a.residual and a.unit == "original" and a.shortcut_token == "identity"]
+    return [(p, r, archs[p].depth) for p in plain for r in res
+            if (archs[p].depth, archs[p].bottleneck) == (archs[r].depth, archs[r].bottleneck)]
 
 
 def model_from_state(state: dict[str, torch.Tensor], arch: Arch) -> CifarResNet:

@@ -15,7 +15,11 @@ from analysis.core.zoo import load_uploaded, model_from_state, save_checkpoint
 from conftest import tiny
 
 VARIANTS = ["resnet20", "resnet20b", "resnet20-conv1x1", "resnet20-scale0.5", "resnet20-scale0.5f",
-            "resnet20-bnafter", "resnet20-relubefore", "resnet20-relupreact", "resnet20-preact"]
+            "resnet20-bnafter", "resnet20-relubefore", "resnet20-relupreact", "resnet20-preact",
+            "resnet20-gate-6", "resnet20-gate0", "resnet20-shortgate-6", "resnet20-dropout",
+            # 29 = 9n+2 with n = 3: three bottleneck blocks a stage (two of one shape after the first)
+            "resnet29-bottleneck", "resnet29b-bottleneck", "resnet29-bottleneck-preact", "resnet29-bottleneck-bnafter",
+            "resnet29-bottleneck-relubefore", "resnet29-bottleneck-relupreact", "resnet29-bottleneck-gate-6"]
 
 
 def bn(t, m):
@@ -26,35 +30,52 @@ def conv(t, c):
     return F.conv2d(t, c.weight, stride=c.stride, padding=c.padding)
 
 
+def hand_gate(blk, h):
+    """g(x) = sigmoid(W_g x + b_g), the 1x1 conv with the block's stride."""
+    return torch.sigmoid(F.conv2d(h, blk.gate.weight, blk.gate.bias, stride=blk.stride))
+
+
 def hand_shortcut(blk, h):
+    """The skip term as it reaches the addition (before the shortcut scale lam)."""
+    x = h
     if blk.projection is not None:
-        return bn(conv(h, blk.projection[0]), blk.projection[1])
-    if blk.downsample:
-        h = h[:, :, ::2, ::2]
+        s = bn(conv(h, blk.projection[0]), blk.projection[1])
+    elif blk.downsample:
+        if blk.stride != 1:
+            h = h[:, :, ::blk.stride, ::blk.stride]
         pad = blk.planes - blk.in_planes
-        return torch.cat([h.new_zeros(h.shape[0], pad // 2, *h.shape[2:]), h,
-                          h.new_zeros(h.shape[0], pad - pad // 2, *h.shape[2:])], 1)
-    return h
+        s = torch.cat([h.new_zeros(h.shape[0], pad // 2, *h.shape[2:]), h,
+                       h.new_zeros(h.shape[0], pad - pad // 2, *h.shape[2:])], 1)
+    else:
+        s = h
+    if blk.gate is not None:
+        s = s * (1 - hand_gate(blk, x))
+    if blk.drop is not None:  # eval mode: the expectation of a Bernoulli(1 - p) mask
+        s = s * (1 - blk.drop.p)
+    return s
 
 
 def hand_block(blk, h, lam):
-    """The unit's formula (He et al. 2016, Fig. 4), written out with functional ops."""
-    u = blk.unit
+    """The unit's formula (He et al. 2016, Fig. 4), written out with functional ops, for two convs or three."""
+    u, k = blk.unit, 3 if blk.bottleneck else 2
     x = h
     if u in ("relu-preact", "full-preact") and blk.preact:
         x = F.relu(bn(x, blk.bn0)) if u == "full-preact" else F.relu(x)
-    a = F.relu(bn(conv(x, blk.conv1), blk.bn1))
-    f = conv(a, blk.conv2)
+    for i in range(1, k):
+        x = F.relu(bn(conv(x, getattr(blk, f"conv{i}")), getattr(blk, f"bn{i}")))
+    f = conv(x, getattr(blk, f"conv{k}"))
     if u in ("original", "relu-before-add", "relu-preact"):
-        f = bn(f, blk.bn2)
+        f = bn(f, getattr(blk, f"bn{k}"))
     if u == "relu-before-add":
         f = F.relu(f)
     f = f * blk.branch_scale
+    if blk.gate is not None and blk.gate_kind == "exclusive":
+        f = f * hand_gate(blk, h)
     out = f + lam * hand_shortcut(blk, h)
     if u == "original":
         return F.relu(out)
     if u == "bn-after-add":
-        return F.relu(bn(out, blk.bn2))
+        return F.relu(bn(out, getattr(blk, f"bn{k}")))
     return out
 
 

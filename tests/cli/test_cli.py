@@ -102,3 +102,5 @@ def test_models_lists_the_variants_not_trained_yet_with_their_command(capsys):
         else:
             assert line in " ".join(rest.split()), n
     assert "resnet110-preact" in rest and "64,000.0" not in table  # iterations as whole numbers
+    for n in ("resnet56-gate-6", "resnet56-shortgate-6", "resnet56-dropout", "resnet164-bottleneck", "resnet164-bottleneck-preact"):
+        assert f"{n} not trained: python -m analysis train {n}" in " ".join(rest.split())  # issue 24's training order

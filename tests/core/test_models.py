@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from analysis.core.arch import parse_name
-from analysis.core.models import build_model, count_params, option_a
+from analysis.core.blocks import option_a
+from analysis.core.models import build_model, count_params
 from analysis.core.common import same_state, state_fingerprint
 from conftest import tiny
 

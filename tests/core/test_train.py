@@ -60,3 +60,22 @@ def test_stop_after_epoch_finishes_a_paused_run_and_says_so(tmp_path):
     assert card["stopped_early"]["of_iterations"] == 4 * (80 // 32)
     assert "--stop-after-epoch 2" in card["command"]
     assert load_pretrained("plain8", device="cpu", root=out).depth == 8
+
+
+def test_gated_dropout_and_bottleneck_nets_train_together_and_reload_to_their_cards(tmp_path):
+    """Issue 24's new shortcuts and blocks train in one run (each net its own batches), write cards, and the
+    checkpoints reload with their architecture and reproduce the card's test error in a fresh evaluation."""
+    from analysis.core import data as D
+    from analysis.core.evaluate import evaluate_error
+
+    make_imagefolder(tmp_path / "c10", per_class=8)
+    names = ["resnet8-gate-6", "resnet8-shortgate-6", "resnet8-dropout", "resnet11-bottleneck-preact"]
+    cards = train(names, epochs=1, device="cpu", data=tmp_path / "c10", out=tmp_path / "zoo", batch=40,
+                  log=lambda m: None)
+    test = D.load_split("test", tmp_path / "c10")
+    for n in names:
+        m = load_pretrained(n, device="cpu", root=tmp_path / "zoo")
+        assert m.name == n and cards[n]["name"] == n and cards[n]["block"] == ("bottleneck" if "bottleneck" in n else "basic")
+        assert evaluate_error(m, test.images, test.labels, torch.device("cpu")) == cards[n]["test_error_pct"]
+    gated = load_pretrained("resnet8-gate-6", device="cpu", root=tmp_path / "zoo")
+    assert not torch.equal(gated.block(0).gate.bias, torch.full_like(gated.block(0).gate.bias, -6.0))  # it learned

@@ -96,6 +96,14 @@ def test_identity_mappings_page_follows_the_chosen_variants():
             "resnet56-scale0.5f", "resnet56-conv1x1", "resnet56b"} <= set(table["model"])
     text = " ".join(m.value for m in at.markdown).replace("\\", "")  # the sentences are shown escaped (ui.escape_md)
     assert "resnet56-scale0.5 (shortcut scaled by 0.5, F unscaled) ends with a higher training error than resnet56" in text
+    # basic vs bottleneck: the three nets with their parameter counts, as built
+    from analysis.core.models import build_model, count_params
+
+    cost = next(d.value for d in at.dataframe if "compared as" in d.value.columns)
+    assert list(cost["model"]) == ["resnet164-bottleneck", "resnet164", "resnet104"]
+    assert list(cost["params"]) == [count_params(build_model(n)) for n in cost["model"]]
+    assert cost["every conv = H·W·C_in·C_out·k²"].all()
+    assert "At equal depth (164 layers) resnet164-bottleneck has 1,661,274 parameters against 2,602,906" in text
     first = charts(at)
     assert set(first[0]["model"]) == {"resnet56", "resnet56-scale0.5", "resnet56-preact", "resnet56-bnafter"}
     at.multiselect(key="im_variants").set_value(["resnet56", "resnet56-relubefore"]).run()

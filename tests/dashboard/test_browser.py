@@ -54,6 +54,8 @@ def _set_models(page, names):
     clear = box.locator('[aria-label="Clear all"]')
     if clear.count():
         time_rerun(page, lambda: clear.first.click())
+        assert _chips(page) == [], _chips(page)
+        page.wait_for_selector(IDLE)
     for n in names:
         box.locator("input").fill(n)
         option = page.get_by_role("option", name=n, exact=True)  # the exact name: the filter also lists near matches

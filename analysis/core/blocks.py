@@ -1,0 +1,222 @@
+"""The blocks of :mod:`analysis.core.models`: the basic (two 3x3 convs) and the bottleneck (1x1-3x3-1x1) block in
+every unit of He et al. 2016, their shortcuts (option A's subsample-and-pad, projections, gates, dropout) and the
+addition. The module docstring of :mod:`analysis.core.models` gives the formulas."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding 1 and no bias (BN follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
+    """Option A shortcut: subsample by ``stride`` and zero-pad the channels (no parameters)."""
+    if stride != 1:
+        x = x[:, :, ::stride, ::stride]
+    extra = out_planes - x.shape[1]
+    if extra:
+        # Pad equally before and after the existing channels, as in the common CIFAR implementations.
+        x = F.pad(x, (0, 0, 0, 0, extra // 2, extra - extra // 2))
+    return x
+
+
+
+class ShortcutDropout(nn.Module):
+    """Dropout on the shortcut as He et al. 2016 (section 3.1, Table 1) use it: while training, each value is kept with
+    probability 1 - p and *not* rescaled; at evaluation the shortcut is multiplied by its expectation 1 - p (so that a
+    0.5 dropout acts like a shortcut scale of 0.5 in expectation, the paper's reading)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, s: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return s * torch.empty_like(s).bernoulli_(1.0 - self.p)
+        return s * (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
+class Block(nn.Module):
+    """A residual (or plain) block: its convolutions in the order the unit says, a shortcut, and the addition (module
+    docstring). Basic blocks have two 3x3 convs; bottleneck blocks (He et al. 2016, ResNet-164) a 1x1 that reduces to
+    ``planes``, a 3x3, and a 1x1 that expands to ``4 * planes`` channels, the stride on the first 1x1 as in the authors'
+    CIFAR code.
+
+    Parameter names are shared across units where the layer is the same (``conv1``, ``bn1``, ``conv2``, ``bn2``, and
+    ``conv3``, ``bn3`` in a bottleneck), so an original-unit checkpoint loads exactly as before. With ``k`` convs,
+    ``bn{k}`` is the branch's last BN in ``original``, ``relu-before-add`` and ``relu-preact``, and the BN after the
+    addition in ``bn-after-add``; ``full-preact`` has ``bn0`` (on the block's input) and no ``bn{k}``; ``relu{k}`` is
+    the ReLU after the addition (or before it, in ``relu-before-add``). A gated block has ``gate``, the 1x1 conv
+    (with bias b_g) of g(x); a dropout shortcut has ``drop``.
+    """
+
+    expansion_bottleneck = 4
+
+    def __init__(self, in_planes: int, planes: int, stride: int, residual: bool, option: str = "A",
+                 unit: str = "original", lam: float = 1.0, scale_branch: bool = False, first: bool = False,
+                 bottleneck: bool = False, gate: str = "", gate_bias: float = 0.0, dropout: float = 0.0) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion_bottleneck if bottleneck else planes
+        self.in_planes, self.planes, self.stride = in_planes, out_planes, stride
+        self.residual, self.option, self.unit, self.bottleneck = residual, option, unit, bottleneck
+        self.gate_kind = gate
+        self.shortcut_scale = float(lam)  # trained-with lam (1 for identity)
+        self.branch_scale = 1.0 - lam if scale_branch else 1.0
+        # The first block of a pre-activation net follows the stem's BN-ReLU: no second pre-activation.
+        self.preact = unit in ("relu-preact", "full-preact") and not first
+        if unit == "full-preact" and self.preact:
+            self.bn0 = nn.BatchNorm2d(in_planes)
+        if self.preact:
+            self.relu0 = nn.ReLU()
+        if bottleneck:  # (in, out, kernel, stride) of conv1 .. conv3
+            shapes = [(in_planes, planes, 1, stride), (planes, planes, 3, 1), (planes, out_planes, 1, 1)]
+        else:
+            shapes = [(in_planes, planes, 3, stride), (planes, planes, 3, 1)]
+        self.k = k = len(shapes)
+        for i, (ci, co, ks, st) in enumerate(shapes, start=1):
+            self.add_module(f"conv{i}", nn.Conv2d(ci, co, kernel_size=ks, stride=st, padding=ks // 2, bias=False))
+            if i < k or unit != "full-preact":
+                self.add_module(f"bn{i}", nn.BatchNorm2d(co))
+            # One ReLU module per use (never shared, never in-place): Captum's DeepLift overrides
+            # nn.ReLU modules, and a reused or functional ReLU would silently break it.
+            if i < k or unit in ("original", "bn-after-add", "relu-before-add"):
+                self.add_module(f"relu{i}", nn.ReLU())
+        self.projection: nn.Module | None = None
+        if residual and (option == "conv1x1" or (option == "B" and self.downsample)):
+            self.projection = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_planes),
+            )
+        self.gate: nn.Conv2d | None = None
+        if residual and gate:
+            self.gate = nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=True)
+            self.gate_bias = float(gate_bias)
+            nn.init.constant_(self.gate.bias, self.gate_bias)
+        self.drop: ShortcutDropout | None = ShortcutDropout(dropout) if residual and dropout else None
+
+    @property
+    def downsample(self) -> bool:
+        """True where the block changes the shape (stride 2 or more channels)."""
+        return self.stride != 1 or self.in_planes != self.planes
+
+    @property
+    def default_lam(self) -> float:
+        """The shortcut scale the block runs with unless told otherwise (0 in a plain net)."""
+        return self.shortcut_scale if self.residual else 0.0
+
+    @property
+    def convs(self) -> list[nn.Conv2d]:
+        """The branch's convolutions in order (two, or three in a bottleneck block)."""
+        return [getattr(self, f"conv{i}") for i in range(1, self.k + 1)]
+
+    @property
+    def last_bn(self) -> nn.BatchNorm2d | None:
+        """``bn{k}``: the branch's last BN (or the BN after the addition in ``bn-after-add``); None in full-preact."""
+        return getattr(self, f"bn{self.k}", None)
+
+    def branch_responses(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The responses of the block's layers, one per conv: each inner conv's output after its BN, and the last
+        conv's output after its BN where one follows it (the conv itself in ``bn-after-add`` and ``full-preact``; after
+        the ReLU in ``relu-before-add``). The last is F(x) before any trained branch scale or gate."""
+        if self.preact:
+            if self.unit == "full-preact":
+                x = self.bn0(x)
+            x = self.relu0(x)
+        out, h = [], x
+        for i in range(1, self.k):
+            a = getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(h))
+            out.append(a)
+            h = getattr(self, f"relu{i}")(a)
+        f = getattr(self, f"conv{self.k}")(h)
+        if self.unit in ("original", "relu-before-add", "relu-preact"):
+            f = self.last_bn(f)
+        if self.unit == "relu-before-add":
+            f = getattr(self, f"relu{self.k}")(f)
+        out.append(f)
+        return out
+
+    def branch_layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the first layer's response, F(x)) from :meth:`branch_responses`."""
+        r = self.branch_responses(x)
+        return r[0], r[-1]
+
+    def gate_value(self, x: torch.Tensor) -> torch.Tensor:
+        """g(x) = sigmoid(1x1 conv(x) + b_g), one value per output position and channel (gated blocks only)."""
+        return torch.sigmoid(self.gate(x))
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual function as it is added to the shortcut: F(x), times 1 - lam in a ``scale{lam}f`` net, times
+        g(x) under exclusive gating."""
+        f = self.branch_responses(x)[-1]
+        if self.branch_scale != 1.0:
+            f = f * self.branch_scale
+        if self.gate is not None and self.gate_kind == "exclusive":
+            f = f * self.gate_value(x)
+        return f
+
+    @property
+    def response_names(self) -> tuple[str, ...]:
+        """Module names of the responses of :meth:`branch_responses` (``conv{k}`` where no BN follows it)."""
+        last = f"bn{self.k}" if self.unit in ("original", "relu-before-add", "relu-preact") else f"conv{self.k}"
+        return tuple(f"bn{i}" for i in range(1, self.k)) + (last,)
+
+    @property
+    def branch_output(self) -> nn.Module:
+        """The module whose output is F(x) before any trained branch scale or gate (for layer attributions)."""
+        if self.unit == "relu-before-add":
+            return getattr(self, f"relu{self.k}")
+        return self.last_bn if self.unit in ("original", "relu-preact") else getattr(self, f"conv{self.k}")
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        """The skip path as it reaches the addition, before the shortcut scale lam: identity, option A's
+        subsample-and-pad, or a 1x1 projection; times 1 - g(x) in a gated block; dropout's mask (training) or
+        its expectation (evaluation) in a dropout block."""
+        if self.projection is not None:
+            s = self.projection(x)
+        elif self.downsample:
+            s = option_a(x, self.planes, self.stride)
+        else:
+            s = x
+        if self.gate is not None:
+            s = s * (1.0 - self.gate_value(x))
+        if self.drop is not None:
+            s = self.drop(s)
+        return s
+
+    def merge(self, f: torch.Tensor, s: torch.Tensor, lam: float) -> torch.Tensor:
+        """The block's output from its branch output ``f`` and shortcut ``s``: the addition with
+        shortcut scale ``lam`` and whatever the unit applies after it."""
+        if lam == 1.0:
+            out = f + s
+        elif lam != 0.0:
+            out = f + lam * s
+        else:
+            out = f
+        if self.unit == "original":
+            return getattr(self, f"relu{self.k}")(out)
+        if self.unit == "bn-after-add":
+            return getattr(self, f"relu{self.k}")(self.last_bn(out))
+        return out
+
+    def skip_path(self, x: torch.Tensor) -> torch.Tensor:
+        """What is left of a deleted block: its shortcut as it reaches the addition (gated, or dropout's expectation),
+        scaled as trained (a plain net's block becomes the identity, or option A's pad where the shape changes)."""
+        if not self.residual:
+            return option_a(x, self.planes, self.stride) if self.downsample else x
+        s = self.shortcut(x)
+        return s * self.shortcut_scale if self.shortcut_scale != 1.0 else s
+
+    def forward(self, x: torch.Tensor, scale: float | None = None, skip: bool = False) -> torch.Tensor:
+        if skip:
+            return self.skip_path(x)
+        lam = self.default_lam if scale is None else float(scale)
+        f = self.branch(x)
+        return self.merge(f, self.shortcut(x) if lam != 0.0 else f, lam)
