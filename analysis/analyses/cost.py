@@ -63,10 +63,11 @@ def count_flops(fn, *args) -> FlopCount:
     return fc
 
 
-def conv_costs(model: CifarResNet, model_name: str) -> pd.DataFrame:
+def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> pd.DataFrame:
     """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs.
-    The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread)."""
-    m = private_copy(model)
+    The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread);
+    ``private=False`` hooks ``model`` itself, for a net the caller built and no one else sees."""
+    m = private_copy(model) if private else model
     dev = model_device(m)
     shapes: dict[str, tuple] = {}
     convs = {name: mod for name, mod in m.named_modules() if isinstance(mod, nn.Conv2d)}
@@ -108,14 +109,15 @@ def shortcut_adds(model: CifarResNet) -> int:
 
 
 @torch.no_grad()
-def time_per_image(model: CifarResNet, images: int = 256, repeats: int = 5, seed: int = 0) -> float:
-    """Median wall time (ms) per image of an eval-mode forward pass (see the module docstring)."""
+def time_per_image(model: CifarResNet, images: int = 256, repeats: int = 5, seed: int = 0, warmup: int = 2) -> float:
+    """Median wall time (ms) per image of an eval-mode forward pass after ``warmup`` untimed ones (see the module
+    docstring)."""
     dev = model_device(model)
     x = torch.randn(images, 3, 32, 32, generator=torch.Generator().manual_seed(seed)).to(dev)
     x = x.contiguous(memory_format=torch.channels_last)
     bf16 = dev.type == "cpu"
     times = []
-    for r in range(repeats + 2):
+    for r in range(repeats + warmup):
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
@@ -123,7 +125,7 @@ def time_per_image(model: CifarResNet, images: int = 256, repeats: int = 5, seed
             model(x)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
-        if r >= 2:  # two warm-up passes (kernel selection, allocations)
+        if r >= warmup:  # warm-up passes (kernel selection, allocations) are not timed
             times.append(time.perf_counter() - t0)
     return 1000.0 * statistics.median(times) / images
 
@@ -134,11 +136,11 @@ def interleaved_rounds(models: dict[str, CifarResNet], images: int = 256, repeat
     round the nets are measured side by side, so the ratio of two nets' times in one round is what a busy
     machine disturbs least; the spread of that ratio over the rounds says how far to trust it."""
     per: dict[str, list[float]] = {n: [] for n in models}
-    for n, m in models.items():  # warm-up
+    for n, m in models.items():  # warm-up, once per net
         time_per_image(m, images=images, repeats=1, seed=seed)
     for _ in range(repeats):
         for n, m in models.items():
-            per[n].append(time_per_image(m, images=images, repeats=1, seed=seed))
+            per[n].append(time_per_image(m, images=images, repeats=1, seed=seed, warmup=0))
     return per
 
 
@@ -185,9 +187,8 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
 # ---------------------------------------------------------------------------- basic vs bottleneck blocks
 def _params_of(arch: Arch) -> int:
-    """Parameters of ``arch`` counted on PyTorch's meta device (shapes only: no memory, no initialisation cost)."""
-    with torch.device("meta"):
-        return count_params(build_model(arch))
+    """Parameters of ``arch``, counted on a built net (used for small nets only)."""
+    return count_params(build_model(arch))
 
 
 def equal_parameter_depth(target: int, residual: bool = True) -> int:
@@ -222,19 +223,22 @@ def unit_costs(bottleneck: str = "resnet164-bottleneck", images: int = 64, repea
         raise ValueError(f"{bottleneck!r} has basic blocks; name a bottleneck net (e.g. resnet164-bottleneck)")
     basic = dataclasses.replace(b, bottleneck=False, depth=8)
     depth_eq = max(8, b.depth - (b.depth - 2) % 6)
-    depth_p = equal_parameter_depth(_params_of(b), residual=b.residual)
-    nets = {"bottleneck": b, "basic, equal depth": dataclasses.replace(basic, depth=depth_eq),
-            "basic, equal parameters": dataclasses.replace(basic, depth=depth_p)}
     dev = torch.device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        models = {a.name: build_model(a).to(dev).eval() for a in dict.fromkeys(nets.values())}
+        models = {b.name: build_model(b).to(dev).eval()}
+        depth_p = equal_parameter_depth(count_params(models[b.name]), residual=b.residual)
+        nets = {"bottleneck": b, "basic, equal depth": dataclasses.replace(basic, depth=depth_eq),
+                "basic, equal parameters": dataclasses.replace(basic, depth=depth_p)}
+        for a in nets.values():
+            if a.name not in models:
+                models[a.name] = build_model(a).to(dev).eval()
     times = interleaved_times({n: m.to(memory_format=torch.channels_last) for n, m in models.items()},
                               images=images, repeats=repeats, seed=seed)
     rows, convs = [], []
     for pairing, a in nets.items():
         m = models[a.name]
-        cv = conv_costs(m, a.name)
+        cv = conv_costs(m, a.name, private=False)  # nets built here, for this measurement only
         convs.append(cv)
         rows.append({"pairing": pairing, "model": a.name, "block": a.block_kind, "depth": a.depth,
                      "blocks": m.num_blocks, "params": count_params(m),

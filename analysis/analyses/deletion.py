@@ -219,14 +219,68 @@ def path_distribution(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int]) -> torch.Tensor:
+def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int] | torch.Tensor) -> torch.Tensor:
     """Forward values of the intact net; gradients flow through the branch F of the blocks in
-    ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2)."""
+    ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2).
+    ``through_branch`` is one set of block indices for every image, or a boolean N x blocks tensor, one row per
+    image (so that draws of different paths share one batch: with eval-mode BN images do not interact)."""
+    if not isinstance(through_branch, torch.Tensor):
+        through_branch = torch.tensor([[i in through_branch for i in range(model.num_blocks)]]).expand(len(h), -1)
+    mask = through_branch.to(h.device, h.dtype)
     for info, blk in model.blocks():
         f, s = blk.branch(h), blk.shortcut(h)
-        lam = blk.default_lam
-        h = blk.merge(f, s.detach(), lam) if info.index in through_branch else blk.merge(f.detach(), s, lam)
+        m = mask[:, info.index].view(-1, *([1] * (f.dim() - 1)))
+        # the same values (m is 0 or 1), the gradient routed per image: through F where m = 1, else through s
+        f_routed = m * f + (1 - m) * f.detach()
+        s_routed = (1 - m) * s + m * s.detach()
+        h = blk.merge(f_routed, s_routed, blk.default_lam)
     return h
+
+
+def path_draws(n_blocks: int, n_images: int, lengths: Sequence[int], samples_per_length: int, batch_size: int,
+               seed: int) -> list[tuple[torch.Tensor, list[tuple[int, set[int]]]]]:
+    """The random draws of :func:`path_gradients`: ``samples_per_length`` rounds, each one batch of image indices
+    (with replacement) and, for every length k, k blocks drawn without replacement."""
+    rng = random.Random(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rounds = []
+    for _ in range(samples_per_length):
+        idx = torch.randint(0, n_images, (min(batch_size, n_images),), generator=gen)
+        rounds.append((idx, [(k, set(rng.sample(range(n_blocks), k))) for k in lengths]))
+    return rounds
+
+
+def _routed_backward(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, routes: torch.Tensor) -> torch.Tensor:
+    """∂loss/∂x_0 for each of D routings of one image batch at once: D x N gradient norms. ``routes`` (D x blocks,
+    bool) says per routing which blocks the gradient passes through the branch of (else the skip path). The forward
+    pass runs once; the backward goes block by block from the top, the D cotangents batched
+    (``is_grads_batched``), each block's branch back-propagated only for the routings that pass through it."""
+    with torch.no_grad():
+        h = model.stem_forward(x)
+    graphs = []
+    for _, blk in model.blocks():
+        hi = h.detach().requires_grad_(True)
+        f, s = blk.branch(hi), blk.shortcut(hi)
+        fl, sl = f.detach().requires_grad_(True), s.detach().requires_grad_(True)
+        out = blk.merge(fl, sl, blk.default_lam)
+        graphs.append((hi, f, s, fl, sl, out))
+        h = out.detach()
+    h.requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model.head(h), y, reduction="sum"), h)
+    cot = g.unsqueeze(0).expand(len(routes), *g.shape).contiguous()
+    for i in range(len(graphs) - 1, -1, -1):
+        hi, f, s, fl, sl, out = graphs[i]
+        g_f, g_s = (torch.zeros_like(cot) if v is None else v for v in torch.autograd.grad(
+            out, (fl, sl), cot, is_grads_batched=True, retain_graph=True, allow_unused=True))
+        through = routes[:, i].to(cot.device)
+        nxt = torch.zeros(len(routes), *hi.shape, dtype=cot.dtype, device=cot.device)
+        for sel, t, gt in ((through, f, g_f), (~through, s, g_s)):
+            if sel.any():
+                (part,) = torch.autograd.grad(t, hi, gt[sel], is_grads_batched=True, retain_graph=True, allow_unused=True)
+                if part is not None:
+                    nxt[sel] = part
+        cot = nxt
+    return cot.flatten(2).norm(dim=2)
 
 
 def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_per_length: int = 10,
@@ -234,12 +288,14 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
                    progress: Progress = None) -> pd.DataFrame:
     """Gradient magnitude at block 0's input carried by paths of each length k (float32, eval-mode BN).
 
-    For each length k: ``samples_per_length`` times, draw k blocks and a batch of ``batch_size`` images;
-    backpropagate the summed cross-entropy through the residual branches of those k blocks only and the
-    skip path elsewhere; record the mean over images of ||d loss_n / d x_0[n]||_2. ``grad_norm`` is the
-    mean over the draws (one path's typical gradient), ``grad_norm_std`` its spread over the draws,
-    ``total_grad`` = C(n, k) * grad_norm, and ``total_grad_low`` / ``total_grad_high`` the 95 % normal interval
-    of that mean times C(n, k) (zero width with one draw per length).
+    ``samples_per_length`` rounds; in each, a batch of ``batch_size`` images and, for every length k, k blocks drawn
+    at random (:func:`path_draws`). Per draw the summed cross-entropy is back-propagated through the residual branches
+    of those k blocks only and the skip path elsewhere (Veit et al. 2016, section 5.2), and the mean over images of
+    ||d loss_n / d x_0[n]||_2 recorded. ``grad_norm`` is the mean over the rounds (one path's typical gradient),
+    ``grad_norm_std`` its spread over them, ``total_grad`` = C(n, k) * grad_norm, and ``total_grad_low`` /
+    ``total_grad_high`` the 95 % normal interval of that mean times C(n, k) (zero width with one round). The draws of a
+    round share its images, so one forward pass serves all of them (:func:`_routed_backward`); the numbers are those
+    of back-propagating each draw on its own (``tests/analyses/test_analyses.py``).
 
     Example:
         >>> import torch
@@ -256,31 +312,27 @@ def path_gradients(model: CifarResNet, batch: Batch, model_name: str, samples_pe
     dev = model_device(model)
     n = model.num_blocks
     lengths = list(range(n + 1)) if lengths is None else list(lengths)
-    rng = random.Random(seed)
-    gen = torch.Generator().manual_seed(seed)
     dist = path_distribution(n).set_index("length")
+    norms: dict[int, list[float]] = {k: [] for k in lengths}
+    rounds = path_draws(n, len(batch), lengths, samples_per_length, batch_size, seed)
+    for j, (idx, draws) in enumerate(rounds):
+        routes = torch.tensor([[i in blocks for i in range(n)] for _, blocks in draws])
+        per_image = _routed_backward(model, batch.x[idx].to(dev), batch.y[idx].to(dev), routes)
+        for (k, _), v in zip(draws, per_image.mean(1).tolist()):
+            norms[k].append(v)
+        if progress:
+            progress((j + 1) / len(rounds), f"gradient by path length in {model_name}")
     rows = []
-    for j, k in enumerate(lengths):
-        norms = []
-        for _ in range(samples_per_length):
-            idx = torch.randint(0, len(batch), (min(batch_size, len(batch)),), generator=gen)
-            x, y = batch.x[idx].to(dev), batch.y[idx].to(dev)
-            with torch.no_grad():
-                h0 = model.stem_forward(x)
-            h0.requires_grad_(True)
-            out = model.head(_path_forward(model, h0, set(rng.sample(range(n), k))))
-            (g,) = torch.autograd.grad(F.cross_entropy(out, y, reduction="sum"), h0)
-            norms.append(g.flatten(1).norm(dim=1).mean().item())
-        gn = sum(norms) / len(norms)
-        sd = (sum((v - gn) ** 2 for v in norms) / (len(norms) - 1)) ** 0.5 if len(norms) > 1 else float("nan")
-        half = (1.959964 * sd / math.sqrt(len(norms))) if len(norms) > 1 else 0.0
+    for k in lengths:
+        vals = norms[k]
+        gn = sum(vals) / len(vals)
+        sd = (sum((v - gn) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else float("nan")
+        half = (1.959964 * sd / math.sqrt(len(vals))) if len(vals) > 1 else 0.0
         c = math.comb(n, k)
         rows.append({"model": model_name, "length": k, "n_paths": int(dist.loc[k, "n_paths"]),
                      "fraction": float(dist.loc[k, "fraction"]), "grad_norm": gn, "grad_norm_std": sd,
                      "total_grad": gn * c, "total_grad_low": max(0.0, gn - half) * c, "total_grad_high": (gn + half) * c,
                      "samples": samples_per_length, "batch": batch_size})
-        if progress:
-            progress((j + 1) / len(lengths), f"gradient by path length in {model_name}")
     df = pd.DataFrame(rows)
     s = df["total_grad"].sum()
     df["total_grad_share"] = df["total_grad"] / s if s > 0 else 0.0

@@ -248,9 +248,13 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
 
     For block i with input x_i and output merge(F(x_i), s(x_i)), the gradient is the sum of the part that
     flows back through the shortcut s and the part through the branch F (the notes' ∂(F(x) + x)/∂x =
-    ∂F/∂x + I, with the unit's activation after the addition included in both). Each part is computed by
-    back-propagating the summed cross-entropy with the other path detached; the rest of the net runs as
-    usual. Per image n: ‖g_shortcut[n]‖₂, ‖g_branch[n]‖₂; ``shortcut_share`` is the mean over images of
+    ∂F/∂x + I, with the unit's activation after the addition included in both): J_s(x_i)ᵀ g_s and J_F(x_i)ᵀ g_F,
+    where g_s and g_F are the full net's gradients of the summed cross-entropy at the shortcut's and the branch's
+    outputs. One backward pass gives every block's two parts: each block's branch and shortcut read their own copy
+    of x_i (``clone``), and the gradient at each copy is the part through that path; the rest of the net runs as
+    usual. (The same numbers as back-propagating with the other path detached, block by block, which took a
+    backward pass per block and path: ``tests/analyses/test_analyses.py`` checks the two against each other.)
+    Per image n: ‖g_shortcut[n]‖₂, ‖g_branch[n]‖₂; ``shortcut_share`` is the mean over images of
     ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖) (0 in a plain net, which has no shortcut). Eval-mode BN,
     float32, on a private copy.
 
@@ -273,22 +277,22 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
     def run(sl: slice) -> None:
         x, y = batch.x[sl].to(dev).float(), batch.y[sl].to(dev)
         with torch.no_grad():
-            inputs, _ = m.block_inputs(x)
+            h = m.stem_forward(x)
+        h.requires_grad_(True)
+        x_branch, x_short = [], []
+        for _, blk in m.blocks():
+            xb, xs = h.clone(), h.clone()  # one copy for each path: its gradient is the part through that path
+            x_branch.append(xb)
+            x_short.append(xs)
+            lam = blk.default_lam
+            f = blk.branch(xb)
+            h = blk.merge(f, blk.shortcut(xs) if lam != 0.0 else f, lam)
+        loss = F.cross_entropy(m.head(h), y, reduction="sum")
+        grads = torch.autograd.grad(loss, x_short + x_branch, allow_unused=True)
         for info, blk in m.blocks():
             i = info.index
-            grads = []
-            for through in ("shortcut", "branch"):
-                xi = inputs[i].clone().requires_grad_(True)
-                f, s = blk.branch(xi), blk.shortcut(xi)
-                out = blk.merge(f.detach(), s, blk.default_lam) if through == "shortcut" else \
-                    blk.merge(f, s.detach(), blk.default_lam)
-                loss = F.cross_entropy(m.forward_from(i + 1, out), y, reduction="sum")
-                if loss.requires_grad:
-                    (g,) = torch.autograd.grad(loss, xi, allow_unused=True)
-                else:
-                    g = None
-                grads.append(torch.zeros_like(xi) if g is None else g)
-            gs, gf = (g.flatten(1).double() for g in grads)
+            gs, gf = (torch.zeros_like(x_short[i]) if g is None else g for g in (grads[i], grads[n_blocks + i]))
+            gs, gf = gs.flatten(1).double(), gf.flatten(1).double()
             ns, nf, nt = gs.norm(dim=1), gf.norm(dim=1), (gs + gf).norm(dim=1)
             acc["s"][i] += ns.sum().cpu()
             acc["f"][i] += nf.sum().cpu()
@@ -297,9 +301,8 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
             acc["share"][i] += share.sum().cpu()
             acc["share_sq"][i] += (share * share).sum().cpu()
             acc["cos"][i] += ((gs * gf).sum(1) / (ns * nf).clamp_min(1e-300)).sum().cpu()
-            if progress:
-                progress(min(1.0, (sl.start + (i + 1) / n_blocks * (sl.stop - sl.start)) / n_total),
-                         f"shortcut and branch gradients of {model_name}, {info.name}")
+        if progress:
+            progress(min(1.0, sl.stop / n_total), f"shortcut and branch gradients of {model_name}")
 
     chunked(run, n_total, batch_size)
     rows = []

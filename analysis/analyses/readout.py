@@ -28,15 +28,19 @@ from ._features import Features, global_pool, point_stage, pool, stream, train_f
 RIDGE = 1e-3  # the ridge penalty, relative to the number of training images
 
 
-def ridge_fit(x: torch.Tensor, targets: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ridge_fit(x: torch.Tensor, targets: torch.Tensor, alpha: float, rhs_float32: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(weights, mean, std): the least-squares map from standardised ``x`` (N x d, with a bias) to ``targets``
-    (N x k), with ridge penalty ``alpha`` (float64)."""
+    (N x k), with ridge penalty ``alpha`` (float64). ``rhs_float32``: the product zᵀ·targets in float32 (for
+    thousands of targets, e.g. every pixel, it is most of the work; its relative error, about 1e-6, is far below
+    what the fit is read to), the normal equations and their solution still in float64."""
     x = x.double()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
     z = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=torch.float64)], 1)
     reg = alpha * torch.eye(z.shape[1], dtype=torch.float64)
     reg[-1, -1] = 0.0  # the bias is not penalised
-    w = torch.linalg.solve(z.T @ z + reg, z.T @ targets.double())
+    rhs = (z.float().T @ targets.float()).double() if rhs_float32 else z.T @ targets.double()
+    w = torch.linalg.solve(z.T @ z + reg, rhs)
     return w, mean, std
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ..engine.registry import Analysis, Context, Table, register
 from ._features import point_stage, pool, stream, train_features
-from .readout import ridge_fit, ridge_predict
+from .readout import ridge_fit
 
 RIDGE = 1e-2  # the ridge penalty, relative to the number of training images
 
@@ -39,12 +39,14 @@ class PixelMap:
     test image's squared error and its squared deviation from the training images' mean image."""
 
     def __init__(self, train_x: torch.Tensor, train_pixels: torch.Tensor) -> None:
-        w, self.mean, self.std = ridge_fit(train_x, train_pixels, RIDGE * len(train_x))
+        w, self.mean, self.std = ridge_fit(train_x, train_pixels, RIDGE * len(train_x), rhs_float32=True)
         self.w = w.float()  # (d + 1) x 3072: what is kept per point, whatever the number of test images
         self.mean_image = train_pixels.double().mean(0)
 
     def score(self, x: torch.Tensor, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        pred = ridge_predict(x, self.w.double(), self.mean, self.std)
+        # the prediction in float32 (3,072 outputs per image), the errors summed in float64
+        z = torch.cat([((x.double() - self.mean) / self.std).float(), torch.ones(len(x), 1)], 1)
+        pred = (z @ self.w).double()
         target = pixels.double()
         return (((target - pred) ** 2).sum(1).numpy(), ((target - self.mean_image) ** 2).sum(1).numpy())
 

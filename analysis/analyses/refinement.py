@@ -7,6 +7,7 @@ shape changes), which is the same quantity for a residual net whose unit has not
 image n, the cosine between that change and −∂loss_n/∂y (the gradient at the block's output: the point the change
 moves) is measured, with the rest of the net run as usual; ``cosine`` is its mean over images. Positive: the block
 steps downhill. Float32, eval-mode BN; the model is only read (autograd builds a graph through it, nothing more).
+One backward pass per chunk of images gives the gradient at every block's output.
 """
 
 from __future__ import annotations
@@ -40,16 +41,20 @@ def refinement(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 6
     def run(sl: slice) -> None:
         x, y = batch.x[sl].to(dev).float(), batch.y[sl].to(dev)
         with torch.no_grad():
-            inputs, _ = model.block_inputs(x)
-        for info, blk in model.blocks():
-            i = info.index
-            h = inputs[i]
+            h = model.stem_forward(x)
+        h.requires_grad_(True)  # a graph through every block: one backward pass gives ∂loss/∂y at each output
+        outs, changes = [], []
+        for _, blk in model.blocks():
             with torch.no_grad():
-                out = blk(h)
-                change = blk.branch(h) if model.residual else out - blk.skip_path(h)
-            out = out.detach().requires_grad_(True)
-            loss = F.cross_entropy(model.forward_from(i + 1, out), y, reduction="sum")
-            (g,) = torch.autograd.grad(loss, out)
+                changes.append(blk.branch(h) if model.residual else None)
+                skip = None if model.residual else blk.skip_path(h)
+            h = blk(h)
+            outs.append(h)
+            if skip is not None:
+                changes[-1] = h.detach() - skip
+        loss = F.cross_entropy(model.head(h), y, reduction="sum")
+        grads = torch.autograd.grad(loss, outs)
+        for i, (change, g) in enumerate(zip(changes, grads)):
             cos = F.cosine_similarity(change.flatten(1).double(), -g.flatten(1).double(), dim=1, eps=1e-30)
             sums[i] += cos.sum().cpu()
             sq[i] += (cos * cos).sum().cpu()

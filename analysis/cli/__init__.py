@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     cu.add_argument("--tol", type=_positive_float, default=None)
     cu.add_argument("--trace-iter", type=_nonneg_int, default=None)
     cu.add_argument("--lanczos-steps", type=_nonneg_int, default=None)
-    cu.add_argument("--method", choices=["func", "double_backward"], default=None)
+    cu.add_argument("--method", choices=["auto", "func", "double_backward", "kept_graph"], default=None)
     cu.add_argument("--out", type=_out_dir, required=True)
     cu.set_defaults(func=_cmd_curvature)
 

@@ -112,7 +112,10 @@ def _list_imagefolder(split_dir: Path) -> tuple[list[tuple[str, int]], tuple[str
                           f"{', '.join(CLASSES)}; move it out of {split_dir}.")
     files: list[tuple[str, int]] = []
     for ci, c in enumerate(CLASSES):
-        these = [f"{c}/{f.name}" for f in sorted((split_dir / c).iterdir()) if f.suffix.lower() in IMAGE_EXTS]
+        # names sorted as strings (the order of sorting their paths, at a fraction of the cost on 50,000 files)
+        with os.scandir(split_dir / c) as it:
+            names = sorted(e.name for e in it if os.path.splitext(e.name)[1].lower() in IMAGE_EXTS)
+        these = [f"{c}/{n}" for n in names]
         if not these:
             raise DataRefused(f"{split_dir / c} holds no images ({', '.join(sorted(IMAGE_EXTS))}): every CIFAR-10 "
                               "class must be there to measure an error.")
@@ -121,9 +124,11 @@ def _list_imagefolder(split_dir: Path) -> tuple[list[tuple[str, int]], tuple[str
 
 
 def _fingerprint(split_dir: Path, rel_paths: list[str]) -> str:
+    """sha256 over every file's relative path and size, in the listing's order."""
     h = hashlib.sha256()
+    base = str(split_dir)
     for r in rel_paths:
-        h.update(f"{r}\t{(split_dir / r).stat().st_size}\n".encode())
+        h.update(f"{r}\t{os.stat(os.path.join(base, r)).st_size}\n".encode())
     return h.hexdigest()
 
 

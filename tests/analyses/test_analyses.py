@@ -256,3 +256,71 @@ def test_gradient_split_adds_up_and_knows_a_dead_branch():
     assert df.loc[3, "total_grad_l2"] == pytest.approx(g.flatten(1).norm(dim=1).mean().item(), rel=1e-5)
     plain = gradient_split(tiny(False, 14), b, "p", batch_size=8)
     assert (plain["shortcut_share"] == 0).all() and (plain["shortcut_grad_l2"] == 0).all()
+
+
+@pytest.mark.parametrize("name", ["resnet14", "resnet14-preact", "resnet14-gate-6", "resnet14b", "resnet29-bottleneck"])
+def test_gradient_split_equals_back_propagating_with_one_path_detached(name):
+    """The one-pass split against its definition, block by block: back-propagate the summed loss with the branch
+    (or the shortcut) detached and read the gradient at the block's input."""
+    from analysis.analyses.gradients import gradient_split
+
+    m = tiny(name=name)
+    b = batch(6)
+    df = gradient_split(m, b, "t", batch_size=6).set_index("block_index")
+    with torch.no_grad():
+        inputs, _ = m.block_inputs(b.x)
+    for info, blk in m.blocks():
+        parts = []
+        for through in ("shortcut", "branch"):
+            xi = inputs[info.index].clone().requires_grad_(True)
+            f, s = blk.branch(xi), blk.shortcut(xi)
+            out = blk.merge(f.detach(), s, 1.0) if through == "shortcut" else blk.merge(f, s.detach(), 1.0)
+            (g,) = torch.autograd.grad(F.cross_entropy(m.forward_from(info.index + 1, out), b.y, reduction="sum"), xi)
+            parts.append(g.flatten(1).norm(dim=1))
+        share = (parts[0] / (parts[0] + parts[1])).mean().item()
+        assert df.loc[info.index, "shortcut_grad_l2"] == pytest.approx(parts[0].mean().item(), rel=1e-4)
+        assert df.loc[info.index, "branch_grad_l2"] == pytest.approx(parts[1].mean().item(), rel=1e-4)
+        assert df.loc[info.index, "shortcut_share"] == pytest.approx(share, rel=1e-4)
+
+
+def test_path_gradients_equal_back_propagating_each_draw_on_its_own():
+    """One forward pass per round and the draws' backward passes batched: the numbers of the straightforward
+    measurement, one draw at a time (the intact forward values, the gradient routed by detaching)."""
+    from analysis.analyses.deletion import _path_forward, path_draws
+
+    for name in ("resnet14", "resnet14-preact", "resnet14-scale0.5", "resnet29-bottleneck-bnafter"):
+        m = tiny(name=name)
+        b = batch(24)
+        got = path_gradients(m, b, "t", samples_per_length=3, batch_size=8, seed=1)
+        per_k: dict[int, list[float]] = {}
+        for idx, draws in path_draws(m.num_blocks, len(b), range(m.num_blocks + 1), 3, 8, 1):
+            for k, blocks in draws:
+                with torch.no_grad():
+                    h0 = m.stem_forward(b.x[idx])
+                h0.requires_grad_(True)
+                loss = F.cross_entropy(m.head(_path_forward(m, h0, blocks)), b.y[idx], reduction="sum")
+                (g,) = torch.autograd.grad(loss, h0)
+                per_k.setdefault(k, []).append(g.flatten(1).norm(dim=1).mean().item())
+        want = [sum(v) / len(v) for _, v in sorted(per_k.items())]
+        assert got["grad_norm"].tolist() == pytest.approx(want, rel=1e-5), name
+        assert got["grad_norm"].gt(0).all() and len(got) == m.num_blocks + 1
+
+
+@pytest.mark.parametrize("name", ["plain14", "resnet14", "resnet14-preact", "resnet14-relubefore", "resnet14-gate-6",
+                                  "resnet29-bottleneck"])
+def test_conductance_of_every_block_in_one_pass_equals_captums_layer_by_layer(name):
+    from captum.attr import LayerConductance
+
+    from analysis.analyses.attributions import conductance_per_block
+
+    m = tiny(name=name)
+    x = batch(1).x
+    df = conductance_per_block(m, x, "t", n_steps=8, internal_batch_size=4)  # three chunks of the 9 alphas
+    tgt = int(df["target"].iloc[0])
+    for info, blk in list(m.blocks())[::2]:
+        kw = dict(baselines=torch.zeros_like(x), target=tgt, n_steps=8)
+        want_f = LayerConductance(m, blk.branch_output).attribute(x, **kw).sum().item()
+        want_out = LayerConductance(m, blk).attribute(x, **kw).sum().item()
+        got = df.set_index("block_index").loc[info.index]
+        assert got["conductance"] == pytest.approx(want_f, rel=1e-4, abs=1e-6)
+        assert got["conductance_output"] == pytest.approx(want_out, rel=1e-4, abs=1e-6)

@@ -107,6 +107,27 @@ def test_refinement_measures_the_branch_in_residual_nets_and_the_block_change_in
     assert r["cosine"].between(-1, 1).all() and p["cosine"].between(-1, 1).all()
 
 
+@pytest.mark.parametrize("name", ["resnet14", "plain14", "resnet14-bnafter", "resnet29-bottleneck"])
+def test_refinement_in_one_backward_pass_equals_its_definition_block_by_block(name):
+    """Against the definition: per block, the block's output fed to the rest of the net as a leaf, its gradient read."""
+    import torch.nn.functional as F
+
+    m = tiny(name=name, width=8)
+    b = random_sample(6, 0, torch.device("cpu"))
+    got = refinement(m, b, "t")["cosine"].to_numpy()
+    with torch.no_grad():
+        inputs, _ = m.block_inputs(b.x)
+    for info, blk in m.blocks():
+        h = inputs[info.index]
+        with torch.no_grad():
+            out = blk(h)
+            change = blk.branch(h) if m.residual else out - blk.skip_path(h)
+        out.requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(m.forward_from(info.index + 1, out), b.y, reduction="sum"), out)
+        want = F.cosine_similarity(change.flatten(1).double(), -g.flatten(1).double(), dim=1).mean().item()
+        assert got[info.index] == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
 @pytest.mark.skipif(not __import__("conftest").HAVE_DATA, reason="CIFAR-10 not found")
 def test_construct_writes_a_model_whose_errors_equal_its_sources(tmp_path, capsys):
     import json
