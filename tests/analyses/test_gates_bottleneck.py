@@ -192,3 +192,27 @@ def test_findings_judge_gates_dropout_and_bottleneck_units_against_the_papers_ta
     cmp = compare_to_identity(t).set_index("model")
     assert cmp.loc["resnet164-bottleneck-preact", "identity"] == "resnet164-bottleneck"  # not the 56-layer basic net
     assert cmp.loc["resnet56-gate-6", "test_diff_pts"] == pytest.approx(2.0)
+
+
+def test_uploaded_bottleneck_and_gated_checkpoints_without_metadata():
+    """A bottleneck file without metadata is read as a bottleneck net from its tensors (conv3, a 256-wide classifier);
+    a file with gate tensors but no metadata is refused in one sentence (which gating and which b_g cannot be read off
+    the tensors), never loaded as something else."""
+    from safetensors.torch import save
+
+    from analysis.core.checkpoints import CheckpointRefused
+    from analysis.core.zoo import load_uploaded
+
+    m = tiny(name="resnet29-bottleneck", depth=29, width=16)
+    state = {k: v.contiguous() for k, v in m.state_dict().items()}
+    model, info = load_uploaded(save(state), residual=True)
+    assert info["name"] == "resnet29-bottleneck" and model.arch.bottleneck and model.fc.in_features == 256
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), m(X), rtol=0, atol=0)
+    g = tiny(name="resnet14-gate-6", depth=14, width=16)
+    with pytest.raises(CheckpointRefused, match="gate tensors"):
+        load_uploaded(save({k: v.contiguous() for k, v in g.state_dict().items()}), residual=True)
+    wrong = dict(state)
+    wrong["fc.weight"] = torch.zeros(10, 64)  # a basic net's classifier on bottleneck blocks
+    with pytest.raises(CheckpointRefused, match="not \\(10, 256\\)"):
+        load_uploaded(save(wrong), residual=True)
