@@ -219,21 +219,15 @@ def path_distribution(n: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int] | torch.Tensor) -> torch.Tensor:
+def _path_forward(model: CifarResNet, h: torch.Tensor, through_branch: set[int]) -> torch.Tensor:
     """Forward values of the intact net; gradients flow through the branch F of the blocks in
-    ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2).
-    ``through_branch`` is one set of block indices for every image, or a boolean N x blocks tensor, one row per
-    image (so that draws of different paths share one batch: with eval-mode BN images do not interact)."""
-    if not isinstance(through_branch, torch.Tensor):
-        through_branch = torch.tensor([[i in through_branch for i in range(model.num_blocks)]]).expand(len(h), -1)
-    mask = through_branch.to(h.device, h.dtype)
+    ``through_branch`` and through the skip path of every other block (Veit et al. 2016, section 5.2). The
+    definition, one draw at a time: :func:`_routed_backward` computes the same for many draws at once, and the tests
+    hold it to this."""
     for info, blk in model.blocks():
         f, s = blk.branch(h), blk.shortcut(h)
-        m = mask[:, info.index].view(-1, *([1] * (f.dim() - 1)))
-        # the same values (m is 0 or 1), the gradient routed per image: through F where m = 1, else through s
-        f_routed = m * f + (1 - m) * f.detach()
-        s_routed = (1 - m) * s + m * s.detach()
-        h = blk.merge(f_routed, s_routed, blk.default_lam)
+        lam = blk.default_lam
+        h = blk.merge(f, s.detach(), lam) if info.index in through_branch else blk.merge(f.detach(), s, lam)
     return h
 
 

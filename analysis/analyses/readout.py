@@ -45,8 +45,9 @@ def ridge_fit(x: torch.Tensor, targets: torch.Tensor, alpha: float, rhs_float32:
 
 
 def ridge_predict(x: torch.Tensor, w: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    z = torch.cat([(x.double() - mean) / std, torch.ones(len(x), 1, dtype=torch.float64)], 1)
-    return z @ w
+    """The fitted map applied to ``x``, standardised in float64 and multiplied in the map's own dtype."""
+    z = ((x.double() - mean) / std).to(w.dtype)
+    return torch.cat([z, torch.ones(len(x), 1, dtype=w.dtype)], 1) @ w
 
 
 def probe_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,

@@ -19,7 +19,7 @@ import torch
 
 from ..engine.registry import Analysis, Context, Table, register
 from ._features import point_stage, pool, stream, train_features
-from .readout import ridge_fit
+from .readout import ridge_fit, ridge_predict
 
 RIDGE = 1e-2  # the ridge penalty, relative to the number of training images
 
@@ -44,9 +44,7 @@ class PixelMap:
         self.mean_image = train_pixels.double().mean(0)
 
     def score(self, x: torch.Tensor, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        # the prediction in float32 (3,072 outputs per image), the errors summed in float64
-        z = torch.cat([((x.double() - self.mean) / self.std).float(), torch.ones(len(x), 1)], 1)
-        pred = (z @ self.w).double()
+        pred = ridge_predict(x, self.w, self.mean, self.std).double()  # float32 map (3,072 outputs), float64 errors
         target = pixels.double()
         return (((target - pred) ** 2).sum(1).numpy(), ((target - self.mean_image) ** 2).sum(1).numpy())
 

@@ -45,13 +45,16 @@ def refinement(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 6
         h.requires_grad_(True)  # a graph through every block: one backward pass gives ∂loss/∂y at each output
         outs, changes = [], []
         for _, blk in model.blocks():
-            with torch.no_grad():
-                changes.append(blk.branch(h) if model.residual else None)
-                skip = None if model.residual else blk.skip_path(h)
-            h = blk(h)
+            if model.residual:  # Block.forward, with F(h) kept: the change is the branch the block adds
+                f = blk.branch(h)
+                h = blk.merge(f, blk.shortcut(h), blk.default_lam)
+                changes.append(f.detach())
+            else:
+                with torch.no_grad():
+                    skip = blk.skip_path(h)
+                h = blk(h)
+                changes.append(h.detach() - skip)
             outs.append(h)
-            if skip is not None:
-                changes[-1] = h.detach() - skip
         loss = F.cross_entropy(model.head(h), y, reduction="sum")
         grads = torch.autograd.grad(loss, outs)
         for i, (change, g) in enumerate(zip(changes, grads)):

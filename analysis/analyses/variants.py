@@ -84,16 +84,18 @@ def arch_for(depth: int, unit: str, shortcut: str, bottleneck: bool = False) -> 
     return parse_name(name + ("" if shortcut == "identity" else "-" + shortcut))
 
 
+def paper_table(block: str) -> dict[tuple[str, str], float | str]:
+    """The paper's figures a net of this block kind is compared with: ResNet-164's for "bottleneck", else ResNet-110's."""
+    return PAPER_164 if block == "bottleneck" else PAPER_110
+
+
 def paper_error(unit: str, shortcut: str, bottleneck: bool = False) -> tuple[float | str | None, str]:
     """(the paper's error or None, its source) for a unit and shortcut token: ResNet-110's for basic blocks,
     ResNet-164's for bottleneck blocks."""
-    if bottleneck:
-        v = PAPER_164.get((unit, shortcut))
-        return (None, "") if v is None else (v, PAPER_SOURCE["bottleneck"])
-    v = PAPER_110.get((unit, shortcut))
+    v = paper_table("bottleneck" if bottleneck else "basic").get((unit, shortcut))
     if v is None:
         return None, ""
-    return v, PAPER_SOURCE["units" if shortcut == "identity" else "shortcuts"]
+    return v, PAPER_SOURCE["bottleneck" if bottleneck else "units" if shortcut == "identity" else "shortcuts"]
 
 
 def comparisons(names) -> dict[str, list[str]]:
@@ -135,7 +137,7 @@ def comparisons(names) -> dict[str, list[str]]:
            "He et al. 2016, Table 1: shortcuts (56 layers)": shortcuts,
            "He et al. 2016, Table 2: residual units (56 layers)": units,
            "He et al. 2016, Table 2: bottleneck units (ResNet-164)": bottleneck,
-           "Basic vs bottleneck blocks: equal parameters (110 / 164-bottleneck), equal depth (164)": basic_vs_bottleneck,
+           "Basic vs bottleneck blocks: the paper's 1.7M pair (110 / 164-bottleneck), equal depth (164)": basic_vs_bottleneck,
            "He et al. 2015, section 1: a constructed deeper net vs the trained one": built}
     return {k: v for k, v in out.items() if len(v) >= 2}
 
@@ -202,7 +204,7 @@ def unit_order_agreement(table: pd.DataFrame, depth: int, block: str = "basic") 
     measured test error: one row per pair. ``measured_better`` is "tie" when the 95 % interval of the difference
     (Newcombe's) includes 0; ``agrees`` when the measurement puts the paper's better unit ahead beyond that."""
     sub = table[(table["depth"] == depth) & (table["block"] == block) & (table["shortcut"] == "identity")].set_index("unit")
-    paper_t = PAPER_164 if block == "bottleneck" else PAPER_110
+    paper_t = paper_table(block)
     units = [u for u in UNITS if u in sub.index and isinstance(paper_t.get((u, "identity")), float)]
     rows = []
     for i, a in enumerate(units):
@@ -252,7 +254,7 @@ def variant_findings(table: pd.DataFrame) -> list[str]:
             if r.unit != "original" or r.shortcut == "identity":
                 continue
             paper = r.paper_test_error_pct
-            base = (PAPER_164 if block == "bottleneck" else PAPER_110)[("original", "identity")]
+            base = paper_table(block)[("original", "identity")]
             row = table[table["model"] == r.model].iloc[0]
             lo, _ = test_diff_interval(row, ref)
             worse_here = lo > 0
