@@ -4,10 +4,12 @@ in one run, with the numbers side by side and the time ratio.
     pip install -r benchmarks/requirements-peers.txt      # PyHessian 0.1, loss-landscapes 3.0.6, torch-cka 0.21
     RESLENS_DATA=../shared/data/cifar10 python benchmarks/peers.py [--quick] [--device cpu] [--out peers.md]
 
-* **Hessian** (resnet56): the top eigenvalue (power iteration) and the trace (Hutchinson) against PyHessian, over
-  ``--seeds`` seeds; both in float32 on the same images, the same number of iterations and the same tolerance.
-  PyHessian keeps one autograd graph of the whole batch and differentiates it again per product; ResLens takes each
-  product as forward-over-reverse (``torch.func.jvp`` of ``grad``) on a private copy, a chunk of images at a time.
+* **Hessian** (resnet56): the top eigenvalue and the trace against PyHessian over ``--seeds`` seeds, both in float32
+  on the same images and at equal numbers: the eigenvalue to the same tolerance (PyHessian's defaults: power
+  iteration, tol 1e-3, at most 100 products; ResLens: Lanczos, tol 1e-3), both set beside a reference λ₁ (Lanczos to
+  1e-7); the trace to the same standard error (PyHessian: 16 or 40 Hutchinson samples; ResLens: Hutchinson deflated by
+  its Lanczos basis, stopped once its standard error is at most the peer's). Both keep the gradient's graph and
+  differentiate it again per product (ResLens on a private copy with BN written as its eval-mode affine map).
 * **Loss surface** (resnet56, a 2-D grid): ResLens's grid against ``loss_landscapes.planar_interpolation`` on the same
   filter-normalised directions and the same points (the peer's plane is placed so that its grid is ResLens's). Its
   loop adds the step along the second direction *before* the first evaluation of every other column, so those
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import sys
 import time
@@ -49,39 +52,79 @@ def _spread(xs) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- Hessian
-def hessian_rows(model, batch, seeds: int, iters: int) -> list[dict]:
+def hessian_rows(model, batch, seeds: int, trace_samples: int) -> list[dict]:
+    """At equal numbers: PyHessian at its defaults for the top eigenvalue (power iteration, at most 100 products,
+    tol 1e-3) and ``trace_samples`` Hutchinson samples for the trace; ResLens's Lanczos to the same tolerance, then
+    its deflated trace until its standard error is at most the peer's (at most ``trace_samples`` samples). A
+    reference λ₁ (Lanczos to tol 1e-7) shows how far each top eigenvalue is from the converged one."""
     from pyhessian import hessian as PyHessian
 
-    from analysis.analyses.hessian import hutchinson_trace, model_hvp, top_eigenvalues
+    ph = sys.modules["pyhessian.hessian"]  # the module (the package's name ``hessian`` is its class)
 
-    ours_eig, ours_tr, ours_t, peer_eig, peer_tr, peer_t, peer_n = [], [], [], [], [], [], []
+    from analysis.analyses.hessian import hutchinson_trace, lanczos_eigenvalues, model_hvp
+
+    hvp, template, _ = model_hvp(model, batch, chunk=250, method="kept_graph")  # as the peer: graphs kept
+    reference = lanczos_eigenvalues(hvp, template, k=1, max_iter=100, tol=1e-7, seed=99)[0][0]["eigenvalue"]
+    del hvp, template
+    products = {"n": 0}
+    counted_product = ph.hessian_vector_product
+
+    def counting(*args):
+        products["n"] += 1
+        return counted_product(*args)
+
+    res: dict[str, list] = {k: [] for k in ("eig", "tr", "se", "t", "n_eig", "n_tr", "peig", "ptr", "pse", "pt",
+                                            "pn_eig", "pn_tr")}
     for seed in range(seeds):
-        def ours():
-            hvp, template, _ = model_hvp(model, batch)
-            e = top_eigenvalues(hvp, template, k=1, max_iter=iters, tol=1e-3, seed=seed)[0]["eigenvalue"]
-            t = hutchinson_trace(hvp, template, max_iter=iters, tol=1e-3, seed=seed + 1)[0]["trace"]
-            return e, t
-
         def peer():
             torch.manual_seed(seed)
             net = copy.deepcopy(model).float()  # PyHessian puts the net in eval mode and fills its .grad
             h = PyHessian(net, torch.nn.CrossEntropyLoss(), data=(batch.x.float(), batch.y), cuda=False)
-            e = h.eigenvalues(maxIter=iters, tol=1e-3)[0][0]
-            tr = h.trace(maxIter=iters, tol=1e-3)
-            return e, float(np.mean(tr)), len(tr)
+            ph.hessian_vector_product, products["n"] = counting, 0
+            try:
+                e = h.eigenvalues(maxIter=100, tol=1e-3)[0][0]
+                n_eig = products["n"]
+                tr = h.trace(maxIter=trace_samples, tol=1e-3)
+            finally:
+                ph.hessian_vector_product = counted_product
+            return e, tr, n_eig
 
-        (e, t), dt = _timed(ours)
-        ours_eig.append(e), ours_tr.append(t), ours_t.append(dt)
-        (e, t, n), dt = _timed(peer)
-        peer_eig.append(e), peer_tr.append(t), peer_t.append(dt), peer_n.append(n)
-    rows = [{"peer": "PyHessian 0.1", "quantity": "top eigenvalue, then trace", "ResLens": f"λ₁ {_spread(ours_eig)}; "
-             f"trace {_spread(ours_tr)} ({iters} samples each)", "peer's": f"λ₁ {_spread(peer_eig)}; trace "
-             f"{_spread(peer_tr)} ({min(peer_n)}-{max(peer_n)} samples: it stops when two running means agree to "
-             "the tolerance)", "agreement": f"λ₁ differs by {abs(statistics.mean(ours_eig) - statistics.mean(peer_eig)) / abs(statistics.mean(peer_eig)):.1%} "
-             f"of the peer's",
-             "seconds (ResLens / peer)": f"{statistics.mean(ours_t):.1f} / {statistics.mean(peer_t):.1f}",
-             "speed-up": statistics.mean(peer_t) / statistics.mean(ours_t)}]
-    return rows
+        def ours(target_se):
+            hvp, template, _ = model_hvp(model, batch, chunk=250, method="kept_graph")
+            eig, run = lanczos_eigenvalues(hvp, template, k=1, max_iter=100, tol=1e-3, seed=seed)
+            t = hutchinson_trace(hvp, template, max_iter=trace_samples, tol=1e-3, seed=seed + 1, krylov=run,
+                                 target_se=target_se)[0]
+            return eig[0]["eigenvalue"], t, len(run.alphas)
+
+        (e, tr, n_eig), dt = _timed(peer)
+        se = float(np.std(tr, ddof=1) / np.sqrt(len(tr)))
+        for k, v in (("peig", e), ("ptr", float(np.mean(tr))), ("pse", se), ("pt", dt), ("pn_eig", n_eig),
+                     ("pn_tr", len(tr))):
+            res[k].append(v)
+        (e, t, n_eig), dt = _timed(lambda: ours(se))
+        for k, v in (("eig", e), ("tr", t["trace"]), ("se", t["trace_std_error"]), ("t", dt), ("n_eig", n_eig),
+                     ("n_tr", t["iterations"])):
+            res[k].append(v)
+
+    def err(xs):
+        return f"{statistics.mean([abs(x - reference) / abs(reference) for x in xs]):.2%}"
+
+    def counts(a, b):
+        return f"{min(res[a])}-{max(res[a])} + {min(res[b])}-{max(res[b])} products"
+
+    z = max(abs(a - b) / math.hypot(sa, sb) for a, b, sa, sb in zip(res["tr"], res["ptr"], res["se"], res["pse"]))
+    return [{"peer": "PyHessian 0.1", "quantity": f"top eigenvalue (tol 1e-3), then trace (standard error ≤ the "
+             f"peer's at {trace_samples} samples)",
+             "ResLens": f"λ₁ {_spread(res['eig'])} ({err(res['eig'])} from the reference); trace "
+                        f"{_spread(res['tr'])}, s.e. {statistics.mean(res['se']):.3g}; {counts('n_eig', 'n_tr')} "
+                        "(Lanczos; Hutchinson deflated by its basis)",
+             "peer's": f"λ₁ {_spread(res['peig'])} ({err(res['peig'])} from the reference); trace "
+                       f"{_spread(res['ptr'])}, s.e. {statistics.mean(res['pse']):.3g}; "
+                       f"{counts('pn_eig', 'pn_tr')} (power iteration; Hutchinson)",
+             "agreement": f"reference λ₁ {reference:.5g} (Lanczos to 1e-7); traces within {z:.1f} combined standard "
+                          "errors of each other",
+             "seconds (ResLens / peer)": f"{statistics.mean(res['t']):.1f} / {statistics.mean(res['pt']):.1f}",
+             "speed-up": statistics.mean(res["pt"]) / statistics.mean(res["t"])}]
 
 
 # ---------------------------------------------------------------------------------------------------- loss surface
@@ -211,7 +254,7 @@ def main(argv=None) -> int:
     rows = []
     big = load_pretrained("resnet56", device=dev).eval()
     print(f"Hessian: resnet56, {n} images, {a.seeds} seeds ...", flush=True)
-    rows += hessian_rows(big, batch, a.seeds, 8 if a.quick else 20)
+    rows += hessian_rows(big, batch, a.seeds, 16 if a.quick else 40)
     print("loss surface ...", flush=True)
     surf, _ = surface_rows(big, batch, 5 if a.quick else 11)
     rows += surf

@@ -44,8 +44,8 @@ if names and ui.need_data():
         if direction == "hessian":
             tops = df.groupby("model")["top_eigenvalue"].first()
             caption = (f"Mean cross-entropy on {n_img} test images at θ + α·v, v = the top eigenvector of the Hessian "
-                       f"of the loss on {n_hess} test images (power iteration, {ui.defaults('landscape')['hessian_iter']} "
-                       "products at most), rescaled as "
+                       f"of the loss on {n_hess} test images (the top Ritz vector of a Lanczos run, at most "
+                       f"{ui.defaults('landscape')['hessian_iter']} steps), rescaled as "
                        "a whole to the norm of θ. Its eigenvalue: " + ", ".join(f"{m} {v:.4g}" for m, v in tops.items())
                        + ". Eval-mode BN, bfloat16 autocast for the loss; float32 for the eigenvector.")
         if dims == 1:

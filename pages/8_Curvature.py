@@ -10,22 +10,29 @@ st.title("Curvature of the loss: is the residual net's minimum flatter?")
 st.markdown(
     "Li et al. (2018) and Yao et al. (2020, PyHessian) report that skip connections make the loss surface less "
     "sharp. Here the Hessian of the test loss with respect to all weights is measured for the chosen nets: its "
-    "largest eigenvalues (power iteration with deflation), its trace (Hutchinson's estimator, also per stage) "
-    "and its spectral density (stochastic Lanczos quadrature). Hessian-vector products come from `torch.func` on a "
-    "private float32 copy with eval-mode BN; the cached models are never touched.")
+    "largest eigenvalues (Ritz values of one Lanczos run, or power iteration with deflation as PyHessian does), its "
+    "trace (Hutchinson's estimator, also per stage; with Lanczos, deflated by the run's basis: exact on that "
+    "subspace, sampled off it) and its spectral density (stochastic Lanczos quadrature, from the same run). "
+    "Hessian-vector products are taken on a private float32 copy with eval-mode BN; the cached models are never "
+    "touched.")
 names = ui.need_models(s)
 if names and ui.need_data():
     declared = ui.defaults("hessian")
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4, c5 = st.columns(5)
     images = ui.bound(c1.select_slider, "Test images", [25, 50, 100, 200, 500, 1000], value=declared["images"], key="h_images",
                               help="The loss is the mean cross-entropy over these images (at most the sidebar's sample).")
     top_k = ui.bound(c2.number_input, "Top eigenvalues k", 1, 5, value=declared["top_k"], key="h_k")
     max_iter = ui.bound(c3.number_input, "Iterations (each)", 5, 200, value=declared["max_iter"], key="h_iter",
-                               help="The most Hessian-vector products per eigenvalue, and samples for the trace.")
+                               help="The most Lanczos steps (power iteration: products per eigenvalue), and samples for the trace.")
     tol = ui.bound(c4.select_slider, "Relative tolerance", [1e-4, 1e-3, 1e-2, 5e-2], value=declared["tol"], key="h_tol",
                            format_func=str)
-    params = dict(images=int(images), top_k=int(top_k), max_iter=int(max_iter), trace_iter=int(max_iter), tol=float(tol))
-    hvps = len(names) * (int(top_k) * int(max_iter) + int(max_iter) + declared["lanczos_steps"])
+    eigen = ui.bound(c5.selectbox, "Eigenvalues by", ui.choices("hessian", "eigen"), key="h_eigen",
+                     format_func={"lanczos": "Lanczos", "power": "power iteration"}.get,
+                     help="Lanczos reaches the same tolerance in fewer products and its basis deflates the trace; "
+                          "power iteration is PyHessian's algorithm.")
+    params = dict(images=int(images), top_k=int(top_k), max_iter=int(max_iter), trace_iter=int(max_iter), tol=float(tol),
+                  eigen=eigen)
+    hvps = len(names) * int(ui.work("hessian", **params))
     took = ui.estimate("hessian", names, s, **params)
     st.caption(f"At most {hvps} Hessian-vector products for {len(names)} models"
                + (f": {took} on this {'GPU' if s.device == 'cuda' else 'CPU'}, from the measured cost per block "
@@ -46,8 +53,12 @@ if names and ui.need_data():
                     tooltip=["model", "k", alt.Tooltip("value:Q", format=".4g"), "iterations", "converged"],
                 ).properties(height=320, title="Top eigenvalues of the Hessian")
                 ui.show_chart(ch, eig, file_name="hessian_eigenvalues.csv",
-                              caption=f"Power iteration with deflation on the mean cross-entropy of {int(images)} test images "
-                              f"(seed {s.seed}); stopped at relative change < {tol:g} or {int(max_iter)} products. "
+                              caption=("Ritz values of one Lanczos run (full reorthogonalisation, Rademacher start)"
+                                       if eigen == "lanczos" else "Power iteration with deflation")
+                              + f" on the mean cross-entropy of {int(images)} test images (seed {s.seed}); stopped when "
+                              f"each value changes by less than {tol:g} (relative) from one step to the next, or after "
+                              + (f"max({int(max_iter)}, {declared['lanczos_steps']}) steps" if eigen == "lanczos" else
+                                 f"{int(max_iter)} products per eigenvalue") + " (steps and products in the CSV). "
                               "Bars left to right: k = 1, 2, …", key="h_eig")
             with right:
                 ch = alt.Chart(tr).mark_bar().encode(
@@ -60,8 +71,10 @@ if names and ui.need_data():
                     x=alt.X("model:N", sort=names), y=alt.Y("lo:Q", title="trace"), y2="hi:Q")
                 tr["lo"], tr["hi"] = tr["value"] - 1.96 * tr["std_error"], tr["value"] + 1.96 * tr["std_error"]
                 ui.show_chart(ch + err, tr, file_name="hessian_trace.csv",
-                              caption="Hutchinson's estimate with Rademacher vectors, with its 95 % interval (± 1.96 standard "
-                              "errors over the samples).", key="h_trace")
+                              caption="Hutchinson's estimate with Rademacher vectors"
+                              + (", deflated by the Lanczos basis (its part of the trace exact, the samples projected "
+                                 "off it)" if eigen == "lanczos" else "")
+                              + ", with its 95 % interval (± 1.96 standard errors over the samples).", key="h_trace")
             stages = h[(h["quantity"] == "trace") & (h["scope"] != "all")]
             ch = alt.Chart(stages).mark_bar().encode(
                 x=alt.X("scope:N", sort=["stem", "stage1", "stage2", "stage3", "head"], title=None), xOffset="model:N",
@@ -81,7 +94,8 @@ if names and ui.need_data():
                                                             alt.Tooltip("density:Q", format=".3g")],
                 ).properties(height=320, title="Spectral density")
                 ui.show_chart(ch, dens, file_name="hessian_density.csv",
-                              caption="Stochastic Lanczos quadrature: 16 Lanczos steps from a Rademacher start, Ritz values "
+                              caption=f"Stochastic Lanczos quadrature: {declared['lanczos_steps']} Lanczos steps from a "
+                              "Rademacher start (the first steps of the eigenvalue run when that is Lanczos), Ritz values "
                               "weighted by their squared first components, smoothed by a Gaussian (σ in the CSV).", key="h_dens")
             cmp = res.get("hessian_comparison")
             if cmp is not None and len(cmp):

@@ -28,7 +28,7 @@ _EXPORTS = {
     "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "constructed_models",
               "data_status", "defaults", "device_name",
               "deletable_blocks", "heavy_claims", "judge_claims", "schedule_note", "normalize", "read_image", "run_report", "shipped_claims",
-              "test_image", "test_pool", "verdict_line", "verdicts"),
+              "test_image", "test_pool", "verdict_line", "verdicts", "work"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

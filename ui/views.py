@@ -27,6 +27,13 @@ def defaults(analysis: str) -> dict:
     return dict(get(analysis).defaults)
 
 
+def work(analysis: str, **params) -> float:
+    """How much work one model's run of ``analysis`` is at these settings, in the unit the analysis declares (the
+    Hessian: at most this many Hessian-vector products)."""
+    a = get(analysis)
+    return a.work(a.params(**params)) if a.work else 1.0
+
+
 def choices(analysis: str, param: str) -> tuple:
     """The values a parameter of an analysis may take, as declared."""
     return tuple(get(analysis).choices[param])

@@ -8,171 +8,39 @@ What is measured (float32 on a private copy, eval-mode BN with the running stati
   from the gradient's graph built once and kept (``"kept_graph"``, what ``"auto"`` uses when the sample fits in one
   chunk); the benchmark compares them. The sample is cut into chunks; the chunks' HVPs are averaged with
   weights chunk/N, so the result is the HVP of the whole sample's mean loss.
-* ``eigenvalue``: the top-k eigenvalues by power iteration with deflation (each new vector kept
-  orthogonal to the ones found), stopped when the Rayleigh quotient changes by less than ``tol``
-  (relative) or after ``max_iter`` HVPs. Power iteration finds the eigenvalue of largest magnitude.
+* The BN layers of the copy are written as the affine maps they are in eval mode (``EvalBatchNorm``: the same
+  function, cheaper second derivatives).
+* ``eigenvalue`` (``eigen="lanczos"``, the default): the top-k eigenvalues (largest magnitude) as Ritz values of one
+  Lanczos run with full reorthogonalisation from a Rademacher start, stopped when each of the k changes by less
+  than ``tol`` (relative) from one step to the next, or after max(``max_iter``, ``lanczos_steps``) steps.
+  ``eigen="power"``: power iteration with deflation (PyHessian's algorithm), stopped when the Rayleigh quotient
+  changes by less than ``tol`` or after ``max_iter`` HVPs per eigenvalue.
 * ``trace``: Hutchinson's estimator E[vᵀHv] with Rademacher v, with its standard error, stopped when the
   running mean changes by less than ``tol`` (relative) or after ``trace_iter`` samples. One HVP per sample
   gives every scope's trace at once: v_sᵀ(Hv)_s is an unbiased estimate of the trace of the diagonal block
-  of scope s (stem, stage1..3, head), because v's entries are independent.
+  of scope s (stem, stage1..3, head), because v's entries are independent. With Lanczos, the estimate is deflated
+  by the run's basis Q: exact on the Krylov subspace (Σ q_jᵀHq_j from the products already taken), sampled with
+  v projected off it, which removes the top eigenvalues' share of the variance (``analysis.core.krylov``).
 * density: stochastic Lanczos quadrature (Ghorbani et al. 2019, as in PyHessian): ``density_runs``
-  Lanczos runs of ``lanczos_steps`` steps with full reorthogonalisation from Rademacher starts; the Ritz
+  Lanczos runs of ``lanczos_steps`` steps with full reorthogonalisation from Rademacher starts (with Lanczos
+  eigenvalues, the first run is the leading ``lanczos_steps`` steps of the eigenvalue run: same start); the Ritz
   values with weights τ² (the squared first components of the eigenvectors of the tridiagonal matrix),
   smoothed by a Gaussian of width ``sigma`` on a grid.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Callable, Sequence
-
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
+from ..core.blocks import with_eval_batchnorm
+from ..core.krylov import (HVP, Vec, density_grid, hutchinson_trace, lanczos, lanczos_eigenvalues,  # noqa: F401
+                           top_eigenvalues)
 from ..core.common import Batch, Progress, model_device, private_copy
 from ..core.models import CifarResNet
 from ..engine.registry import Analysis, Context, Table, register
-
-Vec = list[torch.Tensor]
-HVP = Callable[[Vec], Vec]
-
-
-# ---------------------------------------------------------------------------- vector helpers
-def _dot(a: Vec, b: Vec) -> float:
-    return float(sum((x * y).sum() for x, y in zip(a, b)))
-
-
-def _norm(a: Vec) -> float:
-    return math.sqrt(max(_dot(a, a), 0.0))
-
-
-def _axpy(alpha: float, x: Vec, y: Vec) -> Vec:
-    return [yi + alpha * xi for xi, yi in zip(x, y)]
-
-
-def _scale(alpha: float, x: Vec) -> Vec:
-    return [alpha * xi for xi in x]
-
-
-def _normalize(v: Vec) -> Vec:
-    n = _norm(v)
-    return _scale(1.0 / n, v) if n > 0 else v
-
-
-def _orthogonalize(v: Vec, basis: Sequence[Vec]) -> Vec:
-    for u in basis:
-        v = _axpy(-_dot(u, v), u, v)
-    return v
-
-
-def _randn_like(template: Vec, gen: torch.Generator) -> Vec:
-    return [torch.randn(t.shape, generator=gen, dtype=t.dtype).to(t.device) for t in template]
-
-
-def _rademacher_like(template: Vec, gen: torch.Generator) -> Vec:
-    return [(torch.randint(0, 2, t.shape, generator=gen) * 2 - 1).to(t.device, t.dtype) for t in template]
-
-
-# ---------------------------------------------------------------------------- the three algorithms
-def top_eigenvalues(hvp: HVP, template: Vec, k: int = 1, max_iter: int = 100, tol: float = 1e-3, seed: int = 0,
-                    progress: Progress = None) -> list[dict]:
-    """Top-k eigenvalues (largest magnitude first) by power iteration with deflation.
-    Returns one dict per eigenvalue: k, eigenvalue, iterations, converged, and the eigenvector."""
-    gen = torch.Generator().manual_seed(seed)
-    found: list[Vec] = []
-    out = []
-    for i in range(k):
-        v = _normalize(_orthogonalize(_randn_like(template, gen), found))
-        lam, converged, it = None, False, 0
-        for it in range(1, max_iter + 1):
-            hv = hvp(v)
-            new = _dot(hv, v)  # the Rayleigh quotient of v (unit norm)
-            done = lam is not None and abs(new - lam) <= tol * (abs(lam) + 1e-12)
-            lam = new
-            if done:
-                converged = True
-                break
-            if progress:
-                progress((i + it / max_iter) / k, f"eigenvalue {i + 1} of {k}: iteration {it}, λ ≈ {lam:.4g}")
-            if it < max_iter:
-                v = _normalize(_orthogonalize(hv, found))
-        found.append(v)  # the vector whose Rayleigh quotient is the eigenvalue returned
-        out.append({"k": i + 1, "eigenvalue": lam, "iterations": it, "converged": converged, "vector": v})
-    return out
-
-
-def hutchinson_trace(hvp: HVP, template: Vec, scopes: dict[str, list[int]] | None = None, max_iter: int = 100,
-                     tol: float = 1e-3, min_iter: int = 5, seed: int = 0, progress: Progress = None) -> list[dict]:
-    """Hutchinson's trace estimate for the whole Hessian and (``scopes``: name -> tensor indices) for the
-    diagonal block of each scope, from the same Rademacher samples."""
-    gen = torch.Generator().manual_seed(seed)
-    scopes = {"all": list(range(len(template))), **(scopes or {})}
-    samples: dict[str, list[float]] = {s: [] for s in scopes}
-    converged, it = False, 0
-    for it in range(1, max_iter + 1):
-        v = _rademacher_like(template, gen)
-        hv = hvp(v)
-        for s, idx in scopes.items():
-            samples[s].append(_dot([v[i] for i in idx], [hv[i] for i in idx]))
-        a = samples["all"]
-        if it >= min_iter:
-            prev, cur = float(np.mean(a[:-1])), float(np.mean(a))
-            if abs(cur - prev) <= tol * (abs(cur) + 1e-12):
-                converged = True
-                break
-        if progress:
-            progress(it / max_iter, f"trace: sample {it}, ≈ {np.mean(a):.4g}")
-    rows = []
-    for s, vals in samples.items():
-        x = np.asarray(vals, dtype=np.float64)
-        se = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-        rows.append({"scope": s, "trace": float(x.mean()), "trace_std_error": se, "iterations": it,
-                     "converged": converged})
-    return rows
-
-
-def lanczos(hvp: HVP, template: Vec, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``steps`` Lanczos steps with full reorthogonalisation from a Rademacher start: (Ritz values, weights τ²)."""
-    gen = torch.Generator().manual_seed(seed)
-    v = _normalize(_rademacher_like(template, gen))
-    basis: list[Vec] = []
-    alphas, betas = [], []
-    w_prev, beta = None, 0.0
-    for j in range(steps):
-        basis.append(v)
-        w = hvp(v)
-        alpha = _dot(w, v)
-        w = _axpy(-alpha, v, w)
-        if w_prev is not None:
-            w = _axpy(-beta, w_prev, w)
-        w = _orthogonalize(w, basis)
-        alphas.append(alpha)
-        beta = _norm(w)
-        if j == steps - 1 or beta < 1e-10:
-            break
-        betas.append(beta)
-        w_prev, v = v, _scale(1.0 / beta, w)
-    t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
-    evals, evecs = np.linalg.eigh(t)
-    return evals, evecs[0, :] ** 2
-
-
-def density_grid(nodes: Sequence[np.ndarray], weights: Sequence[np.ndarray], points: int = 200,
-                 sigma: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Average of Gaussian-smoothed spectral measures on a grid spanning the Ritz values."""
-    allv = np.concatenate(nodes)
-    lo, hi = float(allv.min()), float(allv.max())
-    span = max(hi - lo, 1e-12)
-    sigma = sigma or span / 100.0
-    grid = np.linspace(lo - 3 * sigma, hi + 3 * sigma, points)
-    dens = np.zeros_like(grid)
-    for nd, wt in zip(nodes, weights):
-        dens += (wt[None, :] * np.exp(-((grid[:, None] - nd[None, :]) ** 2) / (2 * sigma ** 2))).sum(1)
-    dens /= len(nodes) * sigma * math.sqrt(2 * math.pi)
-    return grid, dens, sigma
 
 
 # ---------------------------------------------------------------------------- the loss's HVP on a model
@@ -208,7 +76,7 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
     its share of the images; an ``all_reduce`` sums the shares, so every rank gets the whole
     product and the iterations built on it (same seeds) stay identical on all ranks."""
     method = resolve_method(method, len(batch), chunk)
-    model = private_copy(model)  # eval mode, float32, seen by no other thread
+    model = with_eval_batchnorm(private_copy(model))  # eval mode, float32, seen by no other thread
     dev = model_device(model)
     names = [n for n, _ in model.named_parameters()]
     params = [p.detach() for _, p in model.named_parameters()]
@@ -263,8 +131,12 @@ def model_hvp(model: CifarResNet, batch: Batch, chunk: int = 250, method: str = 
 def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: int = 1, max_iter: int = 20,
                      tol: float = 1e-3, trace_iter: int = 20, density_runs: int = 1, lanczos_steps: int = 20,
                      density_points: int = 200, chunk: int = 250, method: str = "auto", seed: int = 0,
-                     progress: Progress = None, data_parallel: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
+                     progress: Progress = None, data_parallel: bool = False,
+                     eigen: str = "lanczos") -> tuple[pd.DataFrame, pd.DataFrame, Vec]:
     """(hessian rows, density rows, the top eigenvector) for one model; see the module docstring.
+    ``eigen``: "lanczos" (one Lanczos run gives the top eigenvalues, the first density run and the basis that
+    deflates the trace) or "power" (power iteration with deflation, plain Hutchinson, separate density runs: the
+    algorithms of PyHessian, kept for comparison).
     ``data_parallel``: under torchrun, every Hessian-vector product is split across the ranks by images.
 
     Example:
@@ -277,6 +149,8 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
         >>> sorted(h["quantity"].unique()), len(dens)  # eigenvalue (k = 1) and trace (all and per scope); 50 points
         (['eigenvalue', 'trace'], 50)
     """
+    if eigen not in ("lanczos", "power"):
+        raise ValueError(f"eigen must be 'lanczos' or 'power', not {eigen!r}")
     method = resolve_method(method, len(batch), chunk)
     hvp, template, names = model_hvp(model, batch, chunk=chunk, method=method, data_parallel=data_parallel)
     counted = {"n": 0}
@@ -289,7 +163,9 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
     for i, n in enumerate(names):
         scopes.setdefault(scope_of(n), []).append(i)
     sizes = {s: sum(template[i].numel() for i in idx) for s, idx in scopes.items()}
-    total_steps = top_k * max_iter + trace_iter + density_runs * lanczos_steps
+    lanczos_first = eigen == "lanczos"
+    eig_steps = max(max_iter, lanczos_steps if density_runs else 0) if lanczos_first else top_k * max_iter
+    total_steps = eig_steps + trace_iter + (density_runs - lanczos_first) * lanczos_steps
 
     def sub(offset: int, span: int):
         if not progress:
@@ -297,26 +173,40 @@ def hessian_analysis(model: CifarResNet, batch: Batch, model_name: str, top_k: i
         return lambda f, msg: progress(min(1.0, (offset + f * span) / total_steps), f"{model_name}: {msg}")
 
     base = {"model": model_name, "residual": model.residual, "images": len(batch), "method": method, "tol": tol}
+    nodes, weights = [], []
+    run = None
+    if lanczos_first:
+        eig, run = lanczos_eigenvalues(counting, template, k=top_k, max_iter=max_iter, tol=tol, seed=seed + 100,
+                                       min_steps=lanczos_steps if density_runs else 0, progress=sub(0, eig_steps))
+        if density_runs:  # the run's first lanczos_steps steps are the first density run (same start, seed + 100)
+            evals, evecs = run.ritz(lanczos_steps)
+            nodes.append(evals)
+            weights.append(evecs[0, :] ** 2)
+        algorithm = f"Lanczos, {len(run.alphas)} steps"
+    else:
+        eig = top_eigenvalues(counting, template, k=top_k, max_iter=max_iter, tol=tol, seed=seed,
+                              progress=sub(0, eig_steps))
+        algorithm = "power iteration with deflation"
     rows = []
-    eig = top_eigenvalues(counting, template, k=top_k, max_iter=max_iter, tol=tol, seed=seed,
-                          progress=sub(0, top_k * max_iter))
     for e in eig:
         rows.append({**base, "quantity": "eigenvalue", "scope": "all", "k": e["k"], "value": e["eigenvalue"],
                      "std_error": float("nan"), "iterations": e["iterations"], "converged": e["converged"],
-                     "params_in_scope": sum(sizes.values())})
+                     "params_in_scope": sum(sizes.values()), "algorithm": algorithm})
     trace = hutchinson_trace(counting, template, scopes={s: idx for s, idx in scopes.items()}, max_iter=trace_iter,
-                             tol=tol, seed=seed + 1, progress=sub(top_k * max_iter, trace_iter)) if trace_iter else []
+                             tol=tol, seed=seed + 1, progress=sub(eig_steps, trace_iter),
+                             krylov=run) if trace_iter else []
     for t in trace:
         rows.append({**base, "quantity": "trace", "scope": t["scope"], "k": 0, "value": t["trace"],
                      "std_error": t["trace_std_error"], "iterations": t["iterations"], "converged": t["converged"],
-                     "params_in_scope": sizes.get(t["scope"], sum(sizes.values()))})
-    nodes, weights = [], []
-    for r in range(density_runs):
+                     "params_in_scope": sizes.get(t["scope"], sum(sizes.values())),
+                     "algorithm": "Hutchinson" + (f", deflated by {t['deflated_by']} Lanczos vectors"
+                                                  if t["deflated_by"] else "")})
+    for r in range(len(nodes), density_runs):
         nd, wt = lanczos(counting, template, lanczos_steps, seed=seed + 100 + r)
         nodes.append(nd)
         weights.append(wt)
         if progress:
-            progress(min(1.0, (top_k * max_iter + trace_iter + (r + 1) * lanczos_steps) / total_steps),
+            progress(min(1.0, (eig_steps + trace_iter + (r + 1 - lanczos_first) * lanczos_steps) / total_steps),
                      f"{model_name}: spectral density, run {r + 1} of {density_runs}")
     dens_df = pd.DataFrame(columns=["model", "residual", "eigenvalue", "density", "sigma", "runs", "lanczos_steps",
                                     "images"])
@@ -336,7 +226,7 @@ def top_eigenvector_direction(model: CifarResNet, batch: Batch, max_iter: int = 
     """The top Hessian eigenvector as a direction over the parameters (unit norm over all of them), and its
     eigenvalue: a direction for the loss-landscape slice along which the loss curves most."""
     hvp, template, names = model_hvp(model, batch)
-    e = top_eigenvalues(hvp, template, k=1, max_iter=max_iter, tol=tol, seed=seed, progress=progress)[0]
+    e = lanczos_eigenvalues(hvp, template, k=1, max_iter=max_iter, tol=tol, seed=seed, progress=progress)[0][0]
     dev = model_device(model)
     return {n: v.to(dev) for n, v in zip(names, e["vector"])}, e["eigenvalue"]
 
@@ -370,6 +260,14 @@ def compare_curvature(h: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def hvp_budget(top_k: int, max_iter: int, trace_iter: int, lanczos_steps: int, density_runs: int = 1,
+               eigen: str = "lanczos", **_) -> int:
+    """The most Hessian-vector products :func:`hessian_analysis` takes for one model with these settings."""
+    if eigen == "lanczos":
+        return max(max_iter, lanczos_steps if density_runs else 0) + trace_iter + lanczos_steps * max(density_runs - 1, 0)
+    return top_k * max_iter + trace_iter + lanczos_steps * density_runs
+
+
 # ---------------------------------------------------------------------------- registry
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     p = ctx.params
@@ -378,20 +276,20 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     df, dens, _ = hessian_analysis(ctx.model, ctx.sample(p["images"]), ctx.name, top_k=p["top_k"],
                                    max_iter=p["max_iter"], tol=p["tol"], trace_iter=p["trace_iter"],
                                    density_runs=p["density_runs"], lanczos_steps=p["lanczos_steps"],
-                                   method=p["method"], seed=ctx.seed, progress=ctx.progress)
+                                   method=p["method"], seed=ctx.seed, progress=ctx.progress, eigen=p["eigen"])
     return {"hessian": df, "hessian_density": dens} if len(dens) else {"hessian": df}
 
 
 register(Analysis(
     name="hessian", title="Curvature: top Hessian eigenvalues, trace and spectral density", run=_run,
-    work=lambda p: p["top_k"] * p["max_iter"] + p["trace_iter"] + p["lanczos_steps"] * p["density_runs"],
+    work=lambda p: hvp_budget(**p),
     page="pages/8_Curvature.py", order=60,
     defaults={"images": 100, "top_k": 2, "max_iter": 20, "tol": 1e-2, "trace_iter": 20, "density_runs": 1,
-              "lanczos_steps": 16, "method": "auto"},
-    choices={"method": ("auto", "func", "double_backward", "kept_graph")},
+              "lanczos_steps": 16, "method": "auto", "eigen": "lanczos"},
+    choices={"method": ("auto", "func", "double_backward", "kept_graph"), "eigen": ("lanczos", "power")},
     quick={"images": 8, "top_k": 1, "max_iter": 3, "trace_iter": 3, "lanczos_steps": 3},
     tables=(Table("hessian", ("model", "residual", "quantity", "scope", "k", "value", "std_error", "iterations",
-                              "converged", "images", "method", "tol", "params_in_scope", "hvps")),
+                              "converged", "images", "method", "tol", "params_in_scope", "algorithm", "hvps")),
             Table("hessian_density", ("model", "residual", "eigenvalue", "density", "sigma", "runs",
                                       "lanczos_steps", "images")),
             Table("hessian_comparison", ("depth", "plain", "residual", "plain_top_eigenvalue",

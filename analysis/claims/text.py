@@ -135,8 +135,8 @@ TEXTS: tuple[ClaimText, ...] = (
           "pages/7_Identity_mappings.py", "The variant zoo"),
     ClaimText(16, "The residual loss surface is smoother",
           "The loss surface of a residual net is smoother than a plain net's (Li et al. 2018).",
-          "The top eigenvalue of the Hessian of the mean test loss on up to 100 test images (power iteration with "
-          "the Curvature page's settings, float32, eval-mode BN).",
+          "The top eigenvalue of the Hessian of the mean test loss on up to 100 test images (the top Ritz value of a "
+          "Lanczos run with the Curvature page's settings, float32, eval-mode BN).",
           "holds if the residual net's top eigenvalue is smaller at every depth; does not hold if at none; depends "
           "otherwise.",
           "pages/8_Curvature.py", "Top eigenvalues of the Hessian"),

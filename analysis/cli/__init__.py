@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     cu.add_argument("--trace-iter", type=_nonneg_int, default=None)
     cu.add_argument("--lanczos-steps", type=_nonneg_int, default=None)
     cu.add_argument("--method", choices=["auto", "func", "double_backward", "kept_graph"], default=None)
+    cu.add_argument("--eigen", choices=["lanczos", "power"], default=None,
+                    help="top eigenvalues by Lanczos (default; its basis deflates the trace) or power iteration")
     cu.add_argument("--out", type=_out_dir, required=True)
     cu.set_defaults(func=_cmd_curvature)
 

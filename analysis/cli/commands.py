@@ -227,7 +227,7 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
     w = dd.world()
     dev = w.device(a.device)
     given = {"images": a.images, "top_k": a.top_k, "max_iter": a.max_iter, "tol": a.tol, "trace_iter": a.trace_iter,
-             "lanczos_steps": a.lanczos_steps, "method": a.method}
+             "lanczos_steps": a.lanczos_steps, "method": a.method, "eigen": a.eigen}
     p = get("hessian").params(**{k: v for k, v in given.items() if v is not None})
     names = [n.strip() for n in a.models.split(",") if n.strip()]
     t0 = time.time()
@@ -238,7 +238,8 @@ def _cmd_curvature(a: argparse.Namespace) -> int:
             df, de, _ = hessian_analysis(load_pretrained(n, device=dev), batch, n, top_k=p["top_k"],
                                          max_iter=p["max_iter"], tol=p["tol"], trace_iter=p["trace_iter"],
                                          density_runs=p["density_runs"], lanczos_steps=p["lanczos_steps"],
-                                         method=p["method"], seed=a.seed, progress=prog, data_parallel=True)
+                                         method=p["method"], seed=a.seed, progress=prog, data_parallel=True,
+                                         eigen=p["eigen"])
         tables.append(df)
         dens.append(de)
     if w.main:

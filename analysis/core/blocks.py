@@ -26,6 +26,34 @@ def option_a(x: torch.Tensor, out_planes: int, stride: int) -> torch.Tensor:
 
 
 
+class EvalBatchNorm(nn.Module):
+    """An eval-mode ``BatchNorm2d`` written as the affine map it is: x·s + (b - μ·s) with s = w / √(σ² + ε), holding
+    the same parameters (``weight``, ``bias``) and buffers under the same names. The same function; its second
+    derivatives are cheaper to take (BN's own double backward spends a fifth of a Hessian-vector product on
+    batch-statistics terms that eval mode does not have). Made by :func:`with_eval_batchnorm` on private copies."""
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = bn.weight, bn.bias, bn.eps
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            self.register_buffer(name, getattr(bn, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.weight * torch.rsqrt(self.running_var + self.eps)
+        return torch.addcmul((self.bias - self.running_mean * s)[:, None, None], x, s[:, None, None])
+
+
+def with_eval_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` (a private copy: changed in place) with every BatchNorm2d replaced by its :class:`EvalBatchNorm`;
+    the parameter and buffer names, and their order, stay as they were."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.BatchNorm2d) and child.affine and child.track_running_stats:
+            setattr(model, name, EvalBatchNorm(child))
+        else:
+            with_eval_batchnorm(child)
+    return model
+
+
 class ShortcutDropout(nn.Module):
     """Dropout on the shortcut as He et al. 2016 (section 3.1, Table 1) use it: while training, each value is kept with
     probability 1 - p and *not* rescaled; at evaluation the shortcut is multiplied by its expectation 1 - p (so that a

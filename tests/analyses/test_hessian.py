@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from analysis.core.common import random_sample
-from analysis.analyses.hessian import (density_grid, hessian_analysis, hutchinson_trace, lanczos, model_hvp, top_eigenvalues)
+from analysis.analyses.hessian import (density_grid, hessian_analysis, hutchinson_trace, lanczos, lanczos_eigenvalues,
+                                       model_hvp, top_eigenvalues)
 from analysis.analyses.shattering import autocorrelation, correlation_length, line_inputs, shattering
 from conftest import tiny
 
@@ -174,3 +175,101 @@ def test_the_landscape_direction_is_an_eigenvector_of_the_hessian():
     assert math.sqrt(sum(float((x ** 2).sum()) for x in v)) == pytest.approx(theta, rel=1e-4)  # rescaled to ‖θ‖
     df = landscape(m, b, "t", [-0.5, 0.0, 0.5], None, direction=d, direction_name="hessian", bf16=False)
     assert set(df["direction"]) == {"hessian"} and df["loss"].iloc[1] < df["loss"].max()
+
+
+def test_lanczos_finds_the_top_eigenvalues_in_far_fewer_products_than_power_iteration():
+    eigs = [-12.0, 10.0, 9.5, 9.0] + list(np.linspace(5.0, 0.01, 396))  # close top eigenvalues, a negative one first
+    a = quadratic(eigs, seed=4)
+    template = [torch.zeros(400, dtype=torch.float64)]
+    calls = {"lanczos": 0, "power": 0}
+
+    def counted(kind):
+        def hvp(v):
+            calls[kind] += 1
+            return [a @ v[0]]
+        return hvp
+
+    got, run = lanczos_eigenvalues(counted("lanczos"), template, k=3, max_iter=400, tol=1e-10)
+    assert [round(e["eigenvalue"], 8) for e in got] == [-12.0, 10.0, 9.5]  # largest magnitude first
+    assert all(e["converged"] for e in got) and calls["lanczos"] == len(run.alphas) < 120
+    for e in got:  # the Ritz vectors are the eigenvectors: ‖Av − λv‖ ≈ 0, unit norm
+        v = e["vector"][0]
+        assert float(v.norm()) == pytest.approx(1.0) and float((a @ v - e["eigenvalue"] * v).norm()) < 1e-4
+    power = top_eigenvalues(counted("power"), template, k=1, max_iter=3000, tol=1e-10)[0]
+    assert power["eigenvalue"] == pytest.approx(-12.0, rel=1e-6)
+    assert calls["power"] > 3 * len(run.alphas)  # the same eigenvalue to the same tolerance
+
+
+def test_the_trace_deflated_by_a_krylov_basis_is_unbiased_exact_on_the_whole_space_and_less_spread():
+    from analysis.core.krylov import krylov_run
+
+    eigs = [40.0, 30.0, 20.0] + list(np.linspace(1.0, -0.5, 30))  # three outliers over a small bulk: 97.5
+    a1, a2 = quadratic(eigs[:18], seed=5), quadratic(eigs[18:], seed=6)
+
+    def hvp(v):
+        return [a1 @ v[0], a2 @ v[1]]
+
+    template = [torch.zeros(18, dtype=torch.float64), torch.zeros(15, dtype=torch.float64)]
+    exact = {"all": sum(eigs), "first": float(torch.trace(a1)), "second": float(torch.trace(a2))}
+    scopes = {"first": [0], "second": [1]}
+    whole = krylov_run(hvp, template, steps=33, seed=1)  # distinct eigenvalues: it spans all, no variance left
+    assert len(whole.alphas) == 33
+    rows = {r["scope"]: r for r in hutchinson_trace(hvp, template, scopes, max_iter=6, tol=0.0, krylov=whole)}
+    for s, want in exact.items():
+        assert rows[s]["trace"] == pytest.approx(want, abs=1e-8) and rows[s]["trace_std_error"] < 1e-8
+    part = krylov_run(hvp, template, steps=6, seed=2)  # the three outliers are in it, the bulk is not
+    deflated = {r["scope"]: r for r in hutchinson_trace(hvp, template, scopes, max_iter=3000, tol=0.0, krylov=part)}
+    plain = hutchinson_trace(hvp, template, max_iter=3000, tol=0.0)[0]
+    for s, want in exact.items():
+        assert abs(deflated[s]["trace"] - want) < 4 * deflated[s]["trace_std_error"], (s, deflated[s], want)
+    assert deflated["all"]["deflated_by"] == 6 and plain["deflated_by"] == 0
+    assert deflated["all"]["trace_std_error"] < 0.5 * plain["trace_std_error"]
+    # with a target standard error, it stops as soon as the samples reach it
+    target = 2 * plain["trace_std_error"]  # about a quarter of the samples
+    stopped = hutchinson_trace(hvp, template, max_iter=3000, tol=0.0, target_se=target)[0]
+    assert stopped["converged"] and stopped["trace_std_error"] <= target and 100 < stopped["iterations"] < 3000
+
+
+def test_eval_batchnorm_is_the_same_function_with_the_same_names():
+    from analysis.core.blocks import EvalBatchNorm, with_eval_batchnorm
+    from analysis.core.common import private_copy
+
+    m = tiny(True, 14)
+    for mod in m.modules():  # running statistics and affine parameters away from their initial values
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            g = torch.Generator().manual_seed(mod.num_features)
+            for t in (mod.weight.data, mod.bias.data, mod.running_mean):
+                t.copy_(torch.randn(t.shape, generator=g))
+            mod.running_var.copy_(torch.rand(mod.num_features, generator=g) + 0.1)
+    m.eval()
+    e = with_eval_batchnorm(private_copy(m))
+    assert any(isinstance(x, EvalBatchNorm) for x in e.modules())
+    assert not any(isinstance(x, torch.nn.BatchNorm2d) for x in e.modules())
+    assert [n for n, _ in e.named_parameters()] == [n for n, _ in m.named_parameters()]
+    assert [n for n, _ in e.named_buffers()] == [n for n, _ in m.named_buffers()]
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(e(x), m(x), rtol=1e-5, atol=1e-5)
+
+
+def test_lanczos_and_power_iteration_give_the_same_curvature_of_a_net():
+    m = tiny(True, 8)
+    b = random_sample(12, 0, torch.device("cpu"))
+    lz, dens, vec = hessian_analysis(m, b, "t", top_k=2, max_iter=60, tol=1e-6, trace_iter=4, lanczos_steps=6)
+    pw, _, _ = hessian_analysis(m, b, "t", top_k=2, max_iter=600, tol=1e-9, trace_iter=4, lanczos_steps=6,
+                                eigen="power")
+    e_l = lz[lz["quantity"] == "eigenvalue"].set_index("k")
+    e_p = pw[pw["quantity"] == "eigenvalue"].set_index("k")
+    assert e_l.loc[1, "value"] == pytest.approx(e_p.loc[1, "value"], rel=1e-4)
+    assert e_l.loc[2, "value"] == pytest.approx(e_p.loc[2, "value"], rel=1e-3)
+    assert e_l.loc[1, "algorithm"].startswith("Lanczos") and e_p.loc[1, "algorithm"].startswith("power")
+    assert lz["hvps"].iloc[0] < pw["hvps"].iloc[0]
+    # the density's run is the eigenvalue run's first six steps: the same as a six-step run from that start
+    hvp, template, _ = model_hvp(m, b)
+    nodes, weights = lanczos(hvp, template, 6, seed=100)
+    from analysis.analyses.hessian import density_grid
+
+    grid, want, _ = density_grid([nodes], [weights])
+    np.testing.assert_allclose(dens["density"].to_numpy(), want, rtol=1e-4, atol=1e-6 * want.max())
+    tr = lz[(lz["quantity"] == "trace") & (lz["scope"] == "all")].iloc[0]
+    assert "deflated by" in tr["algorithm"]

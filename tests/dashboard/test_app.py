@@ -296,6 +296,13 @@ def test_curvature_page_measures_and_follows_the_models():
     assert set(eig["model"]) == set(MODELS) and (eig["images"] == 25).all() and set(eig["k"]) == {1}
     text = " ".join(m.value for m in at.markdown)
     assert "20 layers: top eigenvalue resnet20" in text
+    assert eig["algorithm"].str.startswith("Lanczos").all()
+    trace = charts(at)[1]  # deflated by the Lanczos basis, which the eigenvalues came from
+    assert trace["algorithm"].str.contains("deflated by").all() and (trace["hvps"] <= 16 + 5).all()
+    at.selectbox(key="h_eigen").set_value("power").run()  # PyHessian's algorithm, for comparison
+    assert not at.exception, at.exception
+    assert charts(at)[0]["algorithm"].str.startswith("power").all() and "Power iteration" in " ".join(
+        c.value for c in at.caption)
     at.multiselect(key="models").set_value(["resnet20"]).run()
     assert not at.exception
     assert set(charts(at)[0]["model"]) == {"resnet20"}
