@@ -4,7 +4,8 @@ browser: Streamlit's AppTest runs the page script in this process.
     RESLENS_DATA=... python benchmarks/page_compute.py [--pages Responses,Gradient_flow] [--slider 3]
 
 For each page of ``ui/nav.py``: the whole page script with empty caches ("cold": Streamlit's caches cleared
-first and the on-disk result store off, so the models are loaded and every analysis computed) and the rerun
+first and the on-disk result store off, so the models are loaded and every analysis computed; the imports a server
+makes at start-up, ``ui.warm.warm_up``, made before the first page) and the rerun
 after it ("warm"). The browser benchmark (page_timings.py) times the first chart instead, which a page
 shows while it computes the rest. Then the
 block-deletion page's k slider moved up by one, ``--slider`` times back to back (each step collects what the
@@ -14,6 +15,7 @@ background prefetch has ready).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import time
@@ -45,6 +47,10 @@ def main() -> None:
     a = p.parse_args()
     wanted = {s for s in a.pages.split(",") if s}
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    from ui.warm import warm_up
+
+    warm_up()  # what the server does before its first visitor: the imports (cold here means empty caches)
+    importlib.import_module("torch._dynamo")  # in warm_up since this round; imported here too so older trees compare fairly
     rows = []
     for spec in PAGES:
         if wanted and not {spec.url_path, spec.title} & wanted:

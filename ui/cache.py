@@ -30,6 +30,7 @@ from analysis.core.models import weights_sha256
 from analysis.engine.store import ResultStore
 
 from .render import with_bar
+from .warm import release_memory
 from .session import Settings, arch_name, friendly, get_model, is_residual, uploads
 
 
@@ -85,7 +86,10 @@ def _model_result(key: ResultKey, _params: dict, _i: int = 1, _n: int = 1) -> di
             costs.observe(a, ctx.model.num_blocks, key.samples, _params, key.device, time.perf_counter() - t)
             return out
 
-        got = with_bar(f"{a.title}: {where}…", go)
+        try:
+            got = with_bar(f"{a.title}: {where}…", go)
+        finally:
+            release_memory()  # the run's temporaries go back to the system, not to this thread's arena
     store().put(key, got)
     _done(key)
     return got
@@ -156,13 +160,16 @@ def _combined(analysis: str, keys: tuple[ResultKey, ...], _tables: dict) -> dict
 def results(analysis: str, names, s: Settings, each: list[dict] | None = None, **params) -> dict[str, pd.DataFrame]:
     """Every table of ``analysis`` for ``names`` (concatenated over models, plus its cross-model tables).
     ``each``: several parameter sets (e.g. one per λ, or per k of a slider), each cached on its own, their tables
-    concatenated before the cross-model step, so that adding one computes only that one.
+    concatenated before the cross-model step, so that adding one computes only that one. An analysis that declares
+    ``atoms`` has each set split further into its parts (the gradients: one state, or one λ at initialisation), each
+    cached on its own: what another request (another section, another page) already computed is not computed again.
     A model whose run fails shows one sentence and is left out; plain nets skip residual-only analyses."""
     a = get(analysis)
     sets = [a.params(**{**params, **e}) for e in (each or [{}])]
     parts: dict[str, list[pd.DataFrame]] = {}
     keys: list[ResultKey] = []
     pending: list[tuple[ResultKey, dict]] = []
+    seen: set[ResultKey] = set()
 
     def collect(runs) -> None:
         for key, r in runs:
@@ -177,14 +184,14 @@ def results(analysis: str, names, s: Settings, each: list[dict] | None = None, *
             key = ResultKey.for_zoo(analysis, tuple(names), w, p)
             collect([(key, friendly(_zoo_result, key, _params=p))])
         else:
-            runs = []
             for n in names:
                 if a.residual_only and not is_residual(n):
                     continue
-                key = model_key(analysis, n, s, p)
-                if key is not None:
-                    runs.append((key, p))
-            pending.extend(runs)
+                for part in a.parts(p, friendly(get_model, n, s.device) if a.atoms else None):
+                    key = model_key(analysis, n, s, part)
+                    if key is not None and key not in seen:  # a part two parameter sets share: once
+                        seen.add(key)
+                        pending.append((key, part))
     with _DONE_LOCK:
         todo = [(k, p) for k, p in pending if k not in _DONE]
     todo = [(k, p) for k, p in todo if not store().has(k)]
@@ -290,4 +297,7 @@ def cached_error(name: str, samples: int, seed: int, device: str, root: str) -> 
     """Top-1 test error (%) of a model on the sidebar's sample, eval mode, bf16 autocast (as `evaluate`)."""
     split = D.load_split("test", root)
     idx = D.sample_indices(len(split), samples, seed)  # the images every measurement of this sample uses
-    return evaluate_error(get_model(name, device), split.images[idx], split.labels[idx], device=torch.device(device))
+    try:
+        return evaluate_error(get_model(name, device), split.images[idx], split.labels[idx], device=torch.device(device))
+    finally:
+        release_memory()

@@ -64,17 +64,31 @@ def count_flops(fn, *args) -> FlopCount:
 
 
 def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> pd.DataFrame:
-    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs.
-    The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread);
+    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs (one
+    counted forward pass; hooks around each conv read the counter's growth across it). The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread);
     ``private=False`` hooks ``model`` itself, for a net the caller built and no one else sees."""
     m = private_copy(model) if private else model
     dev = model_device(m)
     shapes: dict[str, tuple] = {}
+    counted: dict[str, int] = {}
+    fc = FlopCount()  # one pass of the whole net; each conv's share is the counter's growth across that conv
+
+    def conv_flops() -> int:
+        return sum(v for op, v in fc.by_op.items() if "convolution" in op)
+
+    def before(_m, _inp, name):
+        counted[name] = -conv_flops()
+
+    def after(_m, inp, out, name):
+        counted[name] += conv_flops()
+        shapes[name] = (tuple(inp[0].shape), tuple(out.shape))
+
     convs = {name: mod for name, mod in m.named_modules() if isinstance(mod, nn.Conv2d)}
-    hooks = [mod.register_forward_hook(lambda _m, inp, out, name=name: shapes.__setitem__(
-        name, (tuple(inp[0].shape), tuple(out.shape)))) for name, mod in convs.items()]
+    hooks = [h for name, mod in convs.items() for h in (
+        mod.register_forward_pre_hook(lambda _m, inp, name=name: before(_m, inp, name)),
+        mod.register_forward_hook(lambda _m, inp, out, name=name: after(_m, inp, out, name)))]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), fc:
             m(torch.zeros(1, 3, 32, 32, device=dev))
     finally:
         for h in hooks:
@@ -84,14 +98,12 @@ def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> pd.
         if name not in shapes:
             continue
         (_, c_in, h_in, w_in), (_, c_out, h_out, w_out) = shapes[name]
-        counted = sum(v for op, v in count_flops(mod, torch.zeros(1, c_in, h_in, w_in, device=dev)).by_op.items()
-                      if "convolution" in op)
         k = mod.kernel_size[0]
         formula = h_out * w_out * c_in * c_out * k * k
         rows.append({"model": model_name, "layer": name, "H_in": h_in, "W_in": w_in, "H_out": h_out, "W_out": w_out,
                      "C_in": c_in, "C_out": c_out, "k": k, "stride": mod.stride[0], "formula_macs": formula,
-                     "formula_macs_input_size": h_in * w_in * c_in * c_out * k * k, "counted_flops": int(counted),
-                     "counted_macs": int(counted) // 2, "match": int(counted) == 2 * formula})
+                     "formula_macs_input_size": h_in * w_in * c_in * c_out * k * k, "counted_flops": counted[name],
+                     "counted_macs": counted[name] // 2, "match": counted[name] == 2 * formula})
     return pd.DataFrame(rows)
 
 

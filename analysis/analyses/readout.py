@@ -28,26 +28,37 @@ from ._features import Features, global_pool, point_stage, pool, stream, train_f
 RIDGE = 1e-3  # the ridge penalty, relative to the number of training images
 
 
+def ridge_system(x: torch.Tensor, alpha: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, A, mean, std) in float64: ``x`` (N x d) standardised with a bias column (z, N x (d + 1)) and the ridge
+    normal matrix A = zᵀz + alpha·I (the bias not penalised)."""
+    x = x.double()
+    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
+    z = design(x, mean, std, torch.float64)
+    reg = alpha * torch.eye(z.shape[1], dtype=torch.float64)
+    reg[-1, -1] = 0.0  # the bias is not penalised
+    return z, z.T @ z + reg, mean, std
+
+
+def design(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` standardised in float64 with ``mean`` and ``std``, in ``dtype``, with a bias column of ones."""
+    z = ((x.double() - mean) / std).to(dtype)
+    return torch.cat([z, torch.ones(len(x), 1, dtype=dtype)], 1)
+
+
 def ridge_fit(x: torch.Tensor, targets: torch.Tensor, alpha: float, rhs_float32: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(weights, mean, std): the least-squares map from standardised ``x`` (N x d, with a bias) to ``targets``
     (N x k), with ridge penalty ``alpha`` (float64). ``rhs_float32``: the product zᵀ·targets in float32 (for
     thousands of targets, e.g. every pixel, it is most of the work; its relative error, about 1e-6, is far below
     what the fit is read to), the normal equations and their solution still in float64."""
-    x = x.double()
-    mean, std = x.mean(0), x.std(0).clamp_min(1e-8)
-    z = torch.cat([(x - mean) / std, torch.ones(len(x), 1, dtype=torch.float64)], 1)
-    reg = alpha * torch.eye(z.shape[1], dtype=torch.float64)
-    reg[-1, -1] = 0.0  # the bias is not penalised
+    z, a, mean, std = ridge_system(x, alpha)
     rhs = (z.float().T @ targets.float()).double() if rhs_float32 else z.T @ targets.double()
-    w = torch.linalg.solve(z.T @ z + reg, rhs)
-    return w, mean, std
+    return torch.linalg.solve(a, rhs), mean, std
 
 
 def ridge_predict(x: torch.Tensor, w: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """The fitted map applied to ``x``, standardised in float64 and multiplied in the map's own dtype."""
-    z = ((x.double() - mean) / std).to(w.dtype)
-    return torch.cat([z, torch.ones(len(x), 1, dtype=w.dtype)], 1) @ w
+    return design(x, mean, std, w.dtype) @ w
 
 
 def probe_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,

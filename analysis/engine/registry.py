@@ -56,6 +56,15 @@ class Analysis:
     # how much work a run with these parameters is, in any unit (the time estimate scales the time measured at the
     # defaults by work(params) / work(defaults)); None: the same at any parameters
     work: Callable[[Mapping[str, Any]], float] | None = None
+    # one parameter set split into the sets whose results, concatenated, are its result (given the model it runs
+    # on): the dashboard caches each part on its own, so two requests that share a part compute it once
+    atoms: Callable[[Mapping[str, Any], CifarResNet], list[dict]] | None = None
+
+    def parts(self, params: Mapping[str, Any], model: CifarResNet | None) -> list[dict]:
+        """``params`` split by ``atoms`` for ``model`` (just ``[params]`` without ``atoms`` or a model)."""
+        if self.atoms is None or model is None:
+            return [dict(params)]
+        return self.atoms(params, model) or [dict(params)]
 
     def params(self, **overrides) -> dict:
         unknown = set(overrides) - set(self.defaults)

@@ -324,3 +324,53 @@ def test_conductance_of_every_block_in_one_pass_equals_captums_layer_by_layer(na
         got = df.set_index("block_index").loc[info.index]
         assert got["conductance"] == pytest.approx(want_f, rel=1e-4, abs=1e-6)
         assert got["conductance_output"] == pytest.approx(want_out, rel=1e-4, abs=1e-6)
+
+
+def test_the_gradient_parts_make_the_whole_run_and_lambda_one_at_init_is_the_init_state():
+    """The dashboard caches each part on its own (``Analysis.atoms``): the parts' tables together are exactly the
+    table of one run with all the parameters, and λ = the net's own scale at initialisation *is* the init state,
+    so the λ section and the first chart (and the Identity mappings page) share that result."""
+    from analysis.engine.context import Context
+    from analysis.engine.registry import get, run_one
+
+    a = get("gradients")
+    b = random_sample(12, 0, torch.device("cpu"))
+    for arch, own in (("resnet14", 1.0), ("resnet14-scale0.5", 0.5)):
+        m = tiny(name=arch)
+        p = a.params(**{**a.quick, "states": ("trained", "init"), "lambdas": (0.5, 1.0, 1.5)})
+        parts = a.parts(p, m)
+        other = [lam for lam in (0.5, 1.0, 1.5) if lam != own]
+        assert [(q["states"], q["lambdas"]) for q in parts] == [(("trained",), ()), (("init",), ())] + [
+            ((), (lam,)) for lam in other]
+        assert a.parts({**p, "states": (), "lambdas": (own,)}, m) == [parts[1]]
+
+        def table(q):
+            ctx = Context(name="t", model=m, arch=arch, seed=0, samples=12, batch=b, params=q)
+            return run_one(a, ctx)["gradients"]
+
+        whole = table(p)
+        joined = pd.concat([table(q) for q in parts], ignore_index=True)
+        key = ["state", "lambda", "block_index"]
+        pd.testing.assert_frame_equal(whole.sort_values(key).reset_index(drop=True),
+                                      joined.sort_values(key).reset_index(drop=True))
+        assert sorted(set(whole["lambda"])) == sorted({own, *other})
+    plain = tiny(False, 14)
+    assert [q["lambdas"] for q in a.parts(p, plain)] == [(), ()]  # a plain net has no shortcut to scale
+
+
+@pytest.mark.slow
+def test_input_gradients_in_bfloat16_stay_within_two_percent_of_float32_on_the_zoo():
+    """The mode the λ charts and the Identity mappings page use (``weight_grads=False``): input gradients only, in
+    bfloat16 autocast on the CPU; their norms against float32 at every block, trained and at initialisation."""
+    from analysis.core.zoo import fresh_model, load_pretrained
+
+    b = random_sample(64, 0, torch.device("cpu"))
+    for name in ("plain20", "resnet20"):
+        for state, m in (("trained", load_pretrained(name, device="cpu")), ("init", fresh_model(name, 0, "cpu"))):
+            full = gradient_flow(m, b, name, state, batch_size=32)
+            fast = gradient_flow(m, b, name, state, batch_size=32, weight_grads=False)
+            rel = (fast["grad_input_l2"] / full["grad_input_l2"] - 1).abs()
+            assert rel.max() < 0.02, (name, state, rel.max())
+            assert fast["grad_weight_l2"].isna().all() and full["grad_weight_l2"].notna().all()
+            assert set(fast["precision"]) == {"bfloat16 autocast, input gradients only"}
+            assert set(full["precision"]) == {"float32"}

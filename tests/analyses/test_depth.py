@@ -2,6 +2,7 @@
 iterative refinement."""
 
 import pytest
+import numpy as np
 import torch
 
 from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_unbiased, linear_cka
@@ -97,6 +98,23 @@ def test_input_recovery_known_answers():
     noise = torch.randn(300, 16, generator=g)
     r2, lo, hi = recovery_r2(noise[:200], px[:200], noise[200:], px[200:])
     assert r2 < 0.05  # features that know nothing of the image restore nothing of it
+
+
+def test_input_recovery_solves_on_the_smaller_side_with_the_same_errors():
+    """Fewer test images than pixels: the prediction comes from a Cholesky solve per test image, (z_t·A⁻¹)·(zᵀP),
+    instead of the map W = A⁻¹·zᵀP (one solve per pixel); the squared errors agree to float rounding."""
+    from analysis.analyses.recovery import PixelMap
+
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(400, 40, generator=g)
+    px = feats[:, :30] @ torch.randn(30, 96, generator=g) + 0.5 * torch.randn(400, 96, generator=g)
+    by_pixel = PixelMap(feats[:300], px[:300])  # no test count given: the map W
+    by_image = PixelMap(feats[:300], px[:300], test_images=50)  # 50 < 96 pixels: the test images' side
+    assert by_pixel.chol is None and by_image.chol is not None
+    (e1, t1), (e2, t2) = by_pixel.score(feats[300:350], px[300:350]), by_image.score(feats[300:350], px[300:350])
+    np.testing.assert_allclose(e2, e1, rtol=1e-4)
+    np.testing.assert_array_equal(t2, t1)
+    assert 0.5 < 1 - e1.sum() / t1.sum() < 1  # a real fit, not a trivial one
 
 
 def test_refinement_measures_the_branch_in_residual_nets_and_the_block_change_in_plain_nets():
