@@ -9,6 +9,7 @@ The models are shared and read-only; the analyses never change them (tests prove
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -82,7 +83,8 @@ def _model_result(key: ResultKey, _params: dict, _i: int = 1, _n: int = 1) -> di
         def go(progress):
             ctx.progress = lambda f, msg: progress(f, f"{where}: {msg}")
             t = time.perf_counter()
-            out = run_one(a, ctx)
+            with prefetcher().foreground():
+                out = run_one(a, ctx)
             costs.observe(a, ctx.model.num_blocks, key.samples, _params, key.device, time.perf_counter() - t)
             return out
 
@@ -225,8 +227,30 @@ class Prefetcher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reslens-prefetch")
         self._jobs: dict[ResultKey, Future] = {}
         self._seen: set[ResultKey] = set()
+        self._wanted: set[ResultKey] = set()
         self._lock = threading.Lock()
+        self._idle = threading.Condition()
+        self._busy = 0  # foreground computations under way (any session)
         self.max_jobs = max_jobs
+
+    @contextlib.contextmanager
+    def foreground(self):
+        """Mark a page's own computation: a queued job starts only when none is under way (it would take the
+        cores from the page the user is waiting for), unless the foreground asks for that very job."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _when_idle(self, key: ResultKey, fn, *args, **kwargs):
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0 or key in self._wanted)
+            self._wanted.discard(key)
+        return fn(*args, **kwargs)
 
     def submit(self, key: ResultKey, fn, *args, **kwargs) -> bool:
         """Queue ``fn(*args, **kwargs)`` unless ``key`` is queued or was already computed; True if queued."""
@@ -238,7 +262,7 @@ class Prefetcher:
                 if not done:
                     return False
                 del self._jobs[done[0]]
-            self._jobs[key] = self._pool.submit(fn, *args, **kwargs)
+            self._jobs[key] = self._pool.submit(self._when_idle, key, fn, *args, **kwargs)
             return True
 
     def take(self, key: ResultKey):
@@ -248,10 +272,16 @@ class Prefetcher:
             fut = self._jobs.pop(key, None)
         if fut is None:
             return None
+        with self._idle:  # asked for: it need not wait for the foreground any more
+            self._wanted.add(key)
+            self._idle.notify_all()
         try:
             return fut.result()
         except Exception:  # noqa: BLE001 - recomputed in the foreground, which shows the error
             return None
+        finally:
+            with self._idle:
+                self._wanted.discard(key)
 
 
 @st.cache_resource(show_spinner=False)

@@ -56,11 +56,12 @@ class PixelMap:
         self.w = w.float()  # (d + 1) x 3072: what is kept per point, whatever the number of test images
 
     def score(self, x: torch.Tensor, pixels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        if self.chol is None:
-            pred = ridge_predict(x, self.w, self.mean, self.std).double()  # float32 map, float64 errors
-        else:
-            side = torch.cholesky_solve(design(x, self.mean, self.std, torch.float64).T, self.chol).T  # z_t·A⁻¹
-            pred = (side.float() @ self.w).double()
+        with torch.autocast(x.device.type, enabled=False):  # float32 as stated, also inside a stream's bf16 autocast
+            if self.chol is None:
+                pred = ridge_predict(x, self.w, self.mean, self.std).double()  # float32 map, float64 errors
+            else:
+                side = torch.cholesky_solve(design(x, self.mean, self.std, torch.float64).T, self.chol).T  # z_t·A⁻¹
+                pred = (side.float() @ self.w).double()
         target = pixels.double()
         return (((target - pred) ** 2).sum(1).numpy(), ((target - self.mean_image) ** 2).sum(1).numpy())
 

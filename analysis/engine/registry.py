@@ -72,6 +72,12 @@ class Analysis:
             raise ValueError(f"{self.name} has no parameter {', '.join(sorted(unknown))}; "
                              f"its parameters are {', '.join(self.defaults) or 'none'}")
         out = {**self.defaults, **overrides}
+        for k in overrides:  # a switch given as text (``--param gradients.weight_grads=false``) means what it says
+            if isinstance(self.defaults[k], bool) and not isinstance(out[k], bool):
+                word = str(out[k]).strip().lower()
+                if word not in ("true", "false", "yes", "no", "on", "off", "1", "0"):
+                    raise ValueError(f"{self.name}: {k} is true or false, not {out[k]!r}")
+                out[k] = word in ("true", "yes", "on", "1")
         for k, allowed in self.choices.items():
             v = out.get(k)
             given = v if isinstance(v, (tuple, list)) else (v,)

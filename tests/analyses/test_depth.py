@@ -115,6 +115,11 @@ def test_input_recovery_solves_on_the_smaller_side_with_the_same_errors():
     np.testing.assert_allclose(e2, e1, rtol=1e-4)
     np.testing.assert_array_equal(t2, t1)
     assert 0.5 < 1 - e1.sum() / t1.sum() < 1  # a real fit, not a trivial one
+    # the test chunks are scored inside the stream's bfloat16 autocast: the map still runs in float32
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for pm in (by_pixel, by_image):
+            e3, _ = pm.score(feats[300:350], px[300:350])
+            np.testing.assert_allclose(e3, e1, rtol=1e-4)
 
 
 def test_refinement_measures_the_branch_in_residual_nets_and_the_block_change_in_plain_nets():

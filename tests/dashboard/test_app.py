@@ -181,6 +181,23 @@ def test_prefetcher_hands_each_result_over_once():
     assert small.submit(("z",), int, 3) and ("x",) not in small._jobs and small.take(("z",)) == 3
 
 
+def test_prefetched_jobs_wait_for_the_pages_own_computation_unless_asked_for():
+    import threading
+
+    from ui import Prefetcher
+
+    pf = Prefetcher()
+    started = threading.Event()
+    with pf.foreground():  # a page computing: the job is queued, not started
+        assert pf.submit(("later",), lambda: started.set() or 1)
+        assert not started.wait(0.3)
+    assert started.wait(5) and pf.take(("later",)) == 1  # the foreground done: it ran
+    with pf.foreground():  # asked for by the foreground itself: it runs at once, no waiting on itself
+        assert pf.submit(("now",), lambda: 2)
+        assert pf.take(("now",)) == 2
+    assert not pf._wanted
+
+
 @needs_data
 def test_attributions_page_image_choice():
     at = app("4_Attributions.py")

@@ -76,6 +76,15 @@ def test_declarations_are_enforced():
     with pytest.raises(ValueError, match="unknown analyses"):
         select(["nonsense"])
     assert [a.name for a in select(["deletion"])] == ["deletion_single", "deletion_random", "reorder"]
+    # a switch given on the command line as text means what it says ("false" is not a true string)
+    from analysis.cli import parse_params
+
+    given = parse_params(["gradients.weight_grads=false", "gradients.random_input=yes"])["gradients"]
+    p = REGISTRY["gradients"].params(**given)
+    assert p["weight_grads"] is False and p["random_input"] is True
+    assert REGISTRY["gradients"].params(weight_grads=False)["weight_grads"] is False
+    with pytest.raises(ValueError, match="weight_grads is true or false"):
+        REGISTRY["gradients"].params(weight_grads="maybe")
 
 
 def test_a_new_analysis_reaches_the_report_without_touching_it(tmp_path, monkeypatch):
