@@ -15,6 +15,11 @@ from conftest import tiny
 MODEL_ANALYSES = [a for a in load_all().values() if a.scope == "model"]
 # More of the run inside perturbed forward passes, where a shared model would show the perturbed weights.
 STRESS = {"landscape": {"direction": "random", "steps_1d": 9}}
+# Each analysis at its stress settings, and the modes that take another code path on a private copy.
+MODES = {"gradients": {"weight_grads": False}}  # bfloat16 on a channels_last copy
+CASES = [pytest.param(a, STRESS.get(a.name, {}), id=a.name) for a in MODEL_ANALYSES] + [
+    pytest.param(a, MODES[a.name], id=f"{a.name}-" + ",".join(f"{k}={v}" for k, v in MODES[a.name].items()))
+    for a in MODEL_ANALYSES if a.name in MODES]
 
 
 def _watch(model, x, ref, stop: threading.Event, seen: dict) -> None:
@@ -35,15 +40,15 @@ def _watch(model, x, ref, stop: threading.Event, seen: dict) -> None:
             seen["hooks"] += 1
 
 
-@pytest.mark.parametrize("analysis", MODEL_ANALYSES, ids=lambda a: a.name)
-def test_a_thread_running_the_shared_model_never_sees_an_analysis_at_work(analysis):
+@pytest.mark.parametrize("analysis,mode", CASES)
+def test_a_thread_running_the_shared_model_never_sees_an_analysis_at_work(analysis, mode):
     model = tiny(name="resnet14")
     saved = state_fingerprint(model)
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         ref = model(x)
     batch = random_sample(12, 0, torch.device("cpu"))
-    params = analysis.params(**{**analysis.quick, **STRESS.get(analysis.name, {})})
+    params = analysis.params(**{**analysis.quick, **mode})
     seen = {"passes": 0, "outputs": 0, "swapped": 0, "train_mode": 0, "hooks": 0}
     stop = threading.Event()
     watcher = threading.Thread(target=_watch, args=(model, x, ref, stop, seen), daemon=True)
