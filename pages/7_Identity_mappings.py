@@ -169,7 +169,7 @@ if g is not None and len(g):
                   "cross-entropy), BN with batch statistics (batches of 128, as in training) on a private copy, "
                   f"{g['precision'].iloc[0].split(',')[0]} (within 1 % of float32 at every block, measured); each net with the shortcut scale it was trained "
                   "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
-                  "as the Gradient flow page.", key="im_grads")
+                  "as the Gradient flow page's λ charts (their results are shared).", key="im_grads")
     summ = gres["gradient_summary"]
     ui.table(summ)
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
