@@ -14,7 +14,6 @@ if __name__ == "__main__":  # a browser session's run
     chosen = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0),
                                     **({"url_path": p.url_path} if p.url_path else {}))
                             for i, p in enumerate(ui.PAGES)])
-    st.session_state["_page_now"] = chosen.url_path  # ui.url restores the controls' values after a page switch
     chosen.run()
 else:  # imported by `streamlit run app.py`: the server
     import time

@@ -36,8 +36,20 @@ def begin() -> None:
     now = _query()
     ss["_url_fresh"] = dict(now) if now and now != ss.get("_url_last") else {}
     # Streamlit forgets a widget's state when the page changes (its identity includes the page): note the switch
-    ss["_url_switched"] = ss.get("_page_now") != ss.get("_page_was")
-    ss["_page_was"] = ss.get("_page_now")
+    page = _page_id()
+    ss["_url_switched"] = page != ss.get("_page_was")
+    ss["_page_was"] = page
+
+
+def _page_id() -> str:
+    """The page this run draws: its script run's page hash. ``st.navigation`` sets it in the server; AppTest's
+    ``switch_page`` sets it too but runs the page's file without app.py, so a value app.py wrote would stay the first
+    page's there, and the sidebar's settings would fall back to the widgets' first choices on every other page (the
+    page tests and benchmarks ran with 100 test images where a browser keeps 500)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.page_script_hash if ctx is not None else ""
 
 
 def _text(value) -> str:

@@ -47,6 +47,25 @@ def test_home_shows_zoo_curves_and_follows_the_model_choice():
     assert last == pytest.approx(read_card("plain56").raw["history"][-1]["test_error_pct"])
 
 
+def test_the_sidebar_settings_survive_a_page_switch():
+    """AppTest runs a page's file without app.py after ``switch_page``; the sidebar must still keep its values there
+    (before this test it fell back to each widget's first choice: the page tests and benchmarks computed on 100 test
+    images where a browser keeps 500; ``tests/dashboard/test_browser.py`` checks the browser side)."""
+    import ui
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+    at.run()
+    assert at.select_slider(key="samples").value == ui.DEFAULT_SAMPLES == 500
+    at.switch_page("pages/6_Reports.py").run()
+    assert not at.exception and at.select_slider(key="samples").value == 500
+    at.select_slider(key="samples").set_value(250).run()
+    at.number_input(key="seed").set_value(3).run()
+    at.switch_page("pages/9_Claims.py").run()
+    assert not at.exception
+    assert (at.select_slider(key="samples").value, at.number_input(key="seed").value) == (250, 3)
+    assert (at.query_params["samples"], at.query_params["seed"]) == ("250", "3")  # the link carries them too
+
+
 @needs_data
 def test_responses_page_changes_with_sample_size():
     at = app("1_Responses.py")
