@@ -33,24 +33,31 @@ from ..engine.registry import Analysis, Context, Table, register
 
 
 class _ChannelStats:
+    """Per-channel mean and sum of squared deviations over every image and position seen, merged chunk by chunk in
+    float64 (Chan et al.'s pairwise update) from each chunk's float32 ``var_mean``: no float64 copy of a response."""
+
     def __init__(self) -> None:
-        self.s = self.ss = None
+        self.mean = self.m2 = None
         self.n = 0
-        self.tot = self.tot2 = 0.0
 
     def add(self, t: torch.Tensor) -> None:
-        t = t.double()
-        s, ss = t.sum((0, 2, 3)), (t * t).sum((0, 2, 3))
-        self.s = s if self.s is None else self.s + s
-        self.ss = ss if self.ss is None else self.ss + ss
-        self.n += t.shape[0] * t.shape[2] * t.shape[3]
+        n = t.shape[0] * t.shape[2] * t.shape[3]
+        var, mean = torch.var_mean(t.float(), dim=(0, 2, 3), correction=0)
+        mean, m2 = mean.double(), var.double() * n
+        if self.mean is None:
+            self.mean, self.m2 = mean, m2
+        else:
+            tot = self.n + n
+            d = mean - self.mean
+            self.mean = self.mean + d * (n / tot)
+            self.m2 = self.m2 + m2 + d * d * (self.n * n / tot)
+        self.n += n
 
     def std(self) -> tuple[float, float]:
-        mean = self.s / self.n
-        var = (self.ss / self.n - mean * mean).clamp_min(0)
-        all_mean = self.s.sum() / (self.n * len(self.s))
-        all_var = (self.ss.sum() / (self.n * len(self.s)) - all_mean ** 2).clamp_min(0)
-        return var.sqrt().mean().item(), all_var.sqrt().item()
+        """(mean over channels of each channel's population std, the population std of all values at once)."""
+        var = (self.m2 / self.n).clamp_min(0)
+        all_var = (self.m2.sum() + self.n * ((self.mean - self.mean.mean()) ** 2).sum()) / (self.n * len(self.mean))
+        return var.sqrt().mean().item(), all_var.clamp_min(0).sqrt().item()
 
 
 @torch.no_grad()
@@ -98,16 +105,15 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
         for info, blk in model.blocks():
             i, name = info.index, info.name
             names = blk.response_names
-            for layer, r, conv in zip(names, blk.branch_responses(h), blk.convs):
+            rs, f, sc, out = blk.parts(h)  # out: the block as the model runs it (plain or residual)
+            for layer, r, conv in zip(names, rs, blk.convs):
                 stat(f"{name}.{layer}").add(r)
                 kernels[f"{name}.{layer}"] = f"{conv.kernel_size[0]}x{conv.kernel_size[1]}"
             branch_layers.add(f"{name}.{names[-1]}")
-            f = blk.branch(h)
-            sc = blk.shortcut(h)
             fn = f.flatten(1).norm(dim=1)
             ratios[i].append((fn / h.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
             ratios_sc[i].append((fn / sc.flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
-            h = blk(h)  # the block as the model runs it (plain or residual)
+            h = out
         if progress:
             progress(sl.stop / len(batch), f"responses of {model_name}")
 

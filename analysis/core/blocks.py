@@ -183,7 +183,10 @@ class Block(nn.Module):
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The residual function as it is added to the shortcut: F(x), times 1 - lam in a ``scale{lam}f`` net, times
         g(x) under exclusive gating."""
-        f = self.branch_responses(x)[-1]
+        return self.branch_from(self.branch_responses(x)[-1], x)
+
+    def branch_from(self, f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`branch` given the last response ``f`` of :meth:`branch_responses` on the block's input ``x``."""
         if self.branch_scale != 1.0:
             f = f * self.branch_scale
         if self.gate is not None and self.gate_kind == "exclusive":
@@ -241,6 +244,15 @@ class Block(nn.Module):
             return option_a(x, self.planes, self.stride) if self.downsample else x
         s = self.shortcut(x)
         return s * self.shortcut_scale if self.shortcut_scale != 1.0 else s
+
+    def parts(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One pass of the block as the net runs it, with what it passes through: (the responses of
+        :meth:`branch_responses`, the branch as added :meth:`branch`, the shortcut :meth:`shortcut`, the output, equal
+        to ``self(x)``). Each layer runs once (measuring a block with ``branch_responses``, ``branch`` and ``self(x)``
+        ran its branch three times)."""
+        rs = self.branch_responses(x)
+        f, s, lam = self.branch_from(rs[-1], x), self.shortcut(x), self.default_lam
+        return rs, f, s, self.merge(f, s if lam != 0.0 else f, lam)
 
     def forward(self, x: torch.Tensor, scale: float | None = None, skip: bool = False) -> torch.Tensor:
         if skip:

@@ -42,8 +42,29 @@ def test_response_std_matches_a_direct_computation():
         h = m.stem.relu(m.stem.bn(m.stem.conv(b.x)))
         a1 = m.block(0).bn1(m.block(0).conv1(h))
     direct = a1.double().permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False).mean().item()
-    got = resp.set_index("layer").loc["stage1.block0.bn1", "std"]
-    assert abs(got - direct) < 1e-6 * max(1, direct)
+    got = resp.set_index("layer").loc["stage1.block0.bn1"]
+    assert abs(got["std"] - direct) < 1e-6 * max(1, direct)
+    direct_all = a1.double().std(unbiased=False).item()
+    assert abs(got["std_all"] - direct_all) < 1e-6 * max(1, direct_all)
+
+
+def test_channel_stats_merge_chunks_exactly_even_far_from_zero():
+    """The per-chunk float32 var_mean merged in float64 (Chan's update) against float64 on all values at once:
+    channels with means of 1e3 and spreads of 1e-2 (where summing squares in float32 would lose every digit),
+    chunks of unequal sizes."""
+    from analysis.analyses.responses import _ChannelStats
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(37, 3, 4, 5, generator=g, dtype=torch.float64) * torch.tensor([1e-2, 1.0, 5.0])[:, None, None]
+         + torch.tensor([1e3, -2.0, 0.0])[:, None, None])
+    st = _ChannelStats()
+    for part in torch.split(x.float(), [1, 10, 7, 19]):
+        st.add(part)
+    std, std_all = st.std()
+    want = x.float().double().permute(1, 0, 2, 3).flatten(1).std(dim=1, unbiased=False)
+    assert std == pytest.approx(want.mean().item(), rel=1e-5)
+    assert std_all == pytest.approx(x.float().double().std(unbiased=False).item(), rel=1e-6)
+    assert st.n == 37 * 4 * 5
 
 
 def test_compare_responses_known_answer():
