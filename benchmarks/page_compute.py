@@ -9,7 +9,10 @@ makes at start-up, ``ui.warm.warm_up``, made before the first page) and the reru
 after it ("warm"). The browser benchmark (page_timings.py) times the first chart instead, which a page
 shows while it computes the rest. Then the
 block-deletion page's k slider moved up by one, ``--slider`` times back to back (each step collects what the
-background prefetch has ready).
+background prefetch has ready). A page's background jobs end before the next page is timed (not counted).
+
+"Default settings" are a browser's: the sidebar's 500 test images per measurement and its four models (before
+this round AppTest lost the sidebar's values on a page switch and these pages ran on 100 images).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def main() -> None:
     a = p.parse_args()
     wanted = {s for s in a.pages.split(",") if s}
     dev = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    import ui.cache as ui_cache
     from ui.warm import warm_up
 
     warm_up()  # what the server does before its first visitor: the imports (cold here means empty caches)
@@ -65,6 +69,7 @@ def main() -> None:
             at.switch_page(spec.path)
         cold = timed_run(at)
         warm = timed_run(at)
+        ui_cache.prefetcher().drain()  # a page's background jobs (the slider's next steps) end before the next page
         rows.append((spec.title, cold, warm))
         print(f"{spec.title:<20}{cold:>9.1f}{warm:>9.2f}", flush=True)
     steps = []

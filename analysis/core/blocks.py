@@ -54,6 +54,40 @@ def with_eval_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """The conv whose output is ``bn(conv(x))`` in eval mode: weights scaled per output channel, BN's shift as a bias."""
+    s = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+                    conv.groups, bias=True, padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight * s.reshape(-1, 1, 1, 1))
+        out.bias.copy_(bn.bias - bn.running_mean * s + (conv.bias * s if conv.bias is not None else 0))
+    return out
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """``model`` (a private copy in eval mode: changed in place) with every BN that directly follows a conv folded into
+    that conv (He et al.'s stem, each block's inner convs, the branch's last conv where its BN comes before the
+    addition, a projection shortcut): the same function in exact arithmetic with one pass less over the activations
+    per BN. A BN after the addition (``bn-after-add``) or before a conv (pre-activation) stays. For inference only
+    (the deletion sweeps): the folded convs have no BN parameters left to differentiate."""
+    from torch.nn import Identity
+
+    for mod in model.modules():
+        if isinstance(mod, nn.Sequential) and isinstance(getattr(mod, "conv", None), nn.Conv2d) \
+                and isinstance(getattr(mod, "bn", None), nn.BatchNorm2d):  # the stem: conv, bn, relu
+            mod.conv, mod.bn = _fold(mod.conv, mod.bn), Identity()
+        elif isinstance(mod, Block):
+            last = mod.unit in ("original", "relu-before-add", "relu-preact")
+            for i in range(1, mod.k + 1):
+                if i < mod.k or last:
+                    setattr(mod, f"conv{i}", _fold(getattr(mod, f"conv{i}"), getattr(mod, f"bn{i}")))
+                    setattr(mod, f"bn{i}", Identity())
+            if isinstance(mod.projection, nn.Sequential) and len(mod.projection) == 2:
+                mod.projection = _fold(mod.projection[0], mod.projection[1])
+    return model
+
+
 class ShortcutDropout(nn.Module):
     """Dropout on the shortcut as He et al. 2016 (section 3.1, Table 1) use it: while training, each value is kept with
     probability 1 - p and *not* rescaled; at evaluation the shortcut is multiplied by its expectation 1 - p (so that a

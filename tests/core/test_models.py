@@ -132,6 +132,42 @@ def test_a_blocks_parts_are_its_own_pass(name):
             h = out
 
 
+@pytest.mark.parametrize("name", ["plain20", "resnet20", "resnet20-preact", "resnet20-bnafter", "resnet20-relubefore",
+                                  "resnet20-relupreact", "resnet20-scale0.5f", "resnet20-gate-2", "resnet20b",
+                                  "resnet20-conv1x1", "resnet29-bottleneck", "resnet29-bottleneck-preact"])
+def test_folding_batchnorm_keeps_the_function_and_the_original(name):
+    """Every BN that follows a conv folded into it: the same logits in float32 (also with a block deleted and with two
+    blocks swapped); the BNs that cannot fold (after the addition, before a conv) stay; the model copied is unchanged."""
+    from analysis.core.blocks import fold_batchnorm
+    from analysis.core.common import private_copy
+
+    torch.manual_seed(0)
+    m = build_model(name, width=8).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.2)
+                mod.running_mean.normal_(0, 0.3)
+                mod.running_var.uniform_(0.5, 2)
+    before = state_fingerprint(m)
+    f = fold_batchnorm(private_copy(m))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        for kw in ({}, {"skip": [1]}):
+            want, got = m(x, **kw), f(x, **kw)
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item()), (kw, (got - want).abs().max())
+        h = m.stem_forward(x)
+        order = [0, 2, 1] + list(range(3, m.num_blocks))
+        assert torch.allclose(f.forward_from(0, f.stem_forward(x), order=order), m.forward_from(0, h, order=order),
+                              rtol=1e-4, atol=1e-4)
+    left = [n for n, mod in f.named_modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    unit = m.block(1).unit
+    want_left = {"bn-after-add": m.num_blocks, "full-preact": m.num_blocks - 1}.get(unit, 0)  # bn{k}; bn0 (not block 0)
+    assert len(left) == want_left + (1 if m.post is not None and isinstance(m.post[0], torch.nn.BatchNorm2d) else 0), left
+    assert same_state(m, before)
+
+
 def test_forward_options_never_mutate_the_module():
     m = tiny(True, 14)
     saved = state_fingerprint(m)
