@@ -110,19 +110,28 @@ def test_forward_from_cached_input_equals_full_forward():
         assert torch.equal(m.forward_from(2, inputs[2], skip=[4]), m(x, skip=[4]))
 
 
+def _with_trained_looking_bn(name: str):
+    """A seeded net (width 8, eval mode) whose BNs are not the identity: weights, biases and running statistics drawn."""
+    torch.manual_seed(0)
+    m = build_model(name, width=8).eval()
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.normal_(0, 0.2)
+                mod.running_mean.normal_(0, 0.3)
+                mod.running_var.uniform_(0.5, 2)
+    return m
+
+
 @pytest.mark.parametrize("name", ["plain20", "resnet20", "resnet20-preact", "resnet20-bnafter", "resnet20-relubefore",
                                   "resnet20-scale0.5f", "resnet20-gate-2", "resnet20b", "resnet29-bottleneck-preact",
                                   "resnet20-dropout0.5"])
 def test_a_blocks_parts_are_its_own_pass(name):
     """``Block.parts``: the responses, the branch as added, the shortcut and the output of one pass, each equal to the
     block's own method (the responses analysis measures from it instead of running the branch three times)."""
-    torch.manual_seed(0)
-    m = build_model(name, width=8).eval()
+    m = _with_trained_looking_bn(name)
     with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.running_mean.normal_(0, 0.3)
-                mod.running_var.uniform_(0.5, 2)
         h = m.stem_forward(torch.randn(3, 3, 32, 32))
         for _, blk in m.blocks():
             rs, f, s, out = blk.parts(h)
@@ -141,15 +150,7 @@ def test_folding_batchnorm_keeps_the_function_and_the_original(name):
     from analysis.core.blocks import fold_batchnorm
     from analysis.core.common import private_copy
 
-    torch.manual_seed(0)
-    m = build_model(name, width=8).eval()
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.normal_(0, 0.2)
-                mod.running_mean.normal_(0, 0.3)
-                mod.running_var.uniform_(0.5, 2)
+    m = _with_trained_looking_bn(name)
     before = state_fingerprint(m)
     f = fold_batchnorm(private_copy(m))
     x = torch.randn(4, 3, 32, 32)
