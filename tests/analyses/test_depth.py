@@ -5,7 +5,7 @@ import pytest
 import numpy as np
 import torch
 
-from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_unbiased, linear_cka
+from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_matrices, hsic_unbiased, linear_cka
 from analysis.analyses.deletion import PrefixCache, full_error_pct
 from analysis.analyses.readout import probe_error
 from analysis.analyses.recovery import recovery_r2
@@ -58,6 +58,22 @@ def test_cka_known_answers():
     # the unbiased HSIC has expectation 0 for independent kernels (a mean over draws), the biased one does not
     k, l = gram(a), gram(b)
     assert float(hsic_biased(k, l)) > 10 * abs(float(hsic_unbiased(k, l)))
+
+
+def test_every_pairs_hsic_at_once_equals_the_pairwise_definitions():
+    """hsic_matrices (one product of the flattened kernels) against hsic_unbiased / hsic_biased pair by pair, on
+    kernels of features with different scales and a shared part (so the values are far from 0 and from each other)."""
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(12, 40, generator=g, dtype=torch.float64)
+    feats = [base * (j + 1) + torch.randn(12, 40, generator=g, dtype=torch.float64) * j for j in range(5)]
+    grams = [gram(f) for f in feats]
+    unb, bia = hsic_matrices(grams)
+    for a in range(5):
+        for b in range(5):
+            for got, fn in ((unb[a, b], hsic_unbiased), (bia[a, b], hsic_biased)):
+                want = fn(grams[a], grams[b])
+                assert abs(float(got - want)) <= 1e-10 * abs(float(want)), (a, b, fn.__name__, float(got), float(want))
+    assert torch.equal(unb, unb.T) or torch.allclose(unb, unb.T, rtol=1e-12)
 
 
 def test_minibatch_cka_of_a_net():
