@@ -22,7 +22,7 @@ import time
 import torch
 
 from analysis.core.common import eval_sample
-from analysis.analyses.deletion import PrefixCache, full_error_pct
+from analysis.analyses._prefix import PrefixCache, full_error_pct
 from analysis.core.zoo import load_pretrained
 
 ap = argparse.ArgumentParser()

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from analysis.analyses.attributions import attribute_image
 from analysis.core.common import autocast, chunked, mean_ci95, random_sample
-from analysis.analyses.deletion import (PrefixCache, delete_random, delete_single, full_error_pct, kendall_tau,
-                               path_distribution, path_gradients, reorder, summarize_random)
+from analysis.analyses._prefix import PrefixCache, full_error_pct
+from analysis.analyses.deletion import (delete_random, delete_single, kendall_tau, path_distribution, path_gradients,
+                                        reorder, summarize_random)
 from analysis.analyses.gradients import gradient_flow, lambda_sweep
 from analysis.analyses.landscape import filter_normalized_direction, landscape
 from analysis.analyses.responses import compare_responses, responses, summarize_responses

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_matrices, hsic_unbiased, linear_cka
-from analysis.analyses.deletion import PrefixCache, full_error_pct
+from analysis.analyses._prefix import PrefixCache, full_error_pct
 from analysis.analyses.readout import probe_error
 from analysis.analyses.recovery import recovery_r2
 from analysis.analyses.refinement import refinement
