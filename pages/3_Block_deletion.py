@@ -35,7 +35,7 @@ if names and ui.need_data():
                       caption=f"Top-1 error on {int(plot['images'].iloc[0])} test images (seed {s.seed}) with one block "
                       "deleted; the dashed line of each colour is that net's intact error. Downsampling blocks (squares) "
                       "still run their shortcut when deleted. Eval-mode BN folded into the convolutions, bfloat16 (on the zoo "
-                      "within 0.2 points of float32 on average, 0.8 at most); each deletion reuses the cached input of "
+                      "0.10-0.24 points from float32 on average, 0.8 at most); each deletion reuses the cached input of "
                       "the deleted block. "
                       + " ".join(d1r.get("deletion_single_findings", pd.DataFrame(columns=["sentence"]))["sentence"]),
                       key="single")
@@ -136,7 +136,8 @@ if names and ui.need_data():
                               "over the draws. " + " ".join(pres["paths_findings"]["sentence"]), key="pathgrad")
 
     # The slider's likely next steps (k + 1, k + 2), every model's k + 1 first, computed in the background once the
-    # page's own work is done (queued earlier, they took the cores from it: the cold page ran up to 10 s longer at
-    # 500 images): moving the slider up then only collects them (the same seeded draws as computing them on demand).
+    # page's own work is done (queued earlier, they took the cores from its last sections: 12.7 s of background work
+    # ran during one cold run at 500 images): moving the slider up then only collects them (the same seeded draws as
+    # computing them on demand).
     for n, k in sorted(ahead, key=lambda t: t[1]):
         ui.prefetch("deletion_random", n, s, ks=(k,), trials=int(trials))

@@ -71,18 +71,16 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     addition, a projection shortcut): the same function in exact arithmetic with one pass less over the activations
     per BN. A BN after the addition (``bn-after-add``) or before a conv (pre-activation) stays. For inference only
     (the deletion sweeps): the folded convs have no BN parameters left to differentiate."""
-    from torch.nn import Identity
-
     for mod in model.modules():
         if isinstance(mod, nn.Sequential) and isinstance(getattr(mod, "conv", None), nn.Conv2d) \
                 and isinstance(getattr(mod, "bn", None), nn.BatchNorm2d):  # the stem: conv, bn, relu
-            mod.conv, mod.bn = _fold(mod.conv, mod.bn), Identity()
+            mod.conv, mod.bn = _fold(mod.conv, mod.bn), nn.Identity()
         elif isinstance(mod, Block):
             last = mod.unit in ("original", "relu-before-add", "relu-preact")
             for i in range(1, mod.k + 1):
                 if i < mod.k or last:
                     setattr(mod, f"conv{i}", _fold(getattr(mod, f"conv{i}"), getattr(mod, f"bn{i}")))
-                    setattr(mod, f"bn{i}", Identity())
+                    setattr(mod, f"bn{i}", nn.Identity())
             if isinstance(mod.projection, nn.Sequential) and len(mod.projection) == 2:
                 mod.projection = _fold(mod.projection[0], mod.projection[1])
     return model
