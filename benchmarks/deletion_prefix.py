@@ -1,12 +1,14 @@
-"""Single-block deletion sweep of resnet110: prefix reuse vs naive full recompute, and the folded bfloat16 copy
-(``inference_copy``) vs the model itself in autocast, side by side.
+"""Single-block deletion sweep of resnet110: prefix reuse vs naive full recompute, the folded bfloat16 copy
+(``inference_copy``) vs the model itself in autocast, and its fused convolutions vs the same copy without, side by
+side.
 
     python benchmarks/deletion_prefix.py [--samples 500] [--repeats 2] [--device cpu]
 
 Each variant computes the error with each of the 54 blocks deleted on the same images (bf16 autocast,
 channels_last); the prefix variants also pay for computing and caching every block input once, the folded one for
 making its copy. Naive and prefix run on the same folded copy (identical errors); "unfolded" runs the prefix sweep on
-the model itself, as before BN folding (errors within bfloat16 rounding: the count of differing ones is printed).
+the model itself, as before BN folding, and "unfused" on the folded copy without fused convolutions (errors within
+bfloat16 rounding: the count of differing ones is printed).
 """
 
 import sys
@@ -56,15 +58,25 @@ def unfolded():
     return [cache.error_pct(i, skip={i}) for i in range(n)]
 
 
-naive_t, prefix_t, unfolded_t = [], [], []
+def unfused():
+    cache = PrefixCache(model, batch, fuse=False)
+    return [cache.error_pct(i, skip={i}) for i in range(n)]
+
+
+naive_t, prefix_t, unfolded_t, unfused_t = [], [], [], []
 for r in range(a.repeats):  # interleaved, so all see the same machine load
     sync(); t = time.perf_counter(); e1 = naive(); sync(); naive_t.append(time.perf_counter() - t)
     sync(); t = time.perf_counter(); e2 = prefix(); sync(); prefix_t.append(time.perf_counter() - t)
     sync(); t = time.perf_counter(); e3 = unfolded(); sync(); unfolded_t.append(time.perf_counter() - t)
+    sync(); t = time.perf_counter(); e4 = unfused(); sync(); unfused_t.append(time.perf_counter() - t)
     assert e1 == e2, "prefix reuse changed an error"
 tn, tp, tu = statistics.median(naive_t), statistics.median(prefix_t), statistics.median(unfolded_t)
+tf = statistics.median(unfused_t)
 diff = [abs(x - y) for x, y in zip(e2, e3)]
+diff_f = [abs(x - y) for x, y in zip(e2, e4)]
 print(f"{a.model}, {n} single deletions, {a.samples} images, {dev.type}, median of {a.repeats}")
 print(f"naive full recompute: {tn:.2f} s   prefix reuse: {tp:.2f} s   speed-up: {tn / tp:.2f}x   (errors identical)")
 print(f"prefix reuse on the unfolded model: {tu:.2f} s   folded copy: {tp:.2f} s   speed-up: {tu / tp:.2f}x   "
       f"({sum(d > 0 for d in diff)} of {n} errors differ, by at most {max(diff):.2f} points)")
+print(f"folded copy without fused convolutions: {tf:.2f} s   fused: {tp:.2f} s   speed-up: {tf / tp:.2f}x   "
+      f"({sum(d > 0 for d in diff_f)} of {n} errors differ, by at most {max(diff_f):.2f} points)")

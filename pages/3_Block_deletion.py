@@ -34,8 +34,8 @@ if names and ui.need_data():
         ui.show_chart(chart, plot, file_name="deletion_single.csv",
                       caption=f"Top-1 error on {int(plot['images'].iloc[0])} test images (seed {s.seed}) with one block "
                       "deleted; the dashed line of each colour is that net's intact error. Downsampling blocks (squares) "
-                      "still run their shortcut when deleted. Eval-mode BN folded into the convolutions, bfloat16 (on the zoo "
-                      "0.10-0.24 points from float32 on average, 0.8 at most); each deletion reuses the cached input of "
+                      "still run their shortcut when deleted. Eval-mode BN folded into the convolutions, "
+                      f"{ui.deletion_precision_words()}; each deletion reuses the cached input of "
                       "the deleted block. "
                       + " ".join(d1r.get("deletion_single_findings", pd.DataFrame(columns=["sentence"]))["sentence"]),
                       key="single")

@@ -167,7 +167,7 @@ if g is not None and len(g):
     ui.show_chart(chart, plot, file_name="variant_gradients.csv",
                   caption=f"Log scale. Mean over {n_img} test images of ‖∂L/∂x_block[n]‖₂ (L: the batch's summed "
                   "cross-entropy), BN with batch statistics (batches of 128, as in training) on a private copy, "
-                  f"{g['precision'].iloc[0].split(',')[0]} (within 1 % of float32 at every block, measured); each net with the shortcut scale it was trained "
+                  f"{ui.precision_words(g['precision'].iloc[0])}; each net with the shortcut scale it was trained "
                   "with. 'init' = the same architecture freshly He-initialised with the sidebar seed. Same measurement "
                   "as the Gradient flow page's λ charts (their results are shared).", key="im_grads")
     summ = gres["gradient_summary"]
@@ -175,7 +175,7 @@ if g is not None and len(g):
     st.caption("First block / last block above 1: the gradient grows on its way to the input; below 1: it shrinks.")
 
 st.subheader("How large is each residual branch? ‖F(x)‖ / ‖x‖")
-ratio = ui.results("responses", chosen, s).get("residual_ratio")
+ratio = ui.results("responses", chosen, s, ratio_only=True).get("residual_ratio")
 if ratio is not None:
     base = alt.Chart(ratio).encode(
         x=alt.X("block_index:Q", title="block", axis=alt.Axis(tickMinStep=1, format="d")),
@@ -185,6 +185,6 @@ if ratio is not None:
                   ratio.drop(columns=["definition"]), file_name="variant_residual_ratio.csv",
                   caption=f"For each of {int(ratio['images'].iloc[0])} test images, the L2 norm of the branch output F(x) as it is added to the "
                   "shortcut (times 0.5 in a scale0.5f net) over the L2 norm of the block's input, averaged over images; "
-                  "eval-mode BN, float32.", key="im_ratio")
+                  f"eval-mode BN, {ui.ratio_precision_words(ratio['precision'].iloc[0])}.", key="im_ratio")
 
 ui.link("pages/2_Gradient_flow.py", "Scaled shortcuts at initialisation: the Gradient flow page")

@@ -27,7 +27,7 @@ _EXPORTS = {
     "url": ("bound",),
     "views": ("CLASSES", "PAPER_NOTE", "analyses", "choices", "claims", "claims_markdown", "constructed_models",
               "data_status", "defaults", "device_name",
-              "deletable_blocks", "heavy_claims", "judge_claims", "schedule_note", "normalize", "read_image", "run_report", "shipped_claims",
+              "deletable_blocks", "heavy_claims", "precision_words", "ratio_precision_words", "deletion_precision_words", "judge_claims", "schedule_note", "normalize", "read_image", "run_report", "shipped_claims",
               "test_image", "test_pool", "verdict_line", "verdicts", "work"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -10,6 +10,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from analysis.analyses._prefix import precision_words as deletion_precision_words  # noqa: F401  (a caption)
+from analysis.analyses.gradients import precision_words  # noqa: F401  (the gradient charts' captions)
+from analysis.analyses.responses import ratio_precision_words  # noqa: F401  (the residual-ratio charts' captions)
 from analysis.analyses.variants import PAPER_NOTE  # noqa: F401  (a page shows it)
 from analysis.core import data as D
 from analysis.core.images import ImageRefused, load_image

@@ -10,8 +10,23 @@ from typing import Iterable, Sequence
 import torch
 
 from ..core.blocks import fold_batchnorm
+from ..core.fused import fuse_for_inference
 from ..core.common import Batch, autocast, chunked, count_wrong, error_pct, model_device, private_copy
 from ..core.models import CifarResNet
+
+
+# The sweeps' errors against float32: each single-block deletion of the zoo's 16 CIFAR nets on 500 test images (seed
+# 0), the fused bfloat16 copy against the model in float32: the mean absolute difference per net ranges over
+# FLOAT32_GAP[0]-[1] points, the largest is FLOAT32_GAP[2] (plain110, a net at 53 % error; 1.2 on the others). The same
+# without the fused convolutions: 0.07-0.27 on average, 2.0 at most.
+FLOAT32_GAP = (0.05, 0.26, 2.0)
+
+
+def precision_words() -> str:
+    """What a chart of the sweeps says of their precision (:data:`FLOAT32_GAP`)."""
+    lo, hi, top = FLOAT32_GAP
+    return (f"bfloat16 (on the zoo's nets {lo:.2f}-{hi:.2f} points from float32 on average, {top:.1f} at most, in a net "
+            "at 53 % error)")
 
 
 class PrefixCache:
@@ -19,11 +34,12 @@ class PrefixCache:
 
     With ``bf16`` (the default) the sweeps run on :func:`inference_copy`: a private copy with every BN that follows a
     conv folded into it and bfloat16 conv weights, in bfloat16 autocast with channels_last (the model passed in is
-    never touched); ``bf16=False`` runs the model itself in float32, ``fold=False`` the model itself in autocast (the
-    benchmark's comparison)."""
+    never touched); ``bf16=False`` runs the model itself in float32, ``fold=False`` the model itself in autocast and
+    ``fuse=False`` the folded copy without fused convolutions (the benchmark's comparisons)."""
 
-    def __init__(self, model: CifarResNet, batch: Batch, chunk: int = 250, bf16: bool = True, fold: bool = True) -> None:
-        self.model = inference_copy(model) if bf16 and fold else model
+    def __init__(self, model: CifarResNet, batch: Batch, chunk: int = 250, bf16: bool = True, fold: bool = True,
+                 fuse: bool = True) -> None:
+        self.model = inference_copy(model, fuse=fuse) if bf16 and fold else model
         self.batch, self.bf16 = batch, bf16
         self.dev = model_device(model)
         self.chunk = chunk
@@ -60,18 +76,22 @@ class PrefixCache:
         return self.error_pct(0)
 
 
-def inference_copy(model: CifarResNet) -> CifarResNet:
+def inference_copy(model: CifarResNet, fuse: bool = True) -> CifarResNet:
     """A private copy for the deletion sweeps in bfloat16 autocast: BN folded into the conv before it
-    (:func:`~analysis.core.blocks.fold_batchnorm`) and the conv weights stored in bfloat16, which autocast would
-    otherwise cast on every call: 1.23x faster on this CPU (``benchmarks/deletion_prefix.py``: resnet56's 27 single
-    deletions on 500 test images, 4.29 vs 5.28 s). The same function as the eval-mode model up to bfloat16
-    rounding (the folded weights are rounded instead of the conv output before BN; ``tests/analyses/test_analyses.py``
-    holds the errors within 1 point of float32). A copy per model and sample (the sweeps share it)."""
+    (:func:`~analysis.core.blocks.fold_batchnorm`), the conv weights stored in bfloat16, which autocast would
+    otherwise cast on every call, and on the CPU each conv fused with the ReLU after it and, in an ``original``-unit
+    block, with the shortcut's addition (:func:`~analysis.core.fused.fuse_for_inference`). ``benchmarks/
+    deletion_prefix.py`` times each step. The same function as the eval-mode model up to bfloat16 rounding (the
+    folded weights are rounded instead of the conv output before BN; the fused addition rounds once instead of twice;
+    ``tests/analyses/test_analyses.py`` holds the errors within 1 point of float32). A copy per model and sample (the
+    sweeps share it)."""
     m = fold_batchnorm(private_copy(model))
     if model_device(model).type == "cpu":
         for mod in m.modules():
             if isinstance(mod, torch.nn.Conv2d):
                 mod.to(torch.bfloat16)
+        if fuse:
+            fuse_for_inference(m)
     return m
 
 

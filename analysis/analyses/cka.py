@@ -19,6 +19,7 @@ import torch
 
 from ..core.common import autocast, model_device
 from ..engine.registry import Analysis, Context, Table, register
+from ._features import features_model
 
 
 def gram(x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +111,7 @@ def cka_matrix(model, x: torch.Tensor, batch: int = 250, progress=None) -> tuple
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     b = ctx.sample()
     bs = ctx.params["batch"]
-    names, unb, bia = cka_matrix(ctx.model, b.x, batch=bs, progress=ctx.progress)
+    names, unb, bia = cka_matrix(features_model(ctx), b.x, batch=bs, progress=ctx.progress)
     rows = [{"model": ctx.name, "residual": ctx.model.residual, "point_a": a, "point_b": c, "index_a": i - 1,
              "index_b": j - 1, "cka": float(unb[i, j]), "cka_biased": float(bia[i, j]), "images": len(b),
              "batch": min(bs, len(b)), "estimator": "linear CKA, unbiased HSIC averaged over minibatches "

@@ -10,8 +10,9 @@
   labels with a small ridge penalty (a ridge classifier: closed form, no randomness), features standardised with
   the training images' mean and std.
 
-Top-1 error in percent with its 95 % Wilson interval. Eval-mode BN, bfloat16 autocast on the CPU (float32 on a GPU)
-for the forward passes, float64 for the probe's fit. The test images are streamed one chunk at a time
+Top-1 error in percent with its 95 % Wilson interval. Eval-mode BN, bfloat16 autocast on the CPU on a folded and fused
+copy (:func:`analysis.analyses._features.features_model`; float32 on a GPU) for the forward passes, float64 for the
+probe's fit. The test images are streamed one chunk at a time
 (:func:`analysis.analyses._features.stream`); the probe's training features are kept (``train_images`` of them).
 """
 
@@ -23,7 +24,7 @@ import torch
 from ..core.common import count_wrong, error_pct, model_device
 from ..core.stats import wilson
 from ..engine.registry import Analysis, Context, Table, register
-from ._features import Features, global_pool, point_stage, pool, stream, train_features
+from ._features import Features, features_model, global_pool, point_stage, pool, stream, train_features
 
 RIDGE = 1e-3  # the ridge penalty, relative to the number of training images
 
@@ -79,7 +80,7 @@ def probe_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tens
 def readout_table(ctx: Context, train_images: int) -> pd.DataFrame:
     """Both readouts at every point: probes fitted on the training images' features, then one streamed pass over the
     test sample (per chunk: the head through the skip path and the probe's prediction at every point)."""
-    model, n_blocks = ctx.model, ctx.model.num_blocks
+    model, n_blocks = features_model(ctx), ctx.model.num_blocks
     b = ctx.sample()
     train: Features = train_features(ctx, train_images)
     probes = []

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ..engine.registry import Analysis, Context, Table, register
-from ._features import point_stage, pool, stream, train_features
+from ._features import features_model, point_stage, pool, stream, train_features
 from .readout import design, ridge_fit, ridge_predict, ridge_system
 
 RIDGE = 1e-2  # the ridge penalty, relative to the number of training images
@@ -44,8 +44,10 @@ class PixelMap:
     instead of one per pixel (the same numbers to float rounding; what is kept per point is zᵀP instead of W, the
     same size)."""
 
-    def __init__(self, train_x: torch.Tensor, train_pixels: torch.Tensor, test_images: int | None = None) -> None:
-        self.mean_image = train_pixels.double().mean(0)
+    def __init__(self, train_x: torch.Tensor, train_pixels: torch.Tensor, test_images: int | None = None,
+                 mean_image: torch.Tensor | None = None) -> None:
+        # the training images' mean image (float64), the same for every point: given once by the caller, or computed
+        self.mean_image = train_pixels.double().mean(0) if mean_image is None else mean_image
         self.chol = None
         if test_images is not None and test_images < train_pixels.shape[1]:
             z, a, self.mean, self.std = ridge_system(train_x, RIDGE * len(train_x))
@@ -83,9 +85,9 @@ def recovery_r2(train_x: torch.Tensor, train_pixels: torch.Tensor, test_x: torch
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     b = ctx.sample()
     train = train_features(ctx, ctx.params["train_images"])
-    maps = []
+    maps, mean_image = [], train.pixels.double().mean(0)
     for j in range(len(train.names)):
-        maps.append(PixelMap(train.points[j], train.pixels, test_images=len(b)))
+        maps.append(PixelMap(train.points[j], train.pixels, test_images=len(b), mean_image=mean_image))
         ctx.tick(0.5 * (j + 1) / len(train.names), f"input recovery of {ctx.name}: map {j + 1} of {len(train.names)} fitted")
     sse = [np.zeros(len(b)) for _ in maps]
     sst = np.zeros(len(b))
@@ -97,7 +99,7 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
             sse[j][sl] = e
             sst[sl] = t
 
-    stream(ctx.model, b.x, visit, progress=lambda f, m: ctx.tick(0.5 + 0.5 * f, m), what=f"input recovery of {ctx.name}")
+    stream(features_model(ctx), b.x, visit, progress=lambda f, m: ctx.tick(0.5 + 0.5 * f, m), what=f"input recovery of {ctx.name}")
     rows = []
     for j, name in enumerate(train.names):
         r2, lo, hi = r2_interval(sse[j], sst, seed=ctx.seed)

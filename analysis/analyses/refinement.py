@@ -50,8 +50,7 @@ def refinement(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 6
                 h = blk.merge(f, blk.shortcut(h), blk.default_lam)
                 changes.append(f.detach())
             else:
-                with torch.no_grad():
-                    skip = blk.skip_path(h)
+                skip = blk.skip_path(h.detach())  # the identity returns its input: detached, or the change keeps a graph
                 h = blk(h)
                 changes.append(h.detach() - skip)
             outs.append(h)

@@ -185,3 +185,63 @@ def test_option_a_pads_channels_with_zeros():
     assert y.shape == (2, 8, 2, 2)
     assert torch.equal(y[:, 2:6], x[:, :, ::2, ::2])
     assert y[:, :2].abs().sum() == 0 and y[:, 6:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("name", ["plain20", "resnet20", "resnet20-scale0.5", "resnet20-scale0.5f", "resnet20-gate-2",
+                                  "resnet20-shortgate-2", "resnet20b", "resnet20-conv1x1", "resnet20-preact",
+                                  "resnet20-bnafter", "resnet29-bottleneck", "resnet20-dropout0.5"])
+def test_the_fused_inference_copy_is_the_folded_net_up_to_bfloat16_rounding(name):
+    """``fuse_for_inference``: each conv with its ReLU, and an original unit's last conv with the shortcut's addition,
+    in one oneDNN call. Against the folded copy run op by op in the same bfloat16 autocast: the logits within bfloat16
+    rounding (intact, a block deleted, two blocks swapped, a cached input); the blocks it must not fuse (a branch scale
+    or an exclusive gate before the addition, other units) stay as they were; the folded copy is unchanged."""
+    import copy
+
+    from analysis.core.blocks import fold_batchnorm
+    from analysis.core.common import private_copy
+    from analysis.core.fused import FusedBlock, FusedConv, fuse_for_inference, fusable
+
+    m = _with_trained_looking_bn(name)
+    folded = fold_batchnorm(private_copy(m))
+    for mod in folded.modules():
+        if isinstance(mod, torch.nn.Conv2d):
+            mod.to(torch.bfloat16)
+    before = state_fingerprint(folded)
+    want_fused = [fusable(b) for _, b in folded.blocks()]
+    fused = fuse_for_inference(copy.deepcopy(folded))
+    assert same_state(folded, before)
+    assert [isinstance(b, FusedBlock) for _, b in fused.blocks()] == want_fused
+    unit, lam_f = m.block(1).unit, m.block(1).branch_scale
+    exclusive = m.block(1).gate is not None and m.block(1).gate_kind == "exclusive"
+    assert any(want_fused) == (unit == "original" and lam_f == 1.0 and not exclusive)
+    assert isinstance(fused.stem.conv, FusedConv)
+    x = torch.randn(6, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    order = [0, 2, 1] + list(range(3, m.num_blocks))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for kw in ({}, {"skip": [1]}, {"skip": [0, 4]}):
+            want, got = folded(x, **kw).float(), fused(x, **kw).float()
+            assert (got - want).abs().max() <= 0.02 * want.abs().max(), (kw, (got - want).abs().max() / want.abs().max())
+        h = folded.stem_forward(x)
+        want = folded.forward_from(1, folded.run_blocks(h, stop=1)[0], order=order).float()
+        got = fused.forward_from(1, fused.run_blocks(fused.stem_forward(x), stop=1)[0], order=order).float()
+        assert (got - want).abs().max() <= 0.02 * want.abs().max()
+    if any(want_fused):
+        blk = next(b for _, b in fused.blocks() if isinstance(b, FusedBlock))
+        with pytest.raises(NotImplementedError, match="whole blocks"):
+            blk.branch(h)
+
+
+def test_a_fused_conv_without_the_onednn_op_runs_the_same_steps_one_by_one():
+    """Where oneDNN's fused op is missing (another build, a GPU) :class:`FusedConv` runs conv, addition and ReLU one
+    by one: exactly what the unfused layers compute."""
+    from analysis.core.fused import FusedConv
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1, bias=True)
+    x, s = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    f = FusedConv(conv)
+    f.op = None
+    with torch.no_grad():
+        assert torch.equal(f(x), torch.relu(conv(x))) and torch.equal(f(x, s), torch.relu(conv(x) + s))
+        g = FusedConv(conv)  # float32 weights: the op is for bfloat16 only, so the same steps
+        assert torch.equal(g(x, s), torch.relu(conv(x) + s))

@@ -108,6 +108,23 @@ def test_gradient_page_lambda_choice_and_its_words():
 
 
 @needs_data
+def test_gradient_page_input_view_shares_the_lambda_charts_results_and_the_weight_view_is_float32():
+    at = app("2_Gradient_flow.py")
+    first, lam = charts(at)[0], charts(at)[1]
+    assert set(first["precision"]) == {"bfloat16 autocast, input gradients only"}
+    assert "within 1 % of float32" in at.caption[0].value
+    # λ = 1 at initialisation is the "init" state of the first chart: one result, the same numbers
+    init = first[(first["model"] == "resnet20") & (first["state"] == "init")].sort_values("block_index")
+    one = lam[lam["lambda"] == 1.0].sort_values("block_index")
+    assert list(one["grad_input_l2"]) == list(init["grad_input_l2"])
+    at.radio(key="metric").set_value("grad_weight_l2").run()
+    assert not at.exception
+    weight = charts(at)[0]
+    assert set(weight["precision"]) == {"float32"} and (weight["grad_weight_l2"] > 0).all()
+    assert "float32" in at.caption[0].value and "within 1 %" not in at.caption[0].value
+
+
+@needs_data
 def test_identity_mappings_page_follows_the_chosen_variants():
     at = app("7_Identity_mappings.py")
     table = at.dataframe[0].value
@@ -132,6 +149,12 @@ def test_identity_mappings_page_follows_the_chosen_variants():
         assert set(df["model"]) == {"resnet56", "resnet56-relubefore"}
     g = second[1]
     assert set(g["state"]) == {"trained", "init"}
+    # the residual ratios alone, in bfloat16, with the bound the caption states
+    from analysis.analyses.responses import RATIO_BF16_ABS
+
+    ratio = second[2]
+    assert set(ratio["precision"]) == {"bfloat16 autocast"} and (ratio["ratio"] >= 0).all()
+    assert any(f"within {RATIO_BF16_ABS:g} of float32" in c.value for c in at.caption)
     # the curves are the cards' own numbers
     from analysis.core.zoo import read_card
 

@@ -16,7 +16,8 @@ MODEL_ANALYSES = [a for a in load_all().values() if a.scope == "model"]
 # More of the run inside perturbed forward passes, where a shared model would show the perturbed weights.
 STRESS = {"landscape": {"direction": "random", "steps_1d": 9}}
 # Each analysis at its stress settings, and the modes that take another code path on a private copy.
-MODES = {"gradients": {"weight_grads": False}}  # bfloat16 on a channels_last copy
+MODES = {"gradients": {"weight_grads": False},  # bfloat16 on a channels_last copy
+         "responses": {"ratio_only": True}}  # bfloat16 autocast on the shared model itself (only read)
 CASES = [pytest.param(a, STRESS.get(a.name, {}), id=a.name) for a in MODEL_ANALYSES] + [
     pytest.param(a, MODES[a.name], id=f"{a.name}-" + ",".join(f"{k}={v}" for k, v in MODES[a.name].items()))
     for a in MODEL_ANALYSES if a.name in MODES]
