@@ -43,6 +43,20 @@ def timed_run(at: AppTest) -> float:
     return time.perf_counter() - t
 
 
+def open_cold(spec) -> AppTest:
+    """An AppTest on page ``spec`` (of ``ui.nav.PAGES``) whose next run is cold: Streamlit's caches cleared after the
+    Home page's run that a page switch needs."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    if spec.url_path:
+        at.run()
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at.switch_page(spec.path)
+    return at
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--pages", default="", help="page titles or url paths, comma-separated (default: every page)")
@@ -59,14 +73,7 @@ def main() -> None:
     for spec in PAGES:
         if wanted and not {spec.url_path, spec.title} & wanted:
             continue
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=1800)
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        if spec.url_path:
-            at.run()
-            st.cache_data.clear()
-            st.cache_resource.clear()
-            at.switch_page(spec.path)
+        at = open_cold(spec)
         cold = timed_run(at)
         warm = timed_run(at)
         ui_cache.prefetcher().drain()  # a page's background jobs (the slider's next steps) end before the next page

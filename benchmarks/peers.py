@@ -232,14 +232,32 @@ def cka_rows(model, batch, minibatch: int) -> list[dict]:
              "seconds (ResLens / peer)": f"{t_ours:.1f} / {t_peer:.1f}", "speed-up": t_peer / t_ours}]
 
 
+PARTS = ("hessian", "surface", "cka")
+COLUMNS = ["peer", "quantity", "ResLens", "peer's", "agreement", "seconds (ResLens / peer)", "speed-up"]
+
+
+def table(rows: list[dict], header: str) -> str:
+    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(f"{r[c]:.2f}x" if c == "speed-up" else str(r[c]) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="200 images and fewer iterations (a few minutes on a CPU)")
     p.add_argument("--images", type=int, default=None)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="also write the table as markdown to this file")
+    p.add_argument("--only", default=",".join(PARTS),
+                   help="the comparisons to run, comma-separated: hessian, surface, cka (default: all three); each "
+                        "prints its row when it ends, so a long run can be split or stopped without losing a part")
+    p.add_argument("--out", default=None, help="also write the table as markdown to this file (after each part)")
     a = p.parse_args(argv)
+    parts = [x for x in a.only.split(",") if x]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        p.error(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     try:
         import loss_landscapes  # noqa: F401
         import pyhessian  # noqa: F401
@@ -251,22 +269,28 @@ def main(argv=None) -> int:
     dev = torch.device(a.device)
     torch.manual_seed(0)
     batch = eval_sample(n, 0, dev)
-    rows = []
-    big = load_pretrained("resnet56", device=dev).eval()
-    print(f"Hessian: resnet56, {n} images, {a.seeds} seeds ...", flush=True)
-    rows += hessian_rows(big, batch, a.seeds, 16 if a.quick else 40)
-    print("loss surface ...", flush=True)
-    surf, _ = surface_rows(big, batch, 5 if a.quick else 11)
-    rows += surf
-    print("CKA: resnet20 ...", flush=True)
-    rows += cka_rows(load_pretrained("resnet20", device=dev).eval(), batch, 100 if a.quick else 250)
-    cols = ["peer", "quantity", "ResLens", "peer's", "agreement", "seconds (ResLens / peer)", "speed-up"]
-    lines = [f"{n} test images, device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads", "",
-             "| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for r in rows:
-        lines.append("| " + " | ".join(f"{r[c]:.2f}x" if c == "speed-up" else str(r[c]) for c in cols) + " |")
-    lines += ["", shifted_columns_known_answer()]
-    text = "\n".join(lines)
+    header = f"{n} test images, device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    rows: list[dict] = []
+
+    def done(new: list[dict], seconds: float) -> None:
+        rows.extend(new)
+        for r in new:
+            print(f"{r['peer']}: {r['speed-up']:.2f}x ({r['seconds (ResLens / peer)']} s); {r['agreement']} "
+                  f"[this part: {seconds / 60:.1f} min]", flush=True)
+        if a.out:
+            Path(a.out).write_text(table(rows, header) + "\n")
+
+    big = load_pretrained("resnet56", device=dev).eval() if {"hessian", "surface"} & set(parts) else None
+    if "hessian" in parts:
+        print(f"Hessian: resnet56, {n} images, {a.seeds} seeds ...", flush=True)
+        done(*_timed(lambda: hessian_rows(big, batch, a.seeds, 16 if a.quick else 40)))
+    if "surface" in parts:
+        print("loss surface ...", flush=True)
+        done(*_timed(lambda: surface_rows(big, batch, 5 if a.quick else 11)[0]))
+    if "cka" in parts:
+        print("CKA: resnet20 ...", flush=True)
+        done(*_timed(lambda: cka_rows(load_pretrained("resnet20", device=dev).eval(), batch, 100 if a.quick else 250)))
+    text = table(rows, header) + ("\n\n" + shifted_columns_known_answer() if "surface" in parts else "")
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")

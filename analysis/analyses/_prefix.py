@@ -5,6 +5,7 @@ the naive full recompute they are checked against (:func:`full_error_pct`). The 
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable, Sequence
 
 import torch
@@ -55,15 +56,31 @@ class PrefixCache:
                 wrong += count_wrong(self.model.head(h), self.y[sl])  # the intact net, from the same pass
             chunked(fill, len(batch), chunk)
         self._intact = error_pct(wrong, len(batch))
+        # Each variant's error once: the same deletion asked again (a k = 1 draw of the random sweep is a
+        # single-block deletion the page has already run) is read, not recomputed.
+        self._done: dict[tuple, float] = {}
+        self._lock = threading.Lock()
 
     @torch.no_grad()
     def error_pct(self, start: int, skip: Iterable[int] = (), order: Sequence[int] | None = None) -> float:
         """Top-1 error (%) when the net runs from position ``start`` on the cached inputs (the intact net's, from
-        the pass that filled the cache, when nothing is deleted or moved)."""
+        the pass that filled the cache, when nothing is deleted or moved). A variant computed before on this cache
+        is read back (the same start, deleted blocks and order give the same computation)."""
+        skip = frozenset(skip)
         if not skip and (order is None or list(order) == list(range(len(order)))):
             if not 0 <= start < self.model.num_blocks:
                 raise IndexError(start)
             return self._intact
+        key = (start, skip, None if order is None else tuple(order))
+        with self._lock:
+            if key in self._done:
+                return self._done[key]
+        err = self._run(start, skip, order)
+        with self._lock:
+            self._done[key] = err
+        return err
+
+    def _run(self, start: int, skip: frozenset[int], order: Sequence[int] | None) -> float:
         wrong = 0
         with autocast(self.dev, self.bf16):
             for sl, inputs in self._chunks:

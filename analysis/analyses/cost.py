@@ -52,9 +52,13 @@ class FlopCount(TorchDispatchMode):
         out = func(*args, **kwargs)
         packet = func._overloadpacket
         if packet in flop_registry:
-            n = int(flop_registry[packet](*args, **kwargs, out_val=out))
-            self.by_op[str(packet)] = self.by_op.get(str(packet), 0) + n
+            self.add(packet, int(flop_registry[packet](*args, **kwargs, out_val=out)), args)
         return out
+
+    def add(self, packet, n: int, args: tuple) -> None:
+        """Count ``n`` FLOPs of one call of ``packet`` (``args``, its arguments, for a subclass that sorts by them:
+        ``benchmarks/page_floor.py`` counts by dtype)."""
+        self.by_op[str(packet)] = self.by_op.get(str(packet), 0) + n
 
 
 def count_flops(fn, *args) -> FlopCount:

@@ -7,7 +7,8 @@
   Plain nets get exactly the same treatment for contrast.
 * Sweeps reuse computed prefixes: the input of every block is computed once per chunk of images, and a
   deletion (or reordering) whose first change is at block i runs only blocks i.. on block i's cached
-  input (``CifarResNet.forward_from``). The intact prefix is never recomputed.
+  input (``CifarResNet.forward_from``). The intact prefix is never recomputed, nor a variant asked for twice (a k = 1
+  random draw is a single-block deletion: its error is read back from the cache).
 * Errors are top-1 error in percent over the sample, eval-mode BN folded into the conv before it, bfloat16 conv
   weights in autocast with channels_last, each conv fused with its ReLU and an original unit's addition
   (``inference_copy`` in :mod:`analysis.analyses._prefix`, with the cache): on the zoo's nets (500 test images) a

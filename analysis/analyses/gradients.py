@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..core.common import Batch, Progress, autocast, chunked, model_device, private_copy
+from ..core.common import Batch, Progress, autocast, chunked, model_device, private_copy, row_norms
 from ..core.models import CifarResNet
 from ..engine.registry import Analysis, Context, Table, register
 
@@ -95,7 +95,7 @@ def gradient_flow(model: CifarResNet, batch: Batch, model_name: str, weights: st
         grads = torch.autograd.grad(loss_sum, inputs + params)
         g_in, g_w = grads[:n_blocks], list(grads[n_blocks:])
         for i in range(n_blocks):
-            norms = g_in[i].float().flatten(1).norm(dim=1).double()
+            norms = row_norms(g_in[i]).double()
             state["nonfinite"] |= not torch.isfinite(norms).all().item()
             in_sum[i] += norms.sum().cpu()
             in_sq[i] += (norms * norms).sum().cpu()

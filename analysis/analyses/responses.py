@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.common import Batch, Progress, autocast, chunked, model_device
+from ..core.common import Batch, Progress, autocast, chunked, model_device, row_norms
 from ..core.models import CifarResNet
 from ..engine.registry import Analysis, Context, Table, register
 
@@ -121,9 +121,9 @@ def responses(model: CifarResNet, batch: Batch, model_name: str, chunk: int = 50
                 stat(f"{name}.{layer}").add(r)
                 kernels[f"{name}.{layer}"] = f"{conv.kernel_size[0]}x{conv.kernel_size[1]}"
             branch_layers.add(f"{name}.{names[-1]}")
-            fn = f.float().flatten(1).norm(dim=1)
-            ratios[i].append((fn / h.float().flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
-            ratios_sc[i].append((fn / sc.float().flatten(1).norm(dim=1).clamp_min(1e-12)).cpu())
+            fn = row_norms(f)
+            ratios[i].append((fn / row_norms(h).clamp_min(1e-12)).cpu())
+            ratios_sc[i].append((fn / row_norms(sc).clamp_min(1e-12)).cpu())
             h = out
         if progress:
             progress(sl.stop / len(batch), f"{'residual ratios' if ratio_only else 'responses'} of {model_name}")

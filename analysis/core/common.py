@@ -72,6 +72,14 @@ def autocast(device: torch.device, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def row_norms(t: torch.Tensor) -> torch.Tensor:
+    """The L2 norm of each image's values (N x ... -> N), accumulated and returned in float32, in whatever memory
+    format ``t`` has: the same as ``t.float().flatten(1).norm(dim=1)`` to float32 rounding, without the float32 copy
+    of ``t`` that makes (a bfloat16 channels_last block output of resnet56's first stage: 2.6 against 7.6 ms for 250
+    images on this CPU)."""
+    return torch.linalg.vector_norm(t, dim=tuple(range(1, t.dim())), dtype=torch.float32)
+
+
 def is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.cuda.OutOfMemoryError) or "out of memory" in str(e).lower()
 

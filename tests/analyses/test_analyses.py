@@ -255,6 +255,46 @@ def test_prefix_reuse_equals_full_recompute():
     assert (summ["ci95_low"] >= 0).all() and (summ["ci95_high"] <= 100).all()
 
 
+def test_a_deletion_asked_again_is_read_back_not_recomputed():
+    """The cache keeps each variant's error: the random sweep's k = 1 draws are single deletions the page has run
+    (no forward pass for them), the values equal to a fresh computation; another variant is computed."""
+    m = tiny(True, 20)
+    b = batch(40)
+    cache = PrefixCache(m, b, chunk=16, bf16=False)
+    single = delete_single(m, b, "t", cache=cache)
+    runs = []
+    real = cache.model.forward_from
+    cache.model.forward_from = lambda *a, **k: runs.append(a[0]) or real(*a, **k)  # float32: the cache runs m, built here
+    one = delete_random(m, b, "t", [1], trials=6, seed=3, cache=cache)
+    assert runs == []  # every k = 1 draw was a single deletion already computed
+    for _, r in one.iterrows():
+        i = m.block_names().index(r["blocks"])
+        assert r["error_pct"] == single.loc[i, "error_pct"] == full_error_pct(m, b, skip=[i], bf16=False)
+    two = delete_random(m, b, "t", [2], trials=3, seed=3, cache=cache)
+    assert len(runs) == 3 * two["blocks"].nunique() > 0  # each new variant once, over the chunks of 16, 16 and 8 images
+    for _, r in two.iterrows():
+        skip = [m.block_names().index(n) for n in r["blocks"].split()]
+        assert r["error_pct"] == full_error_pct(m, b, skip=skip, bf16=False)
+    assert cache.error_pct(2, skip=[2, 5]) == full_error_pct(m, b, skip=[2, 5], bf16=False)  # a list as the key
+
+
+def test_threads_sharing_one_cache_get_what_one_thread_alone_gets():
+    """The page's thread and the slider's prefetch share one cache (and its kept errors): four threads asking for
+    overlapping deletions at once get exactly the errors of a fresh cache asked one call at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    m = tiny(True, 20)
+    b = batch(40)
+    alone = PrefixCache(m, b, chunk=16)
+    want = {k: delete_random(m, b, "t", [k], trials=4, seed=5, cache=alone)["error_pct"].tolist() for k in (1, 2, 3)}
+    shared = PrefixCache(m, b, chunk=16)
+    jobs = [1, 2, 3, 1, 2, 3, 2, 1]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda k: (k, delete_random(m, b, "t", [k], trials=4, seed=5, cache=shared)), jobs))
+    for k, df in got:
+        assert df["error_pct"].tolist() == want[k]
+    assert len(shared._done) == len(alone._done)  # the same variants kept, none twice
+
 def test_landscape_at_origin_is_the_model_loss():
     m = tiny(True, 8)
     b = batch(16)
@@ -295,6 +335,23 @@ def test_oom_fallback_halves_the_chunk():
     assert all(b - a <= 5 for a, b in seen) and seen[0] == (0, 4)
     with pytest.raises(ValueError):
         chunked(lambda sl: (_ for _ in ()).throw(ValueError("other")), 4, 2)
+
+
+def test_row_norms_are_each_images_norm_in_any_dtype_and_layout():
+    from analysis.core.common import row_norms
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(6, 16, 8, 8, generator=g) * torch.arange(1, 7).view(6, 1, 1, 1)  # norms 1x to 6x apart
+    want = t.double().flatten(1).norm(dim=1)
+    for x in (t, t.contiguous(memory_format=torch.channels_last), t[:, :, ::2, ::2], t.to(torch.bfloat16),
+              t.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)):
+        got = row_norms(x)
+        ref = want if x.shape == t.shape else x.double().flatten(1).norm(dim=1)
+        exact = x.double().flatten(1).norm(dim=1)  # the norm of the values as stored (bfloat16 rounds t)
+        assert got.dtype == torch.float32 and got.shape == (6,)
+        assert torch.allclose(got.double(), exact, rtol=1e-6), (x.dtype, x.stride())
+        assert torch.allclose(got.double(), ref, rtol=1e-2)
+    assert row_norms(torch.zeros(2, 3)).tolist() == [0.0, 0.0]
 
 
 def test_oom_in_attributions_and_gradients_retries_smaller(monkeypatch):
