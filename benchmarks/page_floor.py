@@ -111,7 +111,7 @@ def best(fn, repeats: int = 5) -> float:
 def rates() -> dict[tuple[str, str], float]:
     """FLOP/s of the best case of each (dtype, kind), measured here."""
     from analysis.analyses._prefix import inference_copy
-    from analysis.core.common import autocast, eval_sample
+    from analysis.core.common import autocast, eval_sample, private_copy
     from analysis.core.zoo import load_pretrained
 
     cpu = torch.device("cpu")
@@ -135,8 +135,6 @@ def rates() -> dict[tuple[str, str], float]:
     out[("bfloat16", "conv fwd")] = counts[("bfloat16", "conv fwd")] / best(lambda: sweep(fused))
 
     # forward and input backward on 256 images, float32 and bfloat16 autocast (the gradients' case)
-    from analysis.core.common import private_copy
-
     for dtype, fast, layout in (("float32", False, torch.contiguous_format), ("float32", False, torch.channels_last),
                                 ("bfloat16", True, torch.channels_last)):
         m = private_copy(model).to(memory_format=layout)
