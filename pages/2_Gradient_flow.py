@@ -137,8 +137,9 @@ if names:
     st.subheader("The identity term: how much of the gradient goes through the shortcut")
     st.markdown(
         "Through a residual block y = F(x) + x the gradient is ∂loss/∂y · (∂F/∂x + I): one part comes back through "
-        "the branch, one straight through the shortcut. Measured per block by back-propagating with one path "
-        "detached at a time.")
+        "the branch, one straight through the shortcut. Measured for every block in one backward pass: each block's "
+        "branch and shortcut read their own copy of its input, and the gradient arriving at each copy is the part "
+        "through that path (the same as back-propagating with the other path detached, block by block).")
     if have_data:
         split = ui.results("gradient_split", names, s).get("gradient_split")
         if split is not None and len(split):

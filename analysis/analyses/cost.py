@@ -61,16 +61,12 @@ class FlopCount(TorchDispatchMode):
         self.by_op[str(packet)] = self.by_op.get(str(packet), 0) + n
 
 
-def count_flops(fn, *args) -> FlopCount:
-    with torch.no_grad(), FlopCount() as fc:
-        fn(*args)
-    return fc
-
-
-def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> pd.DataFrame:
-    """One row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs (one
-    counted forward pass; hooks around each conv read the counter's growth across it). The shapes are read by hooks on a private copy (hooks on the shared model would fire in every thread);
-    ``private=False`` hooks ``model`` itself, for a net the caller built and no one else sees."""
+def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> tuple[pd.DataFrame, int]:
+    """(one row per convolution: its shape and output size, the formula's multiply-adds, the counter's FLOPs; the
+    counted FLOPs of the whole forward pass of one image), from one counted forward pass: hooks around each conv read
+    the counter's growth across it. The shapes are read by hooks on a private copy (hooks on the shared model would
+    fire in every thread); ``private=False`` hooks ``model`` itself, for a net the caller built and no one else
+    sees."""
     m = private_copy(model) if private else model
     dev = model_device(m)
     shapes: dict[str, tuple] = {}
@@ -108,7 +104,7 @@ def conv_costs(model: CifarResNet, model_name: str, private: bool = True) -> pd.
                      "C_in": c_in, "C_out": c_out, "k": k, "stride": mod.stride[0], "formula_macs": formula,
                      "formula_macs_input_size": h_in * w_in * c_in * c_out * k * k, "counted_flops": counted[name],
                      "counted_macs": counted[name] // 2, "match": counted[name] == 2 * formula})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), fc.total
 
 
 def shortcut_adds(model: CifarResNet) -> int:
@@ -152,8 +148,9 @@ def interleaved_rounds(models: dict[str, CifarResNet], images: int = 256, repeat
     round the nets are measured side by side, so the ratio of two nets' times in one round is what a busy
     machine disturbs least; the spread of that ratio over the rounds says how far to trust it."""
     per: dict[str, list[float]] = {n: [] for n in models}
-    for n, m in models.items():  # warm-up, once per net
-        time_per_image(m, images=images, repeats=1, seed=seed)
+    # Warm-up: one untimed pass per net (a fresh net's second pass is already as fast as its sixth, measured here).
+    for m in models.values():
+        time_per_image(m, images=images, repeats=1, seed=seed, warmup=0)
     for _ in range(repeats):
         for n, m in models.items():
             per[n].append(time_per_image(m, images=images, repeats=1, seed=seed, warmup=0))
@@ -185,10 +182,9 @@ def cost(model: CifarResNet, model_name: str, images: int = 256, repeats: int = 
         >>> int(totals["params"].iloc[0]) == sum(p.numel() for p in m.parameters()), len(convs), bool(convs["match"].all())
         (True, 7, True)
     """
-    convs = conv_costs(model, model_name)
-    fc = count_flops(model, torch.zeros(1, 3, 32, 32, device=model_device(model)))
+    convs, flops = conv_costs(model, model_name)
     row = {"model": model_name, "residual": model.residual, "depth": model.depth, "arch": model.name,
-           "params": sum(p.numel() for p in model.parameters()), "flops_per_image": fc.total,
+           "params": sum(p.numel() for p in model.parameters()), "flops_per_image": flops,
            "conv_macs_per_image": int(convs["counted_macs"].sum()), "adds_per_image": shortcut_adds(model),
            "ms_per_image": time_per_image(model, images=images, repeats=repeats, seed=seed), "timed_images": images,
            "repeats": repeats, "device": str(model_device(model)),
@@ -254,11 +250,11 @@ def unit_costs(bottleneck: str = "resnet164-bottleneck", images: int = 64, repea
     rows, convs = [], []
     for pairing, a in nets.items():
         m = models[a.name]
-        cv = conv_costs(m, a.name, private=False)  # nets built here, for this measurement only
+        cv, flops = conv_costs(m, a.name, private=False)  # nets built here, for this measurement only
         convs.append(cv)
         rows.append({"pairing": pairing, "model": a.name, "block": a.block_kind, "depth": a.depth,
                      "blocks": m.num_blocks, "params": count_params(m),
-                     "flops_per_image": count_flops(m, torch.zeros(1, 3, 32, 32, device=dev)).total,
+                     "flops_per_image": flops,
                      "conv_macs_per_image": int(cv["counted_macs"].sum()), "ms_per_image": times[a.name],
                      "conv_layers": len(cv), "conv_formula_match": bool(cv["match"].all()), "timed_images": images,
                      "rounds": repeats, "device": str(dev),

@@ -205,11 +205,15 @@ def path_draws(n_blocks: int, n_images: int, lengths: Sequence[int], samples_per
     return rounds
 
 
-def _routed_backward(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, routes: torch.Tensor) -> torch.Tensor:
+def _routed_backward(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, routes: torch.Tensor,
+                     written: bool = True) -> torch.Tensor:
     """∂loss/∂x_0 for each of D routings of one image batch at once: D x N gradient norms. ``routes`` (D x blocks,
     bool) says per routing which blocks the gradient passes through the branch of (else the skip path). The forward
-    pass runs once; the backward goes block by block from the top, the D cotangents batched
-    (``is_grads_batched``), each block's branch back-propagated only for the routings that pass through it."""
+    pass runs once; the backward goes block by block from the top, the D cotangents batched, each block's branch
+    back-propagated only for the routings that pass through it. Where a block writes its branch's product down
+    (:meth:`~analysis.core.blocks.Block.branch_vjp`) that is one call on all of them, and with an identity shortcut
+    the addition's ReLU and the skip path are written down too; elsewhere autograd's ``is_grads_batched`` does each
+    step (``written=False``: everywhere, the comparison of ``benchmarks/analysis_steps.py paths``)."""
     with torch.no_grad():
         h = model.stem_forward(x)
     graphs = []
@@ -218,22 +222,41 @@ def _routed_backward(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, route
         f, s = blk.branch(hi), blk.shortcut(hi)
         fl, sl = f.detach().requires_grad_(True), s.detach().requires_grad_(True)
         out = blk.merge(fl, sl, blk.default_lam)
-        graphs.append((hi, f, s, fl, sl, out))
+        graphs.append((hi, f, s, fl, sl, out, blk.branch_vjp(hi.detach()) if written else None))
         h = out.detach()
     h.requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(model.head(h), y, reduction="sum"), h)
     cot = g.unsqueeze(0).expand(len(routes), *g.shape).contiguous()
     for i in range(len(graphs) - 1, -1, -1):
-        hi, f, s, fl, sl, out = graphs[i]
+        hi, f, s, fl, sl, out, vjp = graphs[i]
+        through = routes[:, i].to(cot.device)
+        lam = model.block(i).default_lam
+        if vjp is not None and s is hi and lam != 0.0:
+            # An original unit with the identity shortcut, written down: out = ReLU(F + λx), so the cotangent at
+            # both F and λx is cot where out > 0; the skip path passes λ times it on unchanged.
+            g = cot * (out.detach() > 0)
+            nxt = g if lam == 1.0 else g * lam
+            idx = through.nonzero().flatten()
+            if len(idx):
+                nxt.index_copy_(0, idx, vjp(g.index_select(0, idx)))
+            cot = nxt
+            continue
         g_f, g_s = (torch.zeros_like(cot) if v is None else v for v in torch.autograd.grad(
             out, (fl, sl), cot, is_grads_batched=True, retain_graph=True, allow_unused=True))
-        through = routes[:, i].to(cot.device)
-        nxt = torch.zeros(len(routes), *hi.shape, dtype=cot.dtype, device=cot.device)
+        nxt = torch.empty(len(routes), *hi.shape, dtype=cot.dtype, device=cot.device)
         for sel, t, gt in ((through, f, g_f), (~through, s, g_s)):
-            if sel.any():
-                (part,) = torch.autograd.grad(t, hi, gt[sel], is_grads_batched=True, retain_graph=True, allow_unused=True)
-                if part is not None:
-                    nxt[sel] = part
+            idx = sel.nonzero().flatten()
+            if not len(idx):
+                continue
+            gt = gt.index_select(0, idx)
+            if t is f and vjp is not None:
+                part = vjp(gt)
+            else:
+                (part,) = torch.autograd.grad(t, hi, gt, is_grads_batched=True, retain_graph=True, allow_unused=True)
+            if part is None:
+                nxt.index_fill_(0, idx, 0.0)
+            else:
+                nxt.index_copy_(0, idx, part)
         cot = nxt
     return cot.flatten(2).norm(dim=2)
 

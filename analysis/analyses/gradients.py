@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..core.blocks import fold_batchnorm
 from ..core.common import Batch, Progress, autocast, chunked, model_device, private_copy, row_norms
 from ..core.models import CifarResNet
 from ..engine.registry import Analysis, Context, Table, register
@@ -283,7 +284,7 @@ register(Analysis(
 
 # ---------------------------------------------------------------------------- the identity term, block by block
 def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size: int = 64,
-                   progress: Progress = None) -> pd.DataFrame:
+                   progress: Progress = None, fold: bool = True) -> pd.DataFrame:
     """How ∂loss/∂x at each block's input divides between the block's shortcut and its branch.
 
     For block i with input x_i and output merge(F(x_i), s(x_i)), the gradient is the sum of the part that
@@ -296,7 +297,10 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
     backward pass per block and path: ``tests/analyses/test_analyses.py`` checks the two against each other.)
     Per image n: ‖g_shortcut[n]‖₂, ‖g_branch[n]‖₂; ``shortcut_share`` is the mean over images of
     ‖g_shortcut‖ / (‖g_shortcut‖ + ‖g_branch‖) (0 in a plain net, which has no shortcut). Eval-mode BN,
-    float32, on a private copy.
+    float32, on a private copy with each BN that follows a conv folded into it: the same function with one pass less
+    over the activations per BN, forward and backward (on resnet56's 64 images the norms within 7e-5 of the unfolded
+    model's, relative, and the shares within 4e-6: float32 rounding carried through 27 blocks). ``fold=False``: the
+    model's own layers, the comparison of ``benchmarks/analysis_steps.py split``.
 
     Example:
         >>> import torch
@@ -308,7 +312,7 @@ def gradient_split(model: CifarResNet, batch: Batch, model_name: str, batch_size
         >>> len(s), bool(s["shortcut_share"].between(0, 1).all())
         (3, True)
     """
-    m = private_copy(model)
+    m = fold_batchnorm(private_copy(model)) if fold else private_copy(model)
     dev = model_device(m)
     n_blocks = m.num_blocks
     acc = {k: torch.zeros(n_blocks, dtype=torch.float64) for k in ("s", "f", "t", "share", "share_sq", "cos")}

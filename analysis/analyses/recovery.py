@@ -13,10 +13,13 @@ values) and one squared error per test image are kept.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 import torch
 
+from ..core.stats import resample_counts
 from ..engine.registry import Analysis, Context, Table, register
 from ._features import features_model, point_stage, pool, stream, train_features
 from .readout import design, ridge_fit, ridge_predict, ridge_system
@@ -24,14 +27,24 @@ from .readout import design, ridge_fit, ridge_predict, ridge_system
 RIDGE = 1e-2  # the ridge penalty, relative to the number of training images
 
 
+def r2_intervals(sse: Sequence[np.ndarray], sst: np.ndarray, seed: int = 0, resamples: int = 2000
+                 ) -> list[tuple[float, float, float]]:
+    """(R², low, high) per point from each point's per-image squared errors (``sse[j]``) and the images' squared
+    deviations from the mean image: R² = 1 − Σsse/Σsst, with a percentile bootstrap over the images. Every point is
+    resampled with the same draws (the seed's), so one matrix product of their counts gives every point's resampled
+    sums (:func:`~analysis.core.stats.resample_counts`; the same numbers as summing each resample, to float64
+    rounding)."""
+    errs = np.stack([np.asarray(e, dtype=np.float64) for e in sse])  # points x images
+    counts = resample_counts(len(sst), resamples, seed)
+    boot = 1.0 - (counts @ errs.T) / (counts @ sst)[:, None]  # resamples x points
+    r2 = 1.0 - errs.sum(1) / sst.sum()
+    lo, hi = np.quantile(boot, 0.025, axis=0), np.quantile(boot, 0.975, axis=0)
+    return [(float(r), float(a), float(b)) for r, a, b in zip(r2, lo, hi)]
+
+
 def r2_interval(sse: np.ndarray, sst: np.ndarray, seed: int = 0, resamples: int = 2000) -> tuple[float, float, float]:
-    """(R², low, high) from per-image squared errors and squared deviations from the mean image: R² = 1 − Σsse/Σsst,
-    with a percentile bootstrap over the images."""
-    r2 = 1.0 - sse.sum() / sst.sum()
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sse), size=(resamples, len(sse)))
-    boot = 1.0 - sse[idx].sum(1) / sst[idx].sum(1)
-    return float(r2), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+    """:func:`r2_intervals` for one point."""
+    return r2_intervals([sse], sst, seed, resamples)[0]
 
 
 class PixelMap:
@@ -101,8 +114,7 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
 
     stream(features_model(ctx), b.x, visit, progress=lambda f, m: ctx.tick(0.5 + 0.5 * f, m), what=f"input recovery of {ctx.name}")
     rows = []
-    for j, name in enumerate(train.names):
-        r2, lo, hi = r2_interval(sse[j], sst, seed=ctx.seed)
+    for j, (name, (r2, lo, hi)) in enumerate(zip(train.names, r2_intervals(sse, sst, seed=ctx.seed))):
         rows.append({"model": ctx.name, "residual": ctx.model.residual, "point": name, "point_index": j - 1,
                      "stage": point_stage(name), "r2": r2, "r2_low": lo, "r2_high": hi,
                      "dims": int(train.points[j].shape[1]), "images": len(b), "train_images": len(train.labels)})

@@ -163,9 +163,15 @@ def rule_cost(cost: pd.DataFrame, times: dict[str, list[float]], tolerance: floa
     if v == DEPENDS and same.all():
         if any(t is False for t in timing):
             words += f". Parameters and counted FLOPs are equal; the measured time differs by more than {tolerance:.0%}"
-        else:
-            words += (f". Parameters and counted FLOPs are equal; the time ratio's interval reaches beyond the "
-                      f"{tolerance:.0%} tolerance, so the timing cannot tell (a busy machine): more rounds would settle it")
+        elif any(r.time_ratio_high / r.time_ratio_low > 1 + tolerance for r in ev.itertuples()):
+            words += (f". Parameters and counted FLOPs are equal; the time ratio's interval is wider than the "
+                      f"{tolerance:.0%} tolerance (the rounds spread, as on a busy machine), so the timing cannot tell: "
+                      "more rounds would settle it")
+        else:  # narrow intervals that straddle the tolerance: the ratio itself lies near it
+            words += (f". Parameters and counted FLOPs are equal, and the timing is narrow, but the residual nets take "
+                      f"{ev['time_ratio'].min():.2f}-{ev['time_ratio'].max():.2f}x the plain nets' time here, near the "
+                      f"{tolerance:.0%} tolerance, so it cannot tell either way: the work the residual nets add is the "
+                      "shortcut additions (and option A's pads), which the FLOP count leaves out")
     return Verdict(v, words, ev, tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
 

@@ -58,7 +58,8 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """The conv whose output is ``bn(conv(x))`` in eval mode: weights scaled per output channel, BN's shift as a bias."""
     s = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    conv.groups, bias=True, padding_mode=conv.padding_mode)
+                    conv.groups, bias=True, padding_mode=conv.padding_mode, device=conv.weight.device,
+                    dtype=conv.weight.dtype)  # where the net is: a folded copy of a GPU net stays on the GPU
     with torch.no_grad():
         out.weight.copy_(conv.weight * s.reshape(-1, 1, 1, 1))
         out.bias.copy_(bn.bias - bn.running_mean * s + (conv.bias * s if conv.bias is not None else 0))
@@ -224,6 +225,53 @@ class Block(nn.Module):
         if self.gate is not None and self.gate_kind == "exclusive":
             f = f * self.gate_value(x)
         return f
+
+    def branch_vjp(self, x: torch.Tensor):
+        """The vector-Jacobian product of :meth:`branch` at ``x`` for many cotangents at once, or None where this
+        block's branch is not one it can write down.
+
+        Written down for an ``original`` unit (basic or bottleneck) with every BN in eval mode and no gate: there
+        F(x) = c · BN_k(conv_k(ReLU(BN_{k-1}(... ReLU(BN_1(conv_1(x))))))) is linear in everything but the ReLUs'
+        masks, which one forward pass on ``x`` (N images) fixes. The returned function maps cotangents of shape
+        D x N x (F's shape) to D x N x (x's shape): each conv's transpose, with its BN's scale in its weights, runs once
+        on all D·N at once (``torch.nn.grad.conv2d_input``), where autograd's batched gradient (``is_grads_batched``)
+        runs one per cotangent. The same numbers as autograd to float rounding (``tests/analyses/test_analyses.py``).
+        """
+        if type(self) is not Block or self.unit != "original" or self.gate is not None:
+            return None
+        bns = [getattr(self, f"bn{i}", None) for i in range(1, self.k + 1)]
+        if any(not isinstance(b, nn.BatchNorm2d) or b.training or not (b.affine and b.track_running_stats)
+               for b in bns):
+            return None
+        weights, masks, shapes = [], [], []
+        with torch.no_grad():
+            h = x
+            for i, (conv, bn) in enumerate(zip(self.convs, bns)):
+                shapes.append(tuple(h.shape[1:]))
+                # "conv, then BN's scale per output channel" (and the branch scale c after the last BN) is a conv with
+                # scaled weights: their transpose is the product's
+                scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+                c = self.branch_scale if i == self.k - 1 else 1.0
+                weights.append(conv.weight * (scale * c).view(-1, 1, 1, 1))
+                if i < self.k - 1:
+                    a = bn(conv(h))
+                    masks.append(a > 0)
+                    h = getattr(self, f"relu{i + 1}")(a)
+        convs = self.convs
+
+        @torch.no_grad()
+        def vjp(g: torch.Tensor) -> torch.Tensor:
+            d, n = g.shape[:2]
+            g = g.flatten(0, 1)
+            for i in range(self.k - 1, -1, -1):
+                conv = convs[i]
+                g = torch.nn.grad.conv2d_input((d * n,) + shapes[i], weights[i], g, conv.stride, conv.padding,
+                                               conv.dilation, conv.groups)
+                if i:
+                    g = (g.view(d, n, *g.shape[1:]) * masks[i - 1]).flatten(0, 1)
+            return g.view(d, n, *g.shape[1:])
+
+        return vjp
 
     @property
     def response_names(self) -> tuple[str, ...]:

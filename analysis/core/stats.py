@@ -66,6 +66,26 @@ def newcombe_diff(err1_pct: float, n1: float, err2_pct: float, n2: float, z: flo
     return 100.0 * low, 100.0 * high
 
 
+def resample_indices(n: int, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The percentile bootstrap's resamples of n items (``resamples`` x n indices drawn with replacement, seeded): one
+    source for every bootstrap here, so that the same seed resamples the same way wherever it is used."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def resample_counts(n: int, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """How often each item is drawn in each of :func:`resample_indices`' resamples (``resamples`` x n, float64): a sum
+    over a resample of any per-item column is then one matrix product (``counts @ values``), for many columns at once.
+
+    Example:
+        >>> v = np.arange(5.0)
+        >>> bool(np.allclose(resample_counts(5, 3) @ v, v[resample_indices(5, 3)].sum(1)))
+        True
+    """
+    idx = resample_indices(n, resamples, seed)
+    flat = (idx + n * np.arange(resamples)[:, None]).ravel()
+    return np.bincount(flat, minlength=resamples * n).reshape(resamples, n).astype(np.float64)
+
+
 def bootstrap(values: Sequence[float], stat: Callable[[np.ndarray], float] = np.mean, resamples: int = 2000,
               level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(statistic, low, high): the percentile bootstrap interval of ``stat`` over ``values`` (seeded, so the same
@@ -76,8 +96,7 @@ def bootstrap(values: Sequence[float], stat: Callable[[np.ndarray], float] = np.
     s = float(stat(v))
     if len(v) == 1 or np.all(v == v[0]):
         return s, s, s
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(v), size=(resamples, len(v)))
+    idx = resample_indices(len(v), resamples, seed)
     boot = np.apply_along_axis(stat, 1, v[idx]) if stat not in (np.mean, np.median) else (
         v[idx].mean(1) if stat is np.mean else np.median(v[idx], axis=1))
     a = (1 - level) / 2

@@ -430,12 +430,38 @@ def test_gradient_split_equals_back_propagating_with_one_path_detached(name):
         assert df.loc[info.index, "shortcut_share"] == pytest.approx(share, rel=1e-4)
 
 
+@pytest.mark.parametrize("name,written", [("resnet14", True), ("plain14", True), ("resnet14-scale0.5f", True),
+                                          ("resnet29-bottleneck", True), ("resnet14-preact", False),
+                                          ("resnet14-gate-6", False), ("resnet29-bottleneck-bnafter", False)])
+def test_branch_vjp_equals_autograd_for_many_cotangents(name, written):
+    """Block.branch_vjp, where a block writes its branch's product down (original units, eval-mode BN, no gate),
+    equals autograd's batched gradient on every block, the downsampling ones (stride 2) included; elsewhere None."""
+    m = tiny(name=name)
+    with torch.no_grad():
+        h = m.stem_forward(batch(5).x)
+    gen = torch.Generator().manual_seed(0)
+    for info, blk in m.blocks():
+        hi = h.detach().requires_grad_(True)
+        f = blk.branch(hi)
+        vjp = blk.branch_vjp(hi.detach())
+        assert (vjp is not None) == written, (name, info.name)
+        if vjp is not None:
+            cot = torch.randn((3, *f.shape), generator=gen)
+            (want,) = torch.autograd.grad(f, hi, cot, is_grads_batched=True)
+            got = vjp(cot)
+            assert got.shape == want.shape and not got.requires_grad, (name, info.name)
+            assert ((got - want).norm() / want.norm()).item() < 1e-6, (name, info.name)
+        with torch.no_grad():
+            h = blk(h)
+
+
 def test_path_gradients_equal_back_propagating_each_draw_on_its_own():
     """One forward pass per round and the draws' backward passes batched: the numbers of the straightforward
     measurement, one draw at a time (the intact forward values, the gradient routed by detaching)."""
     from analysis.analyses.deletion import _path_forward, path_draws
 
-    for name in ("resnet14", "resnet14-preact", "resnet14-scale0.5", "resnet29-bottleneck-bnafter"):
+    for name in ("resnet14", "resnet14-preact", "resnet14-scale0.5", "resnet14-scale0.5f", "resnet29-bottleneck",
+                 "resnet29-bottleneck-bnafter"):
         m = tiny(name=name)
         b = batch(24)
         got = path_gradients(m, b, "t", samples_per_length=3, batch_size=8, seed=1)

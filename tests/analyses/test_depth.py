@@ -116,6 +116,24 @@ def test_input_recovery_known_answers():
     assert r2 < 0.05  # features that know nothing of the image restore nothing of it
 
 
+def test_every_points_r2_interval_at_once_equals_resampling_each_point():
+    """The points share the seed's resamples, so one product of the resample counts gives every point's bootstrap:
+    the same intervals as summing each resample of each point on its own."""
+    from analysis.analyses.recovery import r2_intervals
+    from analysis.core.stats import resample_indices
+
+    rng = np.random.default_rng(4)
+    sst = rng.gamma(2.0, size=120) + 0.1
+    sse = [sst * rng.uniform(0.1, 0.9, size=120) for _ in range(5)]  # five points, R² between 0.1 and 0.9
+    got = r2_intervals(sse, sst, seed=7, resamples=500)
+    idx = resample_indices(120, 500, 7)
+    for e, (r2, lo, hi) in zip(sse, got):
+        boot = 1 - e[idx].sum(1) / sst[idx].sum(1)
+        assert r2 == pytest.approx(1 - e.sum() / sst.sum(), rel=1e-12)
+        assert (lo, hi) == pytest.approx((np.quantile(boot, 0.025), np.quantile(boot, 0.975)), rel=1e-12)
+        assert lo < r2 < hi
+
+
 def test_input_recovery_solves_on_the_smaller_side_with_the_same_errors():
     """Fewer test images than pixels: the prediction comes from a Cholesky solve per test image, (z_t·A⁻¹)·(zᵀP),
     instead of the map W = A⁻¹·zᵀP (one solve per pixel); the squared errors agree to float rounding."""

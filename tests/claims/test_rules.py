@@ -76,6 +76,12 @@ def test_cost_and_conv_formula():
     # a busy machine: the ratio ranges 0.95-1.30 over 7 rounds measured in turns, so it cannot tell
     noisy = C.rule_cost(cost_rows(), rounds([1.0] * 7, [0.95, 1.02, 1.05, 1.1, 1.08, 1.30, 1.0]))
     assert noisy.verdict == C.DEPENDS and "cannot tell" in noisy.summary and "0.95-1.30x over 7 rounds" in noisy.summary
+    assert "interval is wider than the 15% tolerance" in noisy.summary
+    # a quiet machine: the ratio is 1.10-1.16 in every round, an interval narrower than the tolerance that still
+    # reaches past it: the words say the ratio lies near the tolerance, not that the machine was busy
+    near = C.rule_cost(cost_rows(), rounds([1.0] * 7, [1.10, 1.12, 1.13, 1.13, 1.14, 1.16, 1.12]))
+    assert near.verdict == C.DEPENDS and "1.13-1.13x the plain nets' time here, near the 15% tolerance" in near.summary
+    assert "busy" not in near.summary
     assert C.rule_cost(cost_rows(params_res=300000), rounds([1.0] * 7, [1.0] * 7)).verdict == C.FAILS
     conv = pd.DataFrame({"model": "m", "layer": ["a", "b"], "stride": [1, 2], "formula_macs": [10, 20],
                          "formula_macs_input_size": [10, 80], "counted_macs": [10, 20], "counted_flops": [20, 40]})

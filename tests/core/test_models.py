@@ -169,6 +169,16 @@ def test_folding_batchnorm_keeps_the_function_and_the_original(name):
     assert same_state(m, before)
 
 
+def test_a_folded_copy_stays_on_the_nets_device_and_dtype():
+    """The folded convs are made where the net is (a GPU net's folded copy, for the deletion sweeps, stays on the GPU):
+    checked on the meta device, which, like a GPU, is not where a new module lands by default."""
+    from analysis.core.blocks import fold_batchnorm
+
+    m = tiny(True, 14).to("meta", torch.float64)
+    f = fold_batchnorm(m)
+    assert {(p.device.type, p.dtype) for p in f.parameters()} == {("meta", torch.float64)}
+
+
 def test_forward_options_never_mutate_the_module():
     m = tiny(True, 14)
     saved = state_fingerprint(m)
