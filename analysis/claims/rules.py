@@ -125,10 +125,9 @@ def rule_depth_responses(summary: pd.DataFrame) -> Verdict:
 
 
 def rule_cost(cost: pd.DataFrame, times: dict[str, list[float]], tolerance: float = 0.15) -> Verdict:
-    """``times``: ms per image of each net, one value per round of :func:`cost.interleaved_rounds` (the nets
-    measured in turns). A timing enters the verdict only as the ratio of two nets measured in the same round,
-    with the spread over the rounds: the order-statistic interval of the median ratio (7 rounds: the smallest and
-    the largest ratio, 98 %)."""
+    """``times``: ms per image of each net, one value per round of :func:`cost.interleaved_rounds` (the nets measured
+    in turns). A timing enters the verdict only as the ratio of two nets measured in one round, with the spread over
+    the rounds: the order-statistic interval of the median ratio (7 rounds: the smallest and largest ratio, 98 %)."""
     found = pairs(cost["model"])
     if not found:
         return Verdict(UNTESTED, "needs a plain and a residual net of the same depth")
@@ -160,18 +159,15 @@ def rule_cost(cost: pd.DataFrame, times: dict[str, list[float]], tolerance: floa
         f"{100 * r.shortcut_adds / max(r.flops_residual, 1):.2f} % of the FLOPs), {r.ms_residual:.3f} vs "
         f"{r.ms_plain:.3f} ms per image (time ratio {r.time_ratio:.2f}x, 95 % interval {r.time_ratio_low:.2f}-"
         f"{r.time_ratio_high:.2f}x over {r.rounds} rounds measured in turns)" for r in ev.itertuples())
-    if v == DEPENDS and same.all():
-        if any(t is False for t in timing):
-            words += f". Parameters and counted FLOPs are equal; the measured time differs by more than {tolerance:.0%}"
-        elif any(r.time_ratio_high / r.time_ratio_low > 1 + tolerance for r in ev.itertuples()):
-            words += (f". Parameters and counted FLOPs are equal; the time ratio's interval is wider than the "
-                      f"{tolerance:.0%} tolerance (the rounds spread, as on a busy machine), so the timing cannot tell: "
-                      "more rounds would settle it")
-        else:  # narrow intervals that straddle the tolerance: the ratio itself lies near it
-            words += (f". Parameters and counted FLOPs are equal, and the timing is narrow, but the residual nets take "
-                      f"{ev['time_ratio'].min():.2f}-{ev['time_ratio'].max():.2f}x the plain nets' time here, near the "
-                      f"{tolerance:.0%} tolerance, so it cannot tell either way: the work the residual nets add is the "
-                      "shortcut additions (and option A's pads), which the FLOP count leaves out")
+    if v == DEPENDS and same.all():  # why the timing gives no verdict: a real gap, a wide interval or a ratio near it
+        wide = any(r.time_ratio_high / r.time_ratio_low > 1 + tolerance for r in ev.itertuples())
+        words += ". Parameters and counted FLOPs are equal; " + (
+            f"the measured time differs by more than {tolerance:.0%}" if any(t is False for t in timing) else
+            f"the time ratio's interval is wider than the {tolerance:.0%} tolerance (the rounds spread, as on a busy "
+            "machine), so the timing cannot tell: more rounds would settle it" if wide else f"the timing is narrow, "
+            f"but the residual nets take {ev['time_ratio'].min():.2f}-{ev['time_ratio'].max():.2f}x the plain nets' time "
+            f"here, near the {tolerance:.0%} tolerance, so it cannot tell either way: the work they add is the shortcut "
+            "additions (and option A's pads), which the FLOP count leaves out")
     return Verdict(v, words, ev, tuple(sorted(set(ev["plain"]) | set(ev["residual"]))))
 
 
