@@ -80,11 +80,21 @@ def train_features(ctx: Context, n: int) -> Features:
         if ctx.batch is not None:  # a run on given images (tests on tiny nets): they stand in for the training set
             b = ctx.batch
             return extract(model, b.x[:n], b.y[:n])
-        split = D.load_split("train", ctx.data)
-        idx = D.sample_indices(len(split), n, ctx.seed + 11)  # another draw than any test sample
-        return extract(model, D.normalize(split.images[idx]), split.labels[idx])
+        x, y = train_images(ctx, n)
+        return extract(model, x, y)
 
     return ctx.share(f"train_features_{n}", make)
+
+
+def train_images(ctx: Context, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` seeded random training images (normalised) and their labels: drawn once per workspace and shared by every
+    model's features, as the test sample is (the training split is listed and read once, not once per model)."""
+    def draw() -> tuple[torch.Tensor, torch.Tensor]:
+        split = D.load_split("train", ctx.data)
+        idx = D.sample_indices(len(split), n, ctx.seed + 11)  # another draw than any test sample
+        return D.normalize(split.images[idx]), split.labels[idx]
+
+    return ctx.shared.get(("train_images", n, ctx.seed, ctx.data), draw)
 
 
 def pool(h: torch.Tensor) -> torch.Tensor:

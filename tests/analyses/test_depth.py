@@ -14,7 +14,7 @@ from analysis.core.common import random_sample
 from analysis.core.construct import ConstructionRefused, construct_deeper
 from analysis.engine.context import Context
 from analysis.engine.registry import get, run_one
-from conftest import tiny
+from conftest import make_imagefolder, tiny
 
 X = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 UNITS = ["plain14", "resnet14", "resnet14-preact", "resnet14-bnafter", "resnet14-relubefore", "resnet14-relupreact",
@@ -103,6 +103,34 @@ def test_the_readout_with_every_block_deleted_is_the_stem_and_the_head():
     assert head.loc[-1] == full_error_pct(m, b, skip=every)  # the stem's output through the skip path, then the head
     assert head.loc[m.num_blocks - 1] == PrefixCache(m, b).intact_error_pct()  # after the last block: the net itself
     assert out["error_pct"].between(0, 100).all() and (out["error_low"] <= out["error_pct"]).all()
+
+
+def test_the_models_of_one_workspace_read_the_training_images_once(tmp_path, monkeypatch):
+    """The depth analyses' training images are drawn once per workspace and shared by every model's features (the
+    training split listed and read once, not once per model); each model's features are those of a fresh draw."""
+    from analysis.analyses import _features
+    from analysis.core import data as D
+    from analysis.engine.context import Workspace
+
+    monkeypatch.setenv("RESLENS_CACHE", str(tmp_path / "cache"))
+    make_imagefolder(tmp_path / "c10", per_class=3)
+    reads = []
+    load = D.load_split
+    monkeypatch.setattr(D, "load_split", lambda split, *a, **k: reads.append(split) or load(split, *a, **k))
+    shared = Workspace()
+    got = {}
+    for name in ("plain14", "resnet14"):
+        ctx = Context(name=name, model=tiny(name=name), arch=name, seed=3, samples=10, data=str(tmp_path / "c10"),
+                      shared=shared)
+        got[name] = _features.train_features(ctx, 12)
+    assert reads == ["train"]
+    split = load("train", tmp_path / "c10")
+    idx = D.sample_indices(len(split), 12, 3 + 11)
+    for name, feats in got.items():
+        want = _features.extract(_features.inference_copy(tiny(name=name)), D.normalize(split.images[idx]),
+                                 split.labels[idx])
+        assert torch.equal(feats.labels, want.labels) and torch.equal(feats.pixels, want.pixels)
+        assert all(torch.equal(a, b) for a, b in zip(feats.points, want.points)), name
 
 
 # ---------------------------------------------------------------------------- input recovery, refinement
