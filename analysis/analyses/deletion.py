@@ -218,11 +218,19 @@ def _routed_backward(model: CifarResNet, x: torch.Tensor, y: torch.Tensor, route
         h = model.stem_forward(x)
     graphs = []
     for _, blk in model.blocks():
+        written_down = blk.branch_vjp(h) if written else None
+        vjp = written_down[1] if written_down else None
+        with torch.no_grad():
+            if written_down and blk.shortcut(h) is h and blk.default_lam != 0.0:  # no graph: all of it written down
+                out = blk.merge(written_down[0], h, blk.default_lam)
+                graphs.append((h, None, h, None, None, out, vjp))
+                h = out
+                continue
         hi = h.detach().requires_grad_(True)
         f, s = blk.branch(hi), blk.shortcut(hi)
         fl, sl = f.detach().requires_grad_(True), s.detach().requires_grad_(True)
         out = blk.merge(fl, sl, blk.default_lam)
-        graphs.append((hi, f, s, fl, sl, out, blk.branch_vjp(hi.detach()) if written else None))
+        graphs.append((hi, f, s, fl, sl, out, vjp))
         h = out.detach()
     h.requires_grad_(True)
     (g,) = torch.autograd.grad(F.cross_entropy(model.head(h), y, reduction="sum"), h)

@@ -227,8 +227,8 @@ class Block(nn.Module):
         return f
 
     def branch_vjp(self, x: torch.Tensor):
-        """The vector-Jacobian product of :meth:`branch` at ``x`` for many cotangents at once, or None where this
-        block's branch is not one it can write down.
+        """(:meth:`branch` at ``x``, without a graph; its vector-Jacobian product at ``x`` for many cotangents at once),
+        from one forward pass, or None where this block's branch is not one it can write down.
 
         Written down for an ``original`` unit (basic or bottleneck) with every BN in eval mode and no gate: there
         F(x) = c · BN_k(conv_k(ReLU(BN_{k-1}(... ReLU(BN_1(conv_1(x))))))) is linear in everything but the ReLUs'
@@ -253,10 +253,11 @@ class Block(nn.Module):
                 scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
                 c = self.branch_scale if i == self.k - 1 else 1.0
                 weights.append(conv.weight * (scale * c).view(-1, 1, 1, 1))
+                a = bn(conv(h))
                 if i < self.k - 1:
-                    a = bn(conv(h))
                     masks.append(a > 0)
                     h = getattr(self, f"relu{i + 1}")(a)
+        f = a * self.branch_scale if self.branch_scale != 1.0 else a
         convs = self.convs
 
         @torch.no_grad()
@@ -271,7 +272,7 @@ class Block(nn.Module):
                     g = (g.view(d, n, *g.shape[1:]) * masks[i - 1]).flatten(0, 1)
             return g.view(d, n, *g.shape[1:])
 
-        return vjp
+        return f, vjp
 
     @property
     def response_names(self) -> tuple[str, ...]:

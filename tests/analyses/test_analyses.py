@@ -443,14 +443,16 @@ def test_branch_vjp_equals_autograd_for_many_cotangents(name, written):
     for info, blk in m.blocks():
         hi = h.detach().requires_grad_(True)
         f = blk.branch(hi)
-        vjp = blk.branch_vjp(hi.detach())
-        assert (vjp is not None) == written, (name, info.name)
-        if vjp is not None:
+        got = blk.branch_vjp(hi.detach())
+        assert (got is not None) == written, (name, info.name)
+        if got is not None:
+            value, vjp = got
+            assert not value.requires_grad and torch.allclose(value, f.detach(), rtol=1e-6, atol=1e-6), (name, info.name)
             cot = torch.randn((3, *f.shape), generator=gen)
             (want,) = torch.autograd.grad(f, hi, cot, is_grads_batched=True)
-            got = vjp(cot)
-            assert got.shape == want.shape and not got.requires_grad, (name, info.name)
-            assert ((got - want).norm() / want.norm()).item() < 1e-6, (name, info.name)
+            prod = vjp(cot)
+            assert prod.shape == want.shape and not prod.requires_grad, (name, info.name)
+            assert ((prod - want).norm() / want.norm()).item() < 1e-6, (name, info.name)
         with torch.no_grad():
             h = blk(h)
 
