@@ -20,8 +20,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters (malloc.h)
 MMAP_THRESHOLD = 32 * 1024 * 1024  # bytes: larger blocks are mapped, smaller ones reuse the arenas
+TRIM_THRESHOLD = 128 * 1024 * 1024  # bytes: free memory an arena keeps at its top while an analysis runs
 
 
 def tune_allocator() -> bool:
@@ -30,13 +31,18 @@ def tune_allocator() -> bool:
     Streamlit runs each browser session's script in a thread of its own; glibc gives threads their own malloc
     arenas and, after a large block is freed, raises its mmap threshold so that later tensors of that size come
     from an arena, which keeps the pages. A session's temporaries (an evaluation, an upload) then stayed in the
-    process (``benchmarks/upload_memory.py`` measures it). A fixed threshold of 32 MB (larger tensors are mapped
-    and unmapped, smaller ones reuse the arenas) and two arenas keep it level. The 256 KB threshold used before made
-    every activation a fresh mapping whose pages the kernel zeroes on first touch: the analyses ran 2-2.5x slower
-    (``benchmarks/allocator.py``)."""
+    process (``benchmarks/upload_memory.py`` measures it). A fixed mmap threshold of 32 MB (larger tensors are mapped
+    and unmapped, smaller ones reuse the arenas) and two arenas keep it level; the server hands the free pages back
+    after each result (:func:`release_memory`). The 256 KB threshold used before made every activation a fresh
+    mapping whose pages the kernel zeroes on first touch: the analyses ran 2-2.5x slower. Fixing the mmap threshold
+    also fixes glibc's trim threshold, at 128 KB: an activation freed at an arena's top went back to the system at
+    once and the next one was faulted in again, mid-computation (the Block deletion page 1.4x slower). The trim
+    threshold of 128 MB keeps it for the next tensor until the result is in (``benchmarks/allocator.py --pages``;
+    ``tests/dashboard/test_allocator.py`` counts the page faults)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+        ok = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
         return bool(libc.mallopt(M_ARENA_MAX, 2) == 1 and ok)
     except (OSError, AttributeError):
         return False
