@@ -14,7 +14,12 @@ if __name__ == "__main__":  # a browser session's run
     chosen = st.navigation([st.Page(p.path, title=p.title, icon=p.icon, default=(i == 0),
                                     **({"url_path": p.url_path} if p.url_path else {}))
                             for i, p in enumerate(ui.PAGES)])
-    chosen.run()
+    try:
+        chosen.run()
+    finally:  # the page's temporaries go back to the system once, when its script ends (stopped or not)
+        from ui.warm import release_memory
+
+        release_memory()
 else:  # imported by `streamlit run app.py`: the server
     import time
     from contextlib import asynccontextmanager

@@ -13,7 +13,9 @@ those runs and the peak resident memory, with the ratio to glibc's default. Memo
 ``benchmarks/upload_memory.py``'s measurement.
 
 ``--pages``: instead, those pages cold (``page_compute.py``'s run: AppTest, caches cleared, the store off, after the
-server's start-up) under each setting, each setting in a fresh process, in turns: what a visitor waits for.
+server's start-up) under each setting, each setting in a fresh process, in turns: what a visitor waits for. The
+server now hands free memory back when a page's script ends; the rows marked so hand it back after each analysis
+instead, as the server did before.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ print(json.dumps(out))
 PAGE_CHILD = r"""
 import ctypes, ctypes.util, json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {root!r} + "/benchmarks")
-mmap, trim = {mmap}, {trim}
+mmap, trim, each = {mmap}, {trim}, {each}
 import ui.warm
 
 
@@ -86,6 +88,13 @@ def setting():
 ui.warm.tune_allocator = setting  # the server's start-up with this setting instead of its own
 ui.warm.warm_up()
 import ui.cache
+if each:  # memory handed back after each analysis, as the server did before
+    def run_one(a, ctx, _run=ui.cache.run_one):
+        try:
+            return _run(a, ctx)
+        finally:
+            ui.warm.release_memory()
+    ui.cache.run_one = run_one
 from page_compute import open_cold, timed_run
 from ui.nav import PAGES
 out = {{}}
@@ -100,15 +109,15 @@ print(json.dumps(out))
 def pages(settings: dict, titles: list[str], rounds: int) -> None:
     got: dict[str, list[dict]] = {k: [] for k in settings}
     for _ in range(rounds):
-        for label, (mmap, trim) in settings.items():
-            code = PAGE_CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, pages=titles)
+        for label, (mmap, trim, each) in settings.items():
+            code = PAGE_CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, each=each, pages=titles)
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             got[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"pages cold (AppTest, 500 test images, the four default models), seconds, each setting's {rounds} runs "
           "in turns")
-    print(f"{'allocator':<34}" + "".join(f"{t:>22}" for t in titles))
+    print(f"{'allocator':<64}" + "".join(f"{t:>20}" for t in titles))
     for label, runs in got.items():
-        print(f"{label:<34}" + "".join(f"{', '.join(f'{r[t]:.1f}' for r in runs):>22}" for t in titles))
+        print(f"{label:<64}" + "".join(f"{', '.join(f'{r[t]:.1f}' for r in runs):>20}" for t in titles))
 
 
 def main() -> None:
@@ -125,6 +134,11 @@ def main() -> None:
                 f"mmap {MMAP_THRESHOLD // mb} MB, trim {TRIM_THRESHOLD // mb} MB (now)": (MMAP_THRESHOLD, TRIM_THRESHOLD)}
     got: dict[str, list[dict]] = {k: [] for k in settings}
     if a.pages:
+        t32, t128 = f"mmap {MMAP_THRESHOLD // mb} MB", f"trim {TRIM_THRESHOLD // mb} MB"
+        settings = {"glibc default": (0, 0, False),
+                    f"{t32}, released after each analysis (before)": (MMAP_THRESHOLD, 0, True),
+                    f"{t32}, {t128}, released after each analysis": (MMAP_THRESHOLD, TRIM_THRESHOLD, True),
+                    f"{t32}, {t128}, released at the page's end (now)": (MMAP_THRESHOLD, TRIM_THRESHOLD, False)}
         return pages(settings, [t for t in a.pages.split(",") if t], a.rounds)
     names = ("responses", "gradients", "deletion_single", "deletion_random", "reorder", "paths")
     for _ in range(a.rounds):

@@ -1,6 +1,6 @@
 """One step of an analysis, the way it was against the way it is, on the same inputs, in turns, in one run.
 
-    RESLENS_DATA=... python benchmarks/analysis_steps.py [paths|intervals|split|all] [--model resnet56] [--repeats 3]
+    RESLENS_DATA=... python benchmarks/analysis_steps.py [paths|intervals|split|cka|all] [--model resnet56] [--repeats 3]
 
 - ``paths`` (Block deletion's gradient by path length, the page's defaults: 4 rounds of 16 test images, every path
   length): each block's branch back-propagated for all the routings through it in one call on their D·N images
@@ -11,6 +11,10 @@
   resampling each point on its own. Printed: the largest difference of an interval's end.
 - ``split`` (Gradient flow's identity term, 64 test images): the private copy with each BN folded into its conv
   against the model's own layers. Printed: the largest relative difference of a norm or share.
+- ``cka`` (Depth's block x block CKA, 500 test images in minibatches of 250, on the features' folded bfloat16
+  copy): each point's kernel from its features centred over the minibatch, multiplied in float32
+  (``centred_gram``), against the float64 product of the features as they are (``gram``). Printed: the largest
+  difference of a CKA value (unbiased or biased).
 
 Each prints both ways' times per repeat, the best of each and their ratio.
 """
@@ -28,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from analysis.analyses._prefix import inference_copy  # noqa: E402
+from analysis.analyses.cka import cka_matrix, gram  # noqa: E402
 from analysis.analyses.deletion import _routed_backward, path_draws  # noqa: E402
 from analysis.analyses.gradients import gradient_split  # noqa: E402
 from analysis.analyses.recovery import r2_intervals  # noqa: E402
@@ -104,9 +110,22 @@ def split(model_name: str, repeats: int) -> None:
              repeats, rel, "largest relative difference of a norm or share")
 
 
+def cka(model_name: str, repeats: int) -> None:
+    model = inference_copy(load_pretrained(model_name))
+    x = eval_sample(500, 0, torch.device("cpu")).x
+
+    def diff(r: list) -> float:
+        return max(float((a - c).abs().max()) for a, c in zip(r[0][1:], r[1][1:]))
+
+    in_turns(f"cka, {model_name}: 500 images, minibatches of 250",
+             {"float64 kernels of the features": lambda: cka_matrix(model, x, kernel=lambda h: gram(h.float())),
+              "float32 kernels of the centred features": lambda: cka_matrix(model, x)},
+             repeats, diff, "largest difference of a CKA value")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("step", nargs="?", default="all", choices=("paths", "intervals", "split", "all"))
+    ap.add_argument("step", nargs="?", default="all", choices=("paths", "intervals", "split", "cka", "all"))
     ap.add_argument("--model", default="resnet56")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
@@ -116,3 +135,5 @@ if __name__ == "__main__":
         intervals(a.repeats)
     if a.step in ("split", "all"):
         split(a.model, a.repeats)
+    if a.step in ("cka", "all"):
+        cka(a.model, a.repeats)

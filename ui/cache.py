@@ -88,10 +88,7 @@ def _model_result(key: ResultKey, _params: dict, _i: int = 1, _n: int = 1) -> di
             costs.observe(a, ctx.model.num_blocks, key.samples, _params, key.device, time.perf_counter() - t)
             return out
 
-        try:
-            got = with_bar(f"{a.title}: {where}…", go)
-        finally:
-            release_memory()  # the run's temporaries go back to the system, not to this thread's arena
+        got = with_bar(f"{a.title}: {where}…", go)  # its temporaries go back to the system when the page ends (app.py)
     store().put(key, got)
     _done(key)
     return got
@@ -322,7 +319,15 @@ def prefetch(analysis: str, name: str, s: Settings, **params) -> bool:
     key = model_key(analysis, name, s, p)
     if key is None:
         return False
-    return prefetcher().submit(key, run_one, a, _context(key, p))
+    return prefetcher().submit(key, _background, a, _context(key, p))
+
+
+def _background(a, ctx: Context) -> dict[str, pd.DataFrame]:
+    """A prefetched run; its temporaries go back to the system when it ends (no page run ends after it)."""
+    try:
+        return run_one(a, ctx)
+    finally:
+        release_memory()
 
 
 # ---------------------------------------------------------------------------- the zoo's cards

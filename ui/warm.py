@@ -33,12 +33,12 @@ def tune_allocator() -> bool:
     from an arena, which keeps the pages. A session's temporaries (an evaluation, an upload) then stayed in the
     process (``benchmarks/upload_memory.py`` measures it). A fixed mmap threshold of 32 MB (larger tensors are mapped
     and unmapped, smaller ones reuse the arenas) and two arenas keep it level; the server hands the free pages back
-    after each result (:func:`release_memory`). The 256 KB threshold used before made every activation a fresh
-    mapping whose pages the kernel zeroes on first touch: the analyses ran 2-2.5x slower. Fixing the mmap threshold
-    also fixes glibc's trim threshold, at 128 KB: an activation freed at an arena's top went back to the system at
-    once and the next one was faulted in again, mid-computation (the Block deletion page 1.4x slower). The trim
-    threshold of 128 MB keeps it for the next tensor until the result is in (``benchmarks/allocator.py --pages``;
-    ``tests/dashboard/test_allocator.py`` counts the page faults)."""
+    when a page's script ends and after each background result (:func:`release_memory`). The 256 KB threshold used
+    before made every activation a fresh mapping whose pages the kernel zeroes on first touch: the analyses ran
+    2-2.5x slower. Fixing the mmap threshold also fixes glibc's trim threshold, at 128 KB: an activation freed at an
+    arena's top went back to the system at once and the next one was faulted in again, mid-computation (the Block
+    deletion page 1.4x slower). The trim threshold of 128 MB keeps such memory for the next tensor until the page's
+    script ends (``benchmarks/allocator.py --pages``; ``tests/dashboard/test_allocator.py`` counts the page faults)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
@@ -49,8 +49,11 @@ def tune_allocator() -> bool:
 
 
 def release_memory() -> None:
-    """Return the allocator's free pages to the system (after an upload is dropped, an analysis computed or a
-    checkpoint evaluated: blocks under the mmap threshold come from the arenas, which keep freed pages otherwise)."""
+    """Return the allocator's free pages to the system: when a page's script ends (``app.py``), after a prefetched
+    result, an upload dropped or a checkpoint evaluated (blocks under the mmap threshold come from the arenas, which
+    keep freed pages otherwise). Not after each analysis of a page: the next one would fault the same pages in
+    again (the Depth page's 16 runs 1.1x slower, 2.6 s of its CPU time in the kernel against 0.8;
+    ``benchmarks/allocator.py --pages``)."""
     try:
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

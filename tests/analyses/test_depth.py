@@ -5,7 +5,7 @@ import pytest
 import numpy as np
 import torch
 
-from analysis.analyses.cka import cka_matrix, gram, hsic_biased, hsic_matrices, hsic_unbiased, linear_cka
+from analysis.analyses.cka import centred_gram, cka_matrix, gram, hsic_biased, hsic_matrices, hsic_unbiased, linear_cka
 from analysis.analyses._prefix import PrefixCache, full_error_pct
 from analysis.analyses.readout import probe_error
 from analysis.analyses.recovery import recovery_r2
@@ -74,6 +74,25 @@ def test_every_pairs_hsic_at_once_equals_the_pairwise_definitions():
                 want = fn(grams[a], grams[b])
                 assert abs(float(got - want)) <= 1e-10 * abs(float(want)), (a, b, fn.__name__, float(got), float(want))
     assert torch.equal(unb, unb.T) or torch.allclose(unb, unb.T, rtol=1e-12)
+
+
+def test_both_hsic_estimators_ignore_a_shift_of_the_features_so_the_centred_float32_kernel_gives_the_same_cka():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(30, 200, generator=g, dtype=torch.float64) * 3 + 5  # all positive, far from 0, as after a ReLU
+    y = x[:, :80] ** 2 + torch.rand(30, 80, generator=g, dtype=torch.float64)
+    for fn in (hsic_unbiased, hsic_biased):
+        want = float(fn(gram(x), gram(y)))
+        shifted = float(fn(gram(x - 7.0), gram(y + torch.arange(80.0, dtype=torch.float64))))
+        assert shifted == pytest.approx(want, rel=1e-9), fn.__name__
+    # a net's activations: the centred kernel in float32 against the float64 kernel of the features as they are
+    m = tiny(name="resnet14", width=8)
+    _, unb, bia = cka_matrix(m, X, batch=8)
+    _, unb64, bia64 = cka_matrix(m, X, batch=8, kernel=lambda h: gram(h.float()))
+    torch.testing.assert_close(unb, unb64, rtol=0, atol=1e-6)
+    torch.testing.assert_close(bia, bia64, rtol=0, atol=1e-6)
+    assert float((unb - unb.diag().diag()).abs().max()) > 0.05  # the off-diagonal values are not all 0
+    h = torch.rand(6, 4, 3, 3, generator=g) + 100.0
+    assert torch.allclose(centred_gram(h).sum(0), torch.zeros(6, dtype=torch.float64), atol=1e-3)  # rows sum to 0
 
 
 def test_minibatch_cka_of_a_net():
