@@ -8,13 +8,16 @@ and pooled in float32.
 
 Memory: the *training* images' features (``train_images`` of them, a parameter) are kept, computed once per run and
 model and shared (``Context.share``) by the readout and recovery analyses, which fit their linear maps on them. The
-*test* images are streamed (:func:`stream`): one chunk's activations at a time, so nothing kept grows with the number
-of test images beyond one number per image and point.
+*test* images go through the net in chunks (:func:`stream`: one chunk's activations at a time). What the two analyses
+read off a test chunk (:func:`test_points`: each point's pooled features and the net's head read through the skip
+path from it) is computed once and shared when it fits in :data:`KEEP_TEST_BYTES` (resnet56 at the sidebar's 500
+images: 33 MB), so one pass serves both; for larger samples each analysis streams the images itself, and nothing kept
+grows with the number of test images beyond one number per image and point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +30,7 @@ from ..engine.context import Context
 from ._prefix import inference_copy
 
 POOL = 4
+KEEP_TEST_BYTES = 64 * 2 ** 20  # the largest test chunks' features (all chunks together) kept and shared per model
 
 
 @dataclass
@@ -122,6 +126,69 @@ def stream(model: CifarResNet, x: torch.Tensor, visit: Callable[[slice, list[tor
             visit(slice(s, s + len(xb)), inputs + [last])
         if progress:
             progress((k + 1) / len(starts), f"{what}: test images {min(s + chunk, len(x)):,} of {len(x):,}")
+
+
+@dataclass
+class TestChunk:
+    """What the readout points give on one chunk of the test sample: ``pooled[j]`` is point j - 1's features (n x
+    C·POOL², float32, CPU: :func:`pool`) and ``head[j]`` the net's logits (n x classes, float32, CPU) when the net's
+    own head reads point j - 1 through the skip path (every later block deleted); ``hsic``: the chunk's (unbiased,
+    biased) HSIC matrices over every pair of points (:func:`analysis.analyses.cka.hsic_matrices` of the points'
+    :func:`~analysis.analyses.cka.centred_gram`), for CKA with minibatches of :data:`CHUNK` images; None in a chunk
+    computed for one analysis alone."""
+
+    sl: slice
+    pooled: list[torch.Tensor]
+    head: list[torch.Tensor]
+    hsic: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+CHUNK = 250  # test images per chunk of :func:`test_points`
+
+
+def point_dims(model: CifarResNet) -> list[int]:
+    """Each readout point's number of pooled features (C·POOL²): the stem's output, then each block's."""
+    info = model.block_info
+    return [c * POOL * POOL for c in [info[0].in_planes] + [b.planes for b in info]]
+
+
+def keeps_test_points(ctx: Context) -> bool:
+    """Whether :func:`test_points` keeps the test sample's chunks (they fit in :data:`KEEP_TEST_BYTES`)."""
+    model = ctx.model
+    dims = point_dims(model)
+    return len(ctx.sample()) * (sum(dims) + model.fc.out_features * len(dims)) * 4 <= KEEP_TEST_BYTES
+
+
+def test_points(ctx: Context, progress=None, what: str = "") -> Iterator[TestChunk]:
+    """The test sample's :class:`TestChunk` s, in order. Where :func:`keeps_test_points`, computed in one pass (with
+    CKA's HSIC matrices) and shared by the analyses of this model and sample (readout, recovery and CKA); otherwise
+    computed afresh on each call, one chunk at a time, without the HSIC matrices."""
+    model, b = features_model(ctx), ctx.sample()
+    if not keeps_test_points(ctx):
+        yield from _test_chunks(model, b.x, progress, what, hsic=False)
+        return
+    yield from ctx.share("test_points", lambda: list(_test_chunks(model, b.x, progress, what, hsic=True)))
+
+
+def _test_chunks(model: CifarResNet, x: torch.Tensor, progress, what: str, hsic: bool) -> Iterator[TestChunk]:
+    """:class:`TestChunk` s of normalised images ``x``, one chunk computed per step (lazily)."""
+    from .cka import centred_gram, hsic_matrices
+
+    n_blocks = model.num_blocks
+    starts = list(range(0, len(x), CHUNK))
+    for k, s in enumerate(starts):
+        got: list[TestChunk] = []
+
+        def visit(_sl: slice, acts: list[torch.Tensor]) -> None:
+            heads = [(model.head(h) if j == n_blocks else model.forward_from(j, h, skip=range(j, n_blocks)))
+                     .float().cpu() for j, h in enumerate(acts)]
+            pair = hsic_matrices([centred_gram(h).cpu() for h in acts]) if hsic and len(acts[0]) >= 4 else None
+            got.append(TestChunk(slice(s, s + len(acts[0])), [pool(h).cpu() for h in acts], heads, pair))
+
+        stream(model, x[s:s + CHUNK], visit, chunk=CHUNK)
+        yield got[0]
+        if progress:
+            progress((k + 1) / len(starts), f"{what}: test images {min(s + CHUNK, len(x)):,} of {len(x):,}")
 
 
 def point_stage(name: str) -> int:

@@ -7,7 +7,11 @@ Song et al. (2012), computed on each minibatch of ``batch`` test images and aver
     CKA(X, Y) = mean HSIC₁(K, L) / sqrt(mean HSIC₁(K, K) · mean HSIC₁(L, L)).
 
 The features are each point's whole activation (stem output, then each block's output), flattened. Only one
-minibatch's Gram matrices are held at a time, so memory does not grow with the number of images. The biased
+minibatch's Gram matrices are held at a time, so memory does not grow with the number of images. At minibatches of
+:data:`~analysis.analyses._features.CHUNK` images on a sample whose features are kept
+(:func:`~analysis.analyses._features.keeps_test_points`: the sidebar's 500 images), each minibatch's HSIC comes from
+the test pass that the readouts and input recovery share (:func:`~analysis.analyses._features.test_points`): one
+forward pass of the test images for the three analyses, the same numbers. The biased
 estimator (the centred HSIC of the original paper) is kept for comparison: on independent features it is clearly
 above 0 when the dimension is large against n, where the unbiased one is near 0 (``tests/analyses/test_depth.py``).
 """
@@ -19,7 +23,7 @@ import torch
 
 from ..core.common import autocast, model_device
 from ..engine.registry import Analysis, Context, Table, register
-from ._features import features_model
+from ._features import CHUNK, features_model, keeps_test_points, test_points
 
 
 def gram(x: torch.Tensor) -> torch.Tensor:
@@ -36,9 +40,10 @@ def centred_gram(x: torch.Tensor) -> torch.Tensor:
     the large common part of the post-ReLU features (all positive) before the product, which is what lets float32
     give the float64 kernels' CKA (the features as they are) to 1e-8 on resnet56's and plain56's 500 test images, the
     whole CKA of a 56-layer net 1.5x faster (``benchmarks/analysis_steps.py cka``)."""
-    x = x.flatten(1).float()
-    x = x - x.mean(0, dtype=torch.float64).float()
-    return (x @ x.T).double()
+    with torch.autocast(x.device.type, enabled=False):  # float32 as stated, also inside a stream's bf16 autocast
+        x = x.flatten(1).float()
+        x = x - x.mean(0, dtype=torch.float64).float()
+        return (x @ x.T).double()
 
 
 def hsic_unbiased(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:
@@ -104,29 +109,39 @@ def cka_matrix(model, x: torch.Tensor, batch: int = 250, progress=None, kernel=c
     benchmark compares :func:`gram`)."""
     dev = model_device(model)
     names = ["stem"] + model.block_names()
-    p = len(names)
-    sums = {u: torch.zeros(p, p, dtype=torch.float64) for u in (True, False)}
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
     starts = [s for s in range(0, len(x), batch) if min(len(x), s + batch) - s >= 4]
     for j, s in enumerate(starts):
-        xb = x[s:s + batch].to(dev)
+        xb = x[s:s + batch].to(dev).contiguous(memory_format=torch.channels_last)
         with autocast(dev, dev.type == "cpu"):
             inputs, last = model.block_inputs(xb)
-        unb, bia = hsic_matrices([kernel(h).cpu() for h in inputs + [last]])
-        sums[True] += unb
-        sums[False] += bia
+        pairs.append(hsic_matrices([kernel(h).cpu() for h in inputs + [last]]))
         if progress:
             progress((j + 1) / len(starts), f"CKA: minibatch {j + 1} of {len(starts)}")
+    return (names, *cka_from_sums(pairs))
+
+
+def cka_from_sums(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unbiased, biased) CKA matrices from each minibatch's (unbiased, biased) HSIC matrices: each HSIC averaged
+    over the minibatches (summed here: the mean's scale cancels), then divided by the square roots of the
+    diagonal's."""
     out = []
-    for u in (True, False):
-        d = torch.sqrt(torch.diagonal(sums[u]).clamp_min(1e-300))
-        out.append(sums[u] / (d[:, None] * d[None, :]))
-    return names, out[0], out[1]
+    for u in (0, 1):
+        total = sum(p[u] for p in pairs)
+        d = torch.sqrt(torch.diagonal(total).clamp_min(1e-300))
+        out.append(total / (d[:, None] * d[None, :]))
+    return out[0], out[1]
 
 
 def _run(ctx: Context) -> dict[str, pd.DataFrame]:
     b = ctx.sample()
     bs = ctx.params["batch"]
-    names, unb, bia = cka_matrix(features_model(ctx), b.x, batch=bs, progress=ctx.progress)
+    if bs == CHUNK and keeps_test_points(ctx):  # each minibatch's HSIC from the pass shared with the readouts
+        names = ["stem"] + ctx.model.block_names()
+        unb, bia = cka_from_sums([ch.hsic for ch in test_points(ctx, progress=ctx.progress, what="CKA")
+                                  if ch.hsic is not None])
+    else:
+        names, unb, bia = cka_matrix(features_model(ctx), b.x, batch=bs, progress=ctx.progress)
     rows = [{"model": ctx.name, "residual": ctx.model.residual, "point_a": a, "point_b": c, "index_a": i - 1,
              "index_b": j - 1, "cka": float(unb[i, j]), "cka_biased": float(bia[i, j]), "images": len(b),
              "batch": min(bs, len(b)), "estimator": "linear CKA, unbiased HSIC averaged over minibatches "

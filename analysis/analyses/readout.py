@@ -21,10 +21,10 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ..core.common import count_wrong, error_pct, model_device
+from ..core.common import count_wrong, error_pct
 from ..core.stats import wilson
 from ..engine.registry import Analysis, Context, Table, register
-from ._features import Features, features_model, global_pool, point_stage, pool, stream, train_features
+from ._features import Features, features_model, global_pool, point_stage, test_points, train_features
 
 RIDGE = 1e-3  # the ridge penalty, relative to the number of training images
 
@@ -78,8 +78,9 @@ def probe_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tens
 
 
 def readout_table(ctx: Context, train_images: int) -> pd.DataFrame:
-    """Both readouts at every point: probes fitted on the training images' features, then one streamed pass over the
-    test sample (per chunk: the head through the skip path and the probe's prediction at every point)."""
+    """Both readouts at every point: probes fitted on the training images' features, then the test sample's points
+    (:func:`~analysis.analyses._features.test_points`, shared with input recovery: per chunk, the head through the skip
+    path and the pooled features the probe predicts from)."""
     model, n_blocks = features_model(ctx), ctx.model.num_blocks
     b = ctx.sample()
     train: Features = train_features(ctx, train_images)
@@ -89,16 +90,11 @@ def readout_table(ctx: Context, train_images: int) -> pd.DataFrame:
         probes.append(ridge_fit(train.pooled(j), onehot, RIDGE * len(train.labels)))
         ctx.tick(0.3 * (j + 1) / len(train.names), f"readouts of {ctx.name}: probe {j + 1} of {len(train.names)} fitted")
     wrong = {k: [0] * (n_blocks + 1) for k in ("head", "probe")}
-    y = b.y.to(model_device(model))
-
-    def visit(sl: slice, acts: list[torch.Tensor]) -> None:
-        for j, h in enumerate(acts):  # every later block deleted: the skip path from point j, then the head
-            logits = model.head(h) if j == n_blocks else model.forward_from(j, h, skip=range(j, n_blocks))
-            wrong["head"][j] += count_wrong(logits, y[sl])
-            pred = ridge_predict(global_pool(pool(h)).cpu(), *probes[j]).argmax(1)
-            wrong["probe"][j] += int((pred != b.y[sl].cpu()).sum())
-
-    stream(model, b.x, visit, progress=lambda f, m: ctx.tick(0.3 + 0.7 * f, m), what=f"readouts of {ctx.name}")
+    for ch in test_points(ctx, progress=lambda f, m: ctx.tick(0.3 + 0.7 * f, m), what=f"readouts of {ctx.name}"):
+        y = b.y[ch.sl].cpu()
+        for j, (pooled, head) in enumerate(zip(ch.pooled, ch.head)):
+            wrong["head"][j] += count_wrong(head, y)  # every later block deleted: the skip path from point j, the head
+            wrong["probe"][j] += int((ridge_predict(global_pool(pooled), *probes[j]).argmax(1) != y).sum())
     rows = []
     for j, name in enumerate(train.names):
         for kind in ("head", "probe"):

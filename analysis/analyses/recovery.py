@@ -7,8 +7,9 @@ keeps: a linear map (ridge regression) from the point's features, average-pooled
 (C·16 values), to the 3,072 values of the normalised input image, fitted on ``train_images`` training images and
 scored on the test sample as R² = 1 − Σ (x − x̂)² / Σ (x − x̄)² over every value of every image (x̄: the training
 images' mean image). Its 95 % interval is a percentile bootstrap over the test images (2,000 resamples). The test
-images are streamed (:func:`analysis.analyses._features.stream`); per point, the fitted map ((C·16 + 1) x 3,072 float32
-values) and one squared error per test image are kept.
+images' features come from :func:`analysis.analyses._features.test_points` (one pass shared with the readouts, or
+streamed for large samples); per point, the fitted map ((C·16 + 1) x 3,072 float32 values) and one squared error per
+test image are kept.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from ..core.stats import resample_counts
 from ..engine.registry import Analysis, Context, Table, register
-from ._features import features_model, point_stage, pool, stream, train_features
+from ._features import point_stage, test_points, train_features
 from .readout import design, ridge_fit, ridge_predict, ridge_system
 
 RIDGE = 1e-2  # the ridge penalty, relative to the number of training images
@@ -104,15 +105,12 @@ def _run(ctx: Context) -> dict[str, pd.DataFrame]:
         ctx.tick(0.5 * (j + 1) / len(train.names), f"input recovery of {ctx.name}: map {j + 1} of {len(train.names)} fitted")
     sse = [np.zeros(len(b)) for _ in maps]
     sst = np.zeros(len(b))
-
-    def visit(sl: slice, acts: list[torch.Tensor]) -> None:
-        px = b.x[sl].flatten(1).float().cpu()
-        for j, h in enumerate(acts):
-            e, t = maps[j].score(pool(h).cpu(), px)
-            sse[j][sl] = e
-            sst[sl] = t
-
-    stream(features_model(ctx), b.x, visit, progress=lambda f, m: ctx.tick(0.5 + 0.5 * f, m), what=f"input recovery of {ctx.name}")
+    for ch in test_points(ctx, progress=lambda f, m: ctx.tick(0.5 + 0.5 * f, m), what=f"input recovery of {ctx.name}"):
+        px = b.x[ch.sl].flatten(1).float().cpu()
+        for j, pooled in enumerate(ch.pooled):
+            e, t = maps[j].score(pooled, px)
+            sse[j][ch.sl] = e
+            sst[ch.sl] = t
     rows = []
     for j, (name, (r2, lo, hi)) in enumerate(zip(train.names, r2_intervals(sse, sst, seed=ctx.seed))):
         rows.append({"model": ctx.name, "residual": ctx.model.residual, "point": name, "point_index": j - 1,

@@ -3,6 +3,7 @@ iterative refinement."""
 
 import pytest
 import numpy as np
+import pandas as pd
 import torch
 
 from analysis.analyses.cka import centred_gram, cka_matrix, gram, hsic_biased, hsic_matrices, hsic_unbiased, linear_cka
@@ -150,6 +151,39 @@ def test_the_models_of_one_workspace_read_the_training_images_once(tmp_path, mon
                                  split.labels[idx])
         assert torch.equal(feats.labels, want.labels) and torch.equal(feats.pixels, want.pixels)
         assert all(torch.equal(a, b) for a, b in zip(feats.points, want.points)), name
+
+
+def test_readouts_recovery_and_cka_share_one_pass_over_the_test_images_with_the_same_numbers(monkeypatch):
+    """On a sample whose features are kept, the three analyses of one model run the net over the test images once
+    (one call of ``stream`` per chunk: 300 images, chunks of 250 and 50); with nothing kept, readout and recovery
+    stream the images themselves and CKA runs its own minibatches. Their tables are equal either way."""
+    from analysis.analyses import _features
+    from analysis.engine.context import Workspace
+
+    b = random_sample(300, 1, torch.device("cpu"))
+    calls = []
+    stream = _features.stream
+    monkeypatch.setattr(_features, "stream", lambda model, x, *a, **k: calls.append(len(x)) or stream(model, x, *a, **k))
+
+    def tables(keep: bool) -> dict:
+        monkeypatch.setattr(_features, "KEEP_TEST_BYTES", 64 * 2 ** 20 if keep else 0)
+        calls.clear()
+        shared, out = Workspace(), {}
+        for name in ("readout", "recovery", "cka"):
+            a = get(name)
+            params = a.params(train_images=40) if "train_images" in a.defaults else a.params()
+            ctx = Context(name="t", model=tiny(name="resnet14", width=8), arch="resnet14", seed=0, samples=300,
+                          batch=b, params=params, shared=shared)
+            out.update(run_one(a, ctx))
+        return out
+
+    kept = tables(True)
+    assert calls == [250, 50]
+    alone = tables(False)
+    assert calls == [250, 50, 250, 50]  # readout's and recovery's own streams (CKA runs its own minibatches)
+    for key in ("readout", "input_recovery", "cka"):
+        pd.testing.assert_frame_equal(kept[key], alone[key])
+    assert kept["cka"]["cka"].between(-1.01, 1.01).all() and kept["cka"]["cka"].std() > 0.01
 
 
 # ---------------------------------------------------------------------------- input recovery, refinement
