@@ -22,7 +22,7 @@ import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters (malloc.h)
 MMAP_THRESHOLD = 32 * 1024 * 1024  # bytes: larger blocks are mapped, smaller ones reuse the arenas
-TRIM_THRESHOLD = 128 * 1024 * 1024  # bytes: free memory an arena keeps at its top while an analysis runs
+TRIM_THRESHOLD = 128 * 1024 * 1024  # bytes: free memory an arena keeps at its top until the page's script ends
 
 
 def tune_allocator() -> bool:

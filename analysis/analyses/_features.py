@@ -8,11 +8,12 @@ and pooled in float32.
 
 Memory: the *training* images' features (``train_images`` of them, a parameter) are kept, computed once per run and
 model and shared (``Context.share``) by the readout and recovery analyses, which fit their linear maps on them. The
-*test* images go through the net in chunks (:func:`stream`: one chunk's activations at a time). What the two analyses
-read off a test chunk (:func:`test_points`: each point's pooled features and the net's head read through the skip
-path from it) is computed once and shared when it fits in :data:`KEEP_TEST_BYTES` (resnet56 at the sidebar's 500
-images: 33 MB), so one pass serves both; for larger samples each analysis streams the images itself, and nothing kept
-grows with the number of test images beyond one number per image and point.
+*test* images go through the net in chunks (:func:`stream`: one chunk's activations at a time). What the readouts,
+input recovery and CKA read off a test chunk (:func:`test_points`: each point's pooled features, the net's head read
+through the skip path from it, CKA's HSIC matrices) is computed once and shared when it fits in
+:data:`KEEP_TEST_BYTES` (resnet56 at the sidebar's 500 images: 33 MB), so one pass serves the three; for larger
+samples each analysis streams the images itself, and nothing kept grows with the number of test images beyond one
+number per image and point.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from ..core import data as D
 from ..core.common import autocast, model_device
 from ..core.models import CifarResNet
 from ..engine.context import Context
+from ._hsic import centred_gram, hsic_matrices
 from ._prefix import inference_copy
 
 POOL = 4
-KEEP_TEST_BYTES = 64 * 2 ** 20  # the largest test chunks' features (all chunks together) kept and shared per model
+KEEP_TEST_BYTES = 64 * 2 ** 20  # the most bytes of a model's test chunks (all of them together) kept and shared
 
 
 @dataclass
@@ -133,8 +135,8 @@ class TestChunk:
     """What the readout points give on one chunk of the test sample: ``pooled[j]`` is point j - 1's features (n x
     C·POOL², float32, CPU: :func:`pool`) and ``head[j]`` the net's logits (n x classes, float32, CPU) when the net's
     own head reads point j - 1 through the skip path (every later block deleted); ``hsic``: the chunk's (unbiased,
-    biased) HSIC matrices over every pair of points (:func:`analysis.analyses.cka.hsic_matrices` of the points'
-    :func:`~analysis.analyses.cka.centred_gram`), for CKA with minibatches of :data:`CHUNK` images; None in a chunk
+    biased) HSIC matrices over every pair of points (:func:`analysis.analyses._hsic.hsic_matrices` of the points'
+    :func:`~analysis.analyses._hsic.centred_gram`), for CKA with minibatches of :data:`CHUNK` images; None in a chunk
     computed for one analysis alone."""
 
     sl: slice
@@ -172,8 +174,6 @@ def test_points(ctx: Context, progress=None, what: str = "") -> Iterator[TestChu
 
 def _test_chunks(model: CifarResNet, x: torch.Tensor, progress, what: str, hsic: bool) -> Iterator[TestChunk]:
     """:class:`TestChunk` s of normalised images ``x``, one chunk computed per step (lazily)."""
-    from .cka import centred_gram, hsic_matrices
-
     n_blocks = model.num_blocks
     starts = list(range(0, len(x), CHUNK))
     for k, s in enumerate(starts):
