@@ -88,7 +88,7 @@ if names and ui.need_data():
                       "Wilson interval. The head: every later block deleted (its skip path kept), then the net's own "
                       f"head. The probe: a ridge classifier on the global-average-pooled features, fitted on "
                       f"{int(df['train_images'].iloc[0]):,} training images. The test images pass through the net a chunk at "
-                      "a time, so memory does not grow with their number. "
+                      "a time, in one pass that serves the readouts, input recovery and CKA alike. "
                       + " ".join(ro["readout_findings"]["sentence"]), key="readout")
 
     st.subheader("Iterative refinement: does each block step downhill?")
