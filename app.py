@@ -21,6 +21,9 @@ if __name__ == "__main__":  # a browser session's run
 
         release_memory()
 else:  # imported by `streamlit run app.py`: the server
+    from ui.warm import tune_allocator
+
+    tune_allocator()  # before the server starts its threads: each thread that allocates first would get an arena
     import time
     from contextlib import asynccontextmanager
 

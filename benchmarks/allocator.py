@@ -4,18 +4,20 @@
 
 Each setting runs in a fresh process (glibc's mallopt is per process), its analyses in a thread of their own as
 Streamlit runs a page: glibc's default (dynamic mmap and trim thresholds), a fixed 256 KB mmap threshold (what the
-server set two rounds back), a fixed 32 MB mmap threshold alone (the round before: a fixed mmap threshold also fixes
-the trim threshold at glibc's 128 KB, so every freed activation at an arena's top went back to the system and the
-next one was faulted in and zeroed again), and the server's setting now (``MMAP_THRESHOLD`` and ``TRIM_THRESHOLD``),
-each with two arenas; in turns, ``--rounds`` times. Per setting: the seconds of the responses, gradients and
-one-block deletion analyses at their defaults (500 test images; each the faster of its runs), the page faults of
-those runs and the peak resident memory, with the ratio to glibc's default. Memory given back after uploads is
-``benchmarks/upload_memory.py``'s measurement.
+server set first), a fixed 32 MB mmap threshold alone (what it set before this round: a fixed mmap threshold also
+fixes the trim threshold at glibc's 128 KB, so every freed activation at the heap's top went back to the system and
+the next one was faulted in and zeroed again), these with two arenas, and the server's setting now
+(``MMAP_THRESHOLD``, ``TRIM_THRESHOLD``, ``ARENA_MAX``); in turns, ``--rounds`` times. Per setting: the seconds of the responses, gradients and
+deletion analyses (one-block deletion, k = 2, 4, 6 random blocks deleted, reordering and path gradients; sharing
+their cached block inputs, as on the Block deletion page) at their defaults (500 test images; each the faster of
+its two runs, the server's ``malloc_trim`` after each), the page faults of those runs and the peak resident memory,
+with the ratio to glibc's default. Memory given back after uploads is ``benchmarks/upload_memory.py``'s measurement.
 
 ``--pages``: instead, those pages cold (``page_compute.py``'s run: AppTest, caches cleared, the store off, after the
-server's start-up) under each setting, each setting in a fresh process, in turns: what a visitor waits for. The
-server now hands free memory back when a page's script ends; the rows marked so hand it back after each analysis
-instead, as the server did before.
+server's start-up; each page cold, then its warm rerun) under each setting, each setting in a fresh process, in
+turns: what a visitor waits for. The server now hands free memory back when a page's script ends; the row marked so
+hands it back after each analysis instead, as the server did before. With two arenas a script thread may get a
+thread arena of its own, whose 64 MB heaps glibc unmaps as each empties: Block deletion after Gradient flow shows it.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import ctypes, ctypes.util, json, resource, sys, threading, time
 sys.path.insert(0, {root!r})
-mmap, trim = {mmap}, {trim}
+mmap, trim, arenas = {mmap}, {trim}, {arenas}
 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 if mmap:
-    assert libc.mallopt(-3, mmap) == 1 and libc.mallopt(-8, 2) == 1
+    assert libc.mallopt(-3, mmap) == 1 and libc.mallopt(-8, arenas) == 1
 if trim:
     assert libc.mallopt(-1, trim) == 1
 from analysis.core import data as D
@@ -72,14 +74,14 @@ print(json.dumps(out))
 PAGE_CHILD = r"""
 import ctypes, ctypes.util, json, sys
 sys.path.insert(0, {root!r}); sys.path.insert(0, {root!r} + "/benchmarks")
-mmap, trim, each = {mmap}, {trim}, {each}
+mmap, trim, arenas, each = {mmap}, {trim}, {arenas}, {each}
 import ui.warm
 
 
 def setting():
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     if mmap:
-        assert libc.mallopt(-3, mmap) == 1 and libc.mallopt(-8, 2) == 1
+        assert libc.mallopt(-3, mmap) == 1 and libc.mallopt(-8, arenas) == 1
     if trim:
         assert libc.mallopt(-1, trim) == 1
     return True
@@ -100,7 +102,9 @@ from ui.nav import PAGES
 out = {{}}
 for spec in PAGES:
     if spec.title in {pages!r}:
-        out[spec.title] = timed_run(open_cold(spec))
+        at = open_cold(spec)
+        out[spec.title] = timed_run(at)
+        timed_run(at)  # the warm rerun, as page_compute.py makes it
         ui.cache.prefetcher().drain()
 print(json.dumps(out))
 """
@@ -109,19 +113,19 @@ print(json.dumps(out))
 def pages(settings: dict, titles: list[str], rounds: int) -> None:
     got: dict[str, list[dict]] = {k: [] for k in settings}
     for _ in range(rounds):
-        for label, (mmap, trim, each) in settings.items():
-            code = PAGE_CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, each=each, pages=titles)
+        for label, (mmap, trim, arenas, each) in settings.items():
+            code = PAGE_CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, arenas=arenas, each=each, pages=titles)
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             got[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"pages cold (AppTest, 500 test images, the four default models), seconds, each setting's {rounds} runs "
           "in turns")
-    print(f"{'allocator':<64}" + "".join(f"{t:>20}" for t in titles))
+    print(f"{'allocator':<72}" + "".join(f"{t:>20}" for t in titles))
     for label, runs in got.items():
-        print(f"{label:<64}" + "".join(f"{', '.join(f'{r[t]:.1f}' for r in runs):>20}" for t in titles))
+        print(f"{label:<72}" + "".join(f"{', '.join(f'{r[t]:.1f}' for r in runs):>20}" for t in titles))
 
 
 def main() -> None:
-    from ui.warm import MMAP_THRESHOLD, TRIM_THRESHOLD
+    from ui.warm import ARENA_MAX, MMAP_THRESHOLD, TRIM_THRESHOLD
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="resnet56")
@@ -129,21 +133,23 @@ def main() -> None:
     p.add_argument("--pages", default="", help="page titles, comma-separated: time these pages cold instead")
     a = p.parse_args()
     mb = 2 ** 20
-    settings = {"glibc default": (0, 0), "mmap 256 KB": (256 * 1024, 0),
-                f"mmap {MMAP_THRESHOLD // mb} MB": (MMAP_THRESHOLD, 0),
-                f"mmap {MMAP_THRESHOLD // mb} MB, trim {TRIM_THRESHOLD // mb} MB (now)": (MMAP_THRESHOLD, TRIM_THRESHOLD)}
+    settings = {"glibc default": (0, 0, 2), "mmap 256 KB": (256 * 1024, 0, 2),
+                f"mmap {MMAP_THRESHOLD // mb} MB": (MMAP_THRESHOLD, 0, 2),
+                f"mmap {MMAP_THRESHOLD // mb} MB, trim {TRIM_THRESHOLD // mb} MB, {ARENA_MAX} arena (now)":
+                (MMAP_THRESHOLD, TRIM_THRESHOLD, ARENA_MAX)}
     got: dict[str, list[dict]] = {k: [] for k in settings}
     if a.pages:
         t32, t128 = f"mmap {MMAP_THRESHOLD // mb} MB", f"trim {TRIM_THRESHOLD // mb} MB"
-        settings = {"glibc default": (0, 0, False),
-                    f"{t32}, released after each analysis (before)": (MMAP_THRESHOLD, 0, True),
-                    f"{t32}, {t128}, released after each analysis": (MMAP_THRESHOLD, TRIM_THRESHOLD, True),
-                    f"{t32}, {t128}, released at the page's end (now)": (MMAP_THRESHOLD, TRIM_THRESHOLD, False)}
+        settings = {"glibc default": (0, 0, 2, False),
+                    f"{t32}, 2 arenas, released after each analysis (before)": (MMAP_THRESHOLD, 0, 2, True),
+                    f"{t32}, {t128}, 2 arenas, released at the page's end": (MMAP_THRESHOLD, TRIM_THRESHOLD, 2, False),
+                    f"{t32}, {t128}, {ARENA_MAX} arena, released at the page's end (now)":
+                    (MMAP_THRESHOLD, TRIM_THRESHOLD, ARENA_MAX, False)}
         return pages(settings, [t for t in a.pages.split(",") if t], a.rounds)
     names = ("responses", "gradients", "deletion_single", "deletion_random", "reorder", "paths")
     for _ in range(a.rounds):
-        for label, (mmap, trim) in settings.items():
-            code = CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, model=a.model)
+        for label, (mmap, trim, arenas) in settings.items():
+            code = CHILD.format(root=str(ROOT), mmap=mmap, trim=trim, arenas=arenas, model=a.model)
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             got[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
     base = sum(min(r[k] for r in got["glibc default"]) for k in names)

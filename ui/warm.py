@@ -1,8 +1,9 @@
 """What a fresh server does once, before its first visitor (``app.py`` calls :func:`warm_up` from the
 server's start-up).
 
-1. The allocator: :func:`tune_allocator` makes the process give freed memory back (README, *Numbers you can
-   trust*, has the measurement).
+1. The allocator: :func:`tune_allocator` makes the process give freed memory back and keep what a computation
+   reuses (README, *Numbers you can trust*, has the measurement); ``app.py`` also calls it when the server imports
+   it, before the server's threads start.
 2. The imports every page needs: the dashboard's modules (Streamlit, PyTorch, pandas, Altair, pyarrow), every
    analysis module (through the registry), Captum (which the library imports only where it attributes),
    ``torch._dynamo`` (which PyTorch's FLOP counter imports the first time it counts) and Streamlit's emoji table
@@ -21,8 +22,9 @@ import ctypes
 import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc's mallopt parameters (malloc.h)
-MMAP_THRESHOLD = 32 * 1024 * 1024  # bytes: larger blocks are mapped, smaller ones reuse the arenas
-TRIM_THRESHOLD = 128 * 1024 * 1024  # bytes: free memory an arena keeps at its top until the page's script ends
+MMAP_THRESHOLD = 32 * 1024 * 1024  # bytes: larger blocks are mapped, smaller ones reuse the heap
+TRIM_THRESHOLD = 128 * 1024 * 1024  # bytes: free memory the heap keeps at its top until the page's script ends
+ARENA_MAX = 1  # every thread allocates from the main heap (a thread's own arena unmaps each heap as it empties)
 
 
 def tune_allocator() -> bool:
@@ -32,18 +34,22 @@ def tune_allocator() -> bool:
     arenas and, after a large block is freed, raises its mmap threshold so that later tensors of that size come
     from an arena, which keeps the pages. A session's temporaries (an evaluation, an upload) then stayed in the
     process (``benchmarks/upload_memory.py`` measures it). A fixed mmap threshold of 32 MB (larger tensors are mapped
-    and unmapped, smaller ones reuse the arenas) and two arenas keep it level; the server hands the free pages back
-    when a page's script ends and after each background result (:func:`release_memory`). The 256 KB threshold used
-    before made every activation a fresh mapping whose pages the kernel zeroes on first touch: the analyses ran
-    2-2.5x slower. Fixing the mmap threshold also fixes glibc's trim threshold, at 128 KB: an activation freed at an
-    arena's top went back to the system at once and the next one was faulted in again, mid-computation (the Block
-    deletion page 1.4x slower). The trim threshold of 128 MB keeps such memory for the next tensor until the page's
-    script ends (``benchmarks/allocator.py --pages``; ``tests/dashboard/test_allocator.py`` counts the page faults)."""
+    and unmapped, smaller ones reuse the heap) keeps it level; the server hands the free pages back when a page's
+    script ends and after each background result (:func:`release_memory`). The 256 KB threshold used before made
+    every activation a fresh mapping whose pages the kernel zeroes on first touch: the analyses ran 2-2.5x slower.
+    Fixing the mmap threshold also fixes glibc's trim threshold, at 128 KB: an activation freed at the heap's top
+    went back to the system at once and the next one was faulted in again, mid-computation (the Block deletion page
+    1.4x slower). The trim threshold of 128 MB keeps such memory for the next tensor until the page's script ends.
+    One arena: a thread's own arena is made of 64 MB heaps, and glibc unmaps each one as soon as it empties,
+    whatever the trim threshold; a page computed in such a thread faulted its activations in again (Block deletion
+    after Gradient flow in one process: 8.6-10.5 s with two arenas, 8.4-8.9 s with one). One arena also hands all
+    its free pages back at once (``benchmarks/allocator.py --pages``; ``tests/dashboard/test_allocator.py`` counts
+    the page faults)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
         ok = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
-        return bool(libc.mallopt(M_ARENA_MAX, 2) == 1 and ok)
+        return bool(libc.mallopt(M_ARENA_MAX, ARENA_MAX) == 1 and ok)
     except (OSError, AttributeError):
         return False
 
