@@ -8,7 +8,7 @@ and pooled in float32.
 
 Memory: the *training* images' features (``train_images`` of them, a parameter) are kept, computed once per run and
 model and shared (``Context.share``) by the readout and recovery analyses, which fit their linear maps on them. The
-*test* images go through the net in chunks (:func:`stream`: one chunk's activations at a time). What the readouts,
+*test* images go through the net in chunks (one chunk's activations at a time). What the readouts,
 input recovery and CKA read off a test chunk (:func:`test_points`: each point's pooled features, the net's head read
 through the skip path from it, CKA's HSIC matrices) is computed once and shared when it fits in
 :data:`KEEP_TEST_BYTES` (resnet56 at the sidebar's 500 images: 33 MB), so one pass serves the three; for larger
@@ -18,7 +18,7 @@ number per image and point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -113,23 +113,6 @@ def global_pool(features: torch.Tensor) -> torch.Tensor:
     return features.view(len(features), -1, POOL * POOL).mean(2)
 
 
-@torch.no_grad()
-def stream(model: CifarResNet, x: torch.Tensor, visit: Callable[[slice, list[torch.Tensor]], None],
-           chunk: int = 250, progress=None, what: str = "") -> None:
-    """Run normalised images ``x`` through ``model`` in chunks; for each chunk call ``visit(sl, acts)`` with the
-    activations at every readout point (``acts[j]`` is point j - 1, in the autocast dtype; block j's input for
-    j < num_blocks, the last block's output for j = num_blocks). Only one chunk's activations exist at a time."""
-    dev = model_device(model)
-    starts = list(range(0, len(x), chunk))
-    for k, s in enumerate(starts):
-        xb = x[s:s + chunk].to(dev).contiguous(memory_format=torch.channels_last)
-        with autocast(dev, dev.type == "cpu"):
-            inputs, last = model.block_inputs(xb)
-            visit(slice(s, s + len(xb)), inputs + [last])
-        if progress:
-            progress((k + 1) / len(starts), f"{what}: test images {min(s + chunk, len(x)):,} of {len(x):,}")
-
-
 @dataclass
 class TestChunk:
     """What the readout points give on one chunk of the test sample: ``pooled[j]`` is point j - 1's features (n x
@@ -173,20 +156,22 @@ def test_points(ctx: Context, progress=None, what: str = "") -> Iterator[TestChu
 
 
 def _test_chunks(model: CifarResNet, x: torch.Tensor, progress, what: str, hsic: bool) -> Iterator[TestChunk]:
-    """:class:`TestChunk` s of normalised images ``x``, one chunk computed per step (lazily)."""
-    n_blocks = model.num_blocks
+    """:class:`TestChunk` s of normalised images ``x``, one chunk computed per step (lazily): only one chunk's
+    activations exist at a time (in the autocast dtype; block j's input for j < num_blocks, then the last block's
+    output)."""
+    dev, n_blocks = model_device(model), model.num_blocks
     starts = list(range(0, len(x), CHUNK))
     for k, s in enumerate(starts):
-        got: list[TestChunk] = []
-
-        def visit(_sl: slice, acts: list[torch.Tensor]) -> None:
+        xb = x[s:s + CHUNK].to(dev).contiguous(memory_format=torch.channels_last)
+        with torch.no_grad(), autocast(dev, dev.type == "cpu"):
+            inputs, last = model.block_inputs(xb)
+            acts = inputs + [last]
             heads = [(model.head(h) if j == n_blocks else model.forward_from(j, h, skip=range(j, n_blocks)))
                      .float().cpu() for j, h in enumerate(acts)]
-            pair = hsic_matrices([centred_gram(h).cpu() for h in acts]) if hsic and len(acts[0]) >= 4 else None
-            got.append(TestChunk(slice(s, s + len(acts[0])), [pool(h).cpu() for h in acts], heads, pair))
-
-        stream(model, x[s:s + CHUNK], visit, chunk=CHUNK)
-        yield got[0]
+            pair = hsic_matrices([centred_gram(h).cpu() for h in acts]) if hsic and len(xb) >= 4 else None
+            pooled = [pool(h).cpu() for h in acts]
+        del inputs, last, acts
+        yield TestChunk(slice(s, s + len(xb)), pooled, heads, pair)
         if progress:
             progress((k + 1) / len(starts), f"{what}: test images {min(s + CHUNK, len(x)):,} of {len(x):,}")
 

@@ -21,7 +21,7 @@ def centred_gram(x: torch.Tensor) -> torch.Tensor:
     the large common part of the post-ReLU features (all positive) before the product, which is what lets float32
     give the float64 kernels' CKA (the features as they are) to 1e-8 on resnet56's and plain56's 500 test images, the
     whole CKA of a 56-layer net 1.5x faster (``benchmarks/analysis_steps.py cka``)."""
-    with torch.autocast(x.device.type, enabled=False):  # float32 as stated, also inside a stream's bf16 autocast
+    with torch.autocast(x.device.type, enabled=False):  # float32 as stated, also inside the test pass's bf16 autocast
         x = x.flatten(1).float()
         x = x - x.mean(0, dtype=torch.float64).float()
         return (x @ x.T).double()

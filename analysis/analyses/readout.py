@@ -12,8 +12,9 @@
 
 Top-1 error in percent with its 95 % Wilson interval. Eval-mode BN, bfloat16 autocast on the CPU on a folded and fused
 copy (:func:`analysis.analyses._features.features_model`; float32 on a GPU) for the forward passes, float64 for the
-probe's fit. The test images are streamed one chunk at a time
-(:func:`analysis.analyses._features.stream`); the probe's training features are kept (``train_images`` of them).
+probe's fit. The test images go through the net one chunk at a time
+(:func:`analysis.analyses._features.test_points`, a pass shared with input recovery and CKA); the probe's training
+features are kept (``train_images`` of them).
 """
 
 from __future__ import annotations

@@ -155,15 +155,17 @@ def test_the_models_of_one_workspace_read_the_training_images_once(tmp_path, mon
 
 def test_readouts_recovery_and_cka_share_one_pass_over_the_test_images_with_the_same_numbers(monkeypatch):
     """On a sample whose features are kept, the three analyses of one model run the net over the test images once
-    (one call of ``stream`` per chunk: 300 images, chunks of 250 and 50); with nothing kept, readout and recovery
-    stream the images themselves and CKA runs its own minibatches. Their tables are equal either way."""
+    (300 images: chunks of 250 and 50, after the 40 training images' features); with nothing kept, readout and
+    recovery run their own passes and CKA its own minibatches. Their tables are equal either way."""
     from analysis.analyses import _features
+    from analysis.core.models import CifarResNet
     from analysis.engine.context import Workspace
 
     b = random_sample(300, 1, torch.device("cpu"))
     calls = []
-    stream = _features.stream
-    monkeypatch.setattr(_features, "stream", lambda model, x, *a, **k: calls.append(len(x)) or stream(model, x, *a, **k))
+    block_inputs = CifarResNet.block_inputs
+    monkeypatch.setattr(CifarResNet, "block_inputs", lambda self, x, *a, **k: calls.append(len(x))
+                        or block_inputs(self, x, *a, **k))
 
     def tables(keep: bool) -> dict:
         monkeypatch.setattr(_features, "KEEP_TEST_BYTES", 64 * 2 ** 20 if keep else 0)
@@ -178,9 +180,9 @@ def test_readouts_recovery_and_cka_share_one_pass_over_the_test_images_with_the_
         return out
 
     kept = tables(True)
-    assert calls == [250, 50]
+    assert calls == [40, 250, 50]  # the training features, then one pass over the test images for all three
     alone = tables(False)
-    assert calls == [250, 50, 250, 50]  # readout's and recovery's own streams (CKA runs its own minibatches)
+    assert calls == [40, 250, 50, 250, 50, 250, 50]  # readout's, recovery's and CKA's own passes
     for key in ("readout", "input_recovery", "cka"):
         pd.testing.assert_frame_equal(kept[key], alone[key])
     assert kept["cka"]["cka"].between(-1.01, 1.01).all() and kept["cka"]["cka"].std() > 0.01
